@@ -1,0 +1,14 @@
+/* commands.h — the sub-commands of the diffadapt CLI. Each takes (argc, argv) with argv[0] the
+ * command name, prints --help, and returns the process exit code (0 ok, 1 error, 2 usage). */
+#ifndef DA_COMMANDS_H
+#define DA_COMMANDS_H
+
+typedef struct {
+    const char *name, *summary;
+    int (*run)(int argc, char **argv);
+} da_command;
+
+int cmd_inspect(int argc, char **argv);
+int cmd_selftest(int argc, char **argv);
+
+#endif

@@ -1,0 +1,29 @@
+/* main.c — the diffadapt command: dispatches sub-commands (one file each under src/cli/). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const da_command COMMANDS[] = {
+    {"inspect", "list the tensors and metadata of a safetensors file", cmd_inspect},
+    {"selftest", "a quick check that the engine computes correct gradients", cmd_selftest},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: diffadapt COMMAND [OPTIONS]   (diffadapt COMMAND --help for its options)\n\n"
+                 "Text-guided domain adaptation with diffusion models.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(out, "  %-18s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "diffadapt: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
