@@ -1,0 +1,44 @@
+/* args.h — the long-option parser every sub-command uses: a table of options bound to
+ * variables; --help is generated from the table (with each option's default). */
+#ifndef DA_ARGS_H
+#define DA_ARGS_H
+
+#include <stdbool.h>
+
+typedef enum { DA_OPT_FLAG, DA_OPT_INT, DA_OPT_FLOAT, DA_OPT_STRING, DA_OPT_LIST } da_opt_kind;
+
+/* Values of a repeatable option (--eval A=x --eval B=y), in command-line order. */
+typedef struct {
+    const char *items[64];
+    int n;
+} da_strlist;
+
+typedef struct {
+    const char *name;       /* "--out" */
+    da_opt_kind kind;
+    void *target;           /* bool*, int*, float*, const char**, da_strlist* */
+    const char *metavar;    /* "FILE"; NULL for flags */
+    const char *help;
+    bool required;
+} da_option;
+
+typedef struct {
+    const char *command;    /* "train-diffusion" */
+    const char *synopsis;   /* "--data D --out M.safetensors [options]" */
+    const char *description;
+    const char *positional; /* NULL: no positional arguments allowed; else its name for --help */
+} da_cmd_info;
+
+/* Parses argv[1..] (argv[0] is the command name). Positional arguments are returned in pos
+ * (pointers into argv; when info->positional is set and the call returned 0 the caller
+ * frees the array with free(), otherwise it is a static empty array); "--" ends option parsing.
+ * Returns 0 to go on, 1 after printing --help (exit 0), 2 after printing a usage error. */
+int da_parse_args(const da_cmd_info *info, const da_option *opts, int argc, char **argv,
+                  int *n_pos, char ***pos);
+/* Exit code for a parse result: 0 for --help, 2 for a usage error. */
+static inline int da_args_exit(int rc) { return rc == 1 ? 0 : 2; }
+
+/* Refuses to overwrite an existing path unless force; prints why. Returns 0 when ok. */
+int da_check_output(const char *path, bool force);
+
+#endif
