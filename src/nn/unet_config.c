@@ -1,0 +1,327 @@
+/* unet_config.c — the UNet config: defaults, validation, and reading/writing it as the
+ * reference YAML layout (libyaml, converted to a JSON tree) or JSON (cJSON). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "nn/unet.h"
+
+void da_unet_config_default(da_unet_config *c) {
+    memset(c, 0, sizeof *c);
+    c->in_channels = 1;
+    c->out_ch = 1;
+    c->ch = 64;
+    c->resolution = 32;
+    c->n_levels = 3;
+    c->ch_mult[0] = 1; c->ch_mult[1] = 2; c->ch_mult[2] = 2;
+    c->num_res_blocks = 2;
+    c->n_attn = 1;
+    c->attn_resolutions[0] = 16;
+    c->dropout = 0.1f;
+    c->resamp_with_conv = true;
+    snprintf(c->var_type, sizeof c->var_type, "fixedlarge");
+    c->ema_rate = 0.999f;
+    c->beta_start = 1e-4;
+    c->beta_end = 0.02;
+    c->num_timesteps = 1000;
+}
+
+int da_unet_config_validate(const da_unet_config *c, char *err, size_t errlen) {
+#define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
+    if (c->in_channels < 1 || c->in_channels > 64) BAD("model config: in_channels %d must lie in 1..64", c->in_channels);
+    if (c->out_ch < 1 || c->out_ch > 64) BAD("model config: out_ch %d must lie in 1..64", c->out_ch);
+    if (c->ch < 32 || c->ch % 32) BAD("model config: ch %d must be a positive multiple of 32 (GroupNorm uses 32 groups)", c->ch);
+    if (c->n_levels < 1 || c->n_levels > DA_UNET_MAX_LEVELS) BAD("model config: ch_mult needs 1..%d entries, got %d", DA_UNET_MAX_LEVELS, c->n_levels);
+    for (int i = 0; i < c->n_levels; i++)
+        if (c->ch_mult[i] < 1 || c->ch_mult[i] > 64) BAD("model config: ch_mult[%d] = %d must lie in 1..64", i, c->ch_mult[i]);
+    if (c->num_res_blocks < 1 || c->num_res_blocks > DA_UNET_MAX_BLOCKS)
+        BAD("model config: num_res_blocks %d must lie in 1..%d", c->num_res_blocks, DA_UNET_MAX_BLOCKS);
+    int div = 1 << (c->n_levels - 1);
+    if (c->resolution < div || c->resolution % div || c->resolution > 4096)
+        BAD("model config: image_size %d must be a multiple of %d (2^(levels-1)) and at most 4096", c->resolution, div);
+    if (!(c->dropout >= 0 && c->dropout < 1)) BAD("model config: dropout %g must lie in [0,1)", (double)c->dropout);
+    if (!(c->beta_start > 0 && c->beta_start <= c->beta_end && c->beta_end < 1))
+        BAD("model config: beta_start %g / beta_end %g must satisfy 0 < start <= end < 1", c->beta_start, c->beta_end);
+    if (c->num_timesteps < 2 || c->num_timesteps > 4000)
+        BAD("model config: num_diffusion_timesteps %d must lie in 2..4000", c->num_timesteps);
+    return 0;
+#undef BAD
+}
+
+/* ---- JSON tree -> config ------------------------------------------------------------------ */
+
+static int get_int(const cJSON *o, const char *key, int *dst, const char *what, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9) {
+        snprintf(err, errlen, "%s: '%s' must be an integer", what, key);
+        return -1;
+    }
+    *dst = (int)v->valuedouble;
+    return 0;
+}
+
+static int get_double(const cJSON *o, const char *key, double *dst, const char *what, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v)) {
+        snprintf(err, errlen, "%s: '%s' must be a number", what, key);
+        return -1;
+    }
+    *dst = v->valuedouble;
+    return 0;
+}
+
+static int get_bool(const cJSON *o, const char *key, bool *dst, const char *what, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 0;
+    if (!cJSON_IsBool(v)) {
+        snprintf(err, errlen, "%s: '%s' must be true or false", what, key);
+        return -1;
+    }
+    *dst = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int get_int_list(const cJSON *o, const char *key, int *dst, int *n, int cap, const char *what, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 0;
+    if (cJSON_IsNumber(v)) {   /* a single value written without brackets */
+        *n = 1;
+        dst[0] = (int)v->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > cap) {
+        snprintf(err, errlen, "%s: '%s' must be a list of at most %d integers", what, key, cap);
+        return -1;
+    }
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble)) {
+            snprintf(err, errlen, "%s: '%s' must hold integers only", what, key);
+            return -1;
+        }
+        dst[k++] = (int)it->valuedouble;
+    }
+    *n = k;
+    return 0;
+}
+
+static int config_from_tree(const cJSON *root, const char *what, da_unet_config *c, char *err, size_t errlen) {
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, errlen, "%s: the config must be a mapping with a 'model' block", what);
+        return -1;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!cJSON_IsObject(model)) {
+        snprintf(err, errlen, "%s: no 'model:' block (expected the layout of the reference configs, e.g. configs/celeba.yml)", what);
+        return -1;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "simple"))) {
+        snprintf(err, errlen, "%s: model type '%s' is not supported (only \"simple\")", what,
+                 cJSON_IsString(type) ? type->valuestring : "?");
+        return -1;
+    }
+    double dropout = c->dropout, ema = c->ema_rate;
+    if (get_int(model, "in_channels", &c->in_channels, what, err, errlen) ||
+        get_int(model, "out_ch", &c->out_ch, what, err, errlen) ||
+        get_int(model, "ch", &c->ch, what, err, errlen) ||
+        get_int_list(model, "ch_mult", c->ch_mult, &c->n_levels, DA_UNET_MAX_LEVELS, what, err, errlen) ||
+        get_int(model, "num_res_blocks", &c->num_res_blocks, what, err, errlen) ||
+        get_int_list(model, "attn_resolutions", c->attn_resolutions, &c->n_attn, DA_UNET_MAX_LEVELS, what, err, errlen) ||
+        get_double(model, "dropout", &dropout, what, err, errlen) ||
+        get_double(model, "ema_rate", &ema, what, err, errlen) ||
+        get_bool(model, "resamp_with_conv", &c->resamp_with_conv, what, err, errlen))
+        return -1;
+    c->dropout = (float)dropout;
+    c->ema_rate = (float)ema;
+    const cJSON *vt = cJSON_GetObjectItemCaseSensitive(model, "var_type");
+    if (cJSON_IsString(vt)) snprintf(c->var_type, sizeof c->var_type, "%s", vt->valuestring);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (data) {
+        int channels = 0;
+        if (get_int(data, "image_size", &c->resolution, what, err, errlen) ||
+            get_int(data, "channels", &channels, what, err, errlen))
+            return -1;
+        if (channels && channels != c->in_channels) {
+            snprintf(err, errlen, "%s: data.channels %d differs from model.in_channels %d", what, channels, c->in_channels);
+            return -1;
+        }
+    }
+    const cJSON *diff = cJSON_GetObjectItemCaseSensitive(root, "diffusion");
+    if (diff) {
+        const cJSON *bs = cJSON_GetObjectItemCaseSensitive(diff, "beta_schedule");
+        if (bs && (!cJSON_IsString(bs) || strcmp(bs->valuestring, "linear"))) {
+            snprintf(err, errlen, "%s: beta_schedule '%s' is not supported (only \"linear\")", what,
+                     cJSON_IsString(bs) ? bs->valuestring : "?");
+            return -1;
+        }
+        if (get_double(diff, "beta_start", &c->beta_start, what, err, errlen) ||
+            get_double(diff, "beta_end", &c->beta_end, what, err, errlen) ||
+            get_int(diff, "num_diffusion_timesteps", &c->num_timesteps, what, err, errlen))
+            return -1;
+    }
+    return da_unet_config_validate(c, err, errlen);
+}
+
+int da_unet_config_from_json(const char *json, const char *what, da_unet_config *c, char *err, size_t errlen) {
+    cJSON *root = cJSON_Parse(json);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        snprintf(err, errlen, "%s: malformed JSON near '%.20s'", what, at ? at : "?");
+        return -1;
+    }
+    int rc = config_from_tree(root, what, c, err, errlen);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- YAML -> JSON tree -------------------------------------------------------------------- */
+
+/* A plain scalar becomes a number, a boolean or null when it reads as one (YAML 1.1 core
+ * words the reference files use: true/false/True/False, null/~); quoted scalars stay strings. */
+static cJSON *yaml_scalar(const yaml_node_t *n) {
+    const char *s = (const char *)n->data.scalar.value;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) return cJSON_CreateTrue();
+        if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) return cJSON_CreateFalse();
+        if (!strcmp(s, "null") || !strcmp(s, "~") || !*s) return cJSON_CreateNull();
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (end != s && !*end && !errno) return cJSON_CreateNumber(v);
+    }
+    return cJSON_CreateString(s);
+}
+
+static cJSON *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth) {
+    if (!n || depth > 32) return NULL;
+    switch (n->type) {
+    case YAML_SCALAR_NODE: return yaml_scalar(n);
+    case YAML_SEQUENCE_NODE: {
+        cJSON *a = cJSON_CreateArray();
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+            cJSON *v = yaml_to_json(doc, yaml_document_get_node(doc, *it), depth + 1);
+            if (!v) { cJSON_Delete(a); return NULL; }
+            cJSON_AddItemToArray(a, v);
+        }
+        return a;
+    }
+    case YAML_MAPPING_NODE: {
+        cJSON *o = cJSON_CreateObject();
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = yaml_document_get_node(doc, p->key);
+            cJSON *v = yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1);
+            if (!k || k->type != YAML_SCALAR_NODE || !v) { cJSON_Delete(v); cJSON_Delete(o); return NULL; }
+            cJSON_AddItemToObject(o, (const char *)k->data.scalar.value, v);
+        }
+        return o;
+    }
+    default: return NULL;
+    }
+}
+
+static int load_yaml(const char *path, FILE *f, da_unet_config *c, char *err, size_t errlen) {
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(err, errlen, "%s: cannot start the YAML parser", path);
+        return -1;
+    }
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s: malformed YAML at line %zu: %s", path, parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "parse error");
+        yaml_parser_delete(&parser);
+        return -1;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    cJSON *tree = root ? yaml_to_json(&doc, root, 0) : NULL;
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (!tree) {
+        snprintf(err, errlen, "%s: empty or unsupported YAML (expected mappings, lists and scalars)", path);
+        return -1;
+    }
+    int rc = config_from_tree(tree, path, c, err, errlen);
+    cJSON_Delete(tree);
+    return rc;
+}
+
+int da_unet_config_load(const char *path, da_unet_config *c, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* JSON when the first non-blank character opens an object, YAML otherwise */
+    int ch;
+    do ch = fgetc(f); while (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r');
+    rewind(f);
+    int rc;
+    if (ch == '{') {
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        rewind(f);
+        if (size < 0 || size > (1 << 24)) {
+            fclose(f);
+            snprintf(err, errlen, "%s: not a config file (size %ld)", path, size);
+            return -1;
+        }
+        char *buf = malloc((size_t)size + 1);
+        size_t got = fread(buf, 1, (size_t)size, f);
+        buf[got] = 0;
+        rc = da_unet_config_from_json(buf, path, c, err, errlen);
+        free(buf);
+    } else {
+        rc = load_yaml(path, f, c, err, errlen);
+    }
+    fclose(f);
+    return rc;
+}
+
+char *da_unet_config_to_json(const da_unet_config *c) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *m = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(m, "type", "simple");
+    cJSON_AddNumberToObject(m, "in_channels", c->in_channels);
+    cJSON_AddNumberToObject(m, "out_ch", c->out_ch);
+    cJSON_AddNumberToObject(m, "ch", c->ch);
+    cJSON_AddItemToObject(m, "ch_mult", cJSON_CreateIntArray(c->ch_mult, c->n_levels));
+    cJSON_AddNumberToObject(m, "num_res_blocks", c->num_res_blocks);
+    cJSON_AddItemToObject(m, "attn_resolutions", cJSON_CreateIntArray(c->attn_resolutions, c->n_attn));
+    cJSON_AddNumberToObject(m, "dropout", c->dropout);
+    cJSON_AddStringToObject(m, "var_type", c->var_type);
+    cJSON_AddNumberToObject(m, "ema_rate", c->ema_rate);
+    cJSON_AddTrueToObject(m, "ema");
+    cJSON_AddBoolToObject(m, "resamp_with_conv", c->resamp_with_conv);
+    cJSON *d = cJSON_AddObjectToObject(root, "data");
+    cJSON_AddNumberToObject(d, "image_size", c->resolution);
+    cJSON_AddNumberToObject(d, "channels", c->in_channels);
+    cJSON *df = cJSON_AddObjectToObject(root, "diffusion");
+    cJSON_AddStringToObject(df, "beta_schedule", "linear");
+    cJSON_AddNumberToObject(df, "beta_start", c->beta_start);
+    cJSON_AddNumberToObject(df, "beta_end", c->beta_end);
+    cJSON_AddNumberToObject(df, "num_diffusion_timesteps", c->num_timesteps);
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+const char *da_unet_config_str(const da_unet_config *c, char *buf, size_t len) {
+    char mult[64] = "", attn[64] = "";
+    size_t n = 0;
+    for (int i = 0; i < c->n_levels; i++) n += (size_t)snprintf(mult + n, sizeof mult - n, i ? ",%d" : "%d", c->ch_mult[i]);
+    n = 0;
+    for (int i = 0; i < c->n_attn; i++) n += (size_t)snprintf(attn + n, sizeof attn - n, i ? ",%d" : "%d", c->attn_resolutions[i]);
+    snprintf(buf, len, "ch %d, ch_mult %s, %d res blocks, attention at %s, dropout %g, %s resampling, %dx%dx%d -> %d",
+             c->ch, mult, c->num_res_blocks, c->n_attn ? attn : "none", (double)c->dropout,
+             c->resamp_with_conv ? "conv" : "pool/nearest", c->resolution, c->resolution, c->in_channels, c->out_ch);
+    return buf;
+}

@@ -1,0 +1,247 @@
+/* test_unet.c — the DDPM UNet against a float64 PyTorch reference (golden/gen_unet.py) on tiny
+ * configs (attention, nin_shortcut, conv and pool/nearest resampling, 1 and 3 channels): forward,
+ * input and parameter gradients; config parsing (YAML/JSON), save/load and mismatch errors. */
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "nn/unet.h"
+#include "test_util.h"
+
+/* The weights of the golden models: a 32-bit mix of (parameter index, element index) that
+ * gen_unet.py repeats exactly, so the golden file needs no weights. */
+static double hash_u01(uint64_t k, uint64_t i) {
+    uint64_t h = ((i + 1) * 0x9E3779B1ULL + (k + 1) * 0x85EBCA77ULL) & 0xFFFFFFFFULL;
+    h ^= h >> 15;
+    h = (h * 0x2C1B3C6DULL) & 0xFFFFFFFFULL;
+    h ^= h >> 12;
+    return (double)h / 4294967296.0;
+}
+
+static void set_golden_weights(da_unet *m) {
+    for (int k = 0; k < m->params.n; k++) {
+        da_tensor *t = m->params.items[k].t;
+        const char *name = m->params.items[k].name;
+        char dotted[400];
+        snprintf(dotted, sizeof dotted, ".%s", name);
+        size_t len = strlen(name);
+        bool norm_w = t->ndim == 1 && strstr(dotted, ".norm") && len >= 6 && !strcmp(name + len - 6, "weight");
+        for (int64_t i = 0; i < t->numel; i++) {
+            double u = hash_u01((uint64_t)k, (uint64_t)i) * 2 - 1;
+            double v = t->ndim == 1 ? (norm_w ? 1 + 0.1 * u : 0.1 * u) : u / sqrt((double)(t->numel / t->shape[0]));
+            t->data[i] = (float)v;
+        }
+    }
+}
+
+static float *read_f32(const st_file *f, const char *name, int64_t *numel) {
+    const st_tensor_info *ti = st_find(f, name);
+    if (!ti) { fprintf(stderr, "golden tensor %s missing\n", name); exit(1); }
+    float *buf = malloc(sizeof(float) * (size_t)ti->numel);
+    char err[256];
+    if (st_read_f32(f, ti, buf, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    if (numel) *numel = ti->numel;
+    return buf;
+}
+
+typedef struct {
+    const char *name;
+    int in_ch, out_ch, ch, n_mult, mult[4], nrb, n_attn, attn[2], res;
+    bool conv;
+} golden_cfg;
+
+static const char *GRADS[] = {"conv_in.weight", "temb.dense.0.weight", "mid.attn_1.q.weight", "mid.attn_1.norm.weight",
+                              "up.0.block.0.nin_shortcut.weight", "norm_out.bias", "conv_out.bias"};
+
+static void check_golden(const st_file *g, const golden_cfg *gc) {
+    da_unet_config c;
+    da_unet_config_default(&c);
+    c.in_channels = gc->in_ch; c.out_ch = gc->out_ch; c.ch = gc->ch; c.n_levels = gc->n_mult;
+    memcpy(c.ch_mult, gc->mult, sizeof gc->mult);
+    c.num_res_blocks = gc->nrb; c.n_attn = gc->n_attn;
+    memcpy(c.attn_resolutions, gc->attn, sizeof gc->attn);
+    c.resolution = gc->res; c.resamp_with_conv = gc->conv; c.dropout = 0;
+    da_unet m;
+    char err[512], key[128];
+    CHECK(da_unet_init(&m, &c, 1, err, sizeof err) == 0, "%s", err);
+    set_golden_weights(&m);
+
+    snprintf(key, sizeof key, "%s.n_params", gc->name);
+    const st_tensor_info *np = st_find(g, key);
+    int64_t counts[2];
+    st_read_i64(g, np, counts, err, sizeof err);
+    CHECK(m.params.n == counts[0] && da_unet_num_params(&m) == counts[1], "config %s: %d tensors / %lld scalars, reference %lld / %lld",
+          gc->name, m.params.n, (long long)da_unet_num_params(&m), (long long)counts[0], (long long)counts[1]);
+
+    int64_t nx, ny, nt;
+    snprintf(key, sizeof key, "%s.x", gc->name);
+    float *x = read_f32(g, key, &nx);
+    snprintf(key, sizeof key, "%s.t", gc->name);
+    float *t = read_f32(g, key, &nt);
+    snprintf(key, sizeof key, "%s.y", gc->name);
+    float *y = read_f32(g, key, &ny);
+    snprintf(key, sizeof key, "%s.R", gc->name);
+    float *R = read_f32(g, key, NULL);
+    snprintf(key, sizeof key, "%s.dx", gc->name);
+    float *dx = read_f32(g, key, NULL);
+
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_unet_zero_grad(&m);
+    da_tensor *xt = da_from_data(&ctx, DA_SHAPE(nt, c.in_channels, c.resolution, c.resolution), x);
+    da_require_grad(xt);
+    da_tensor *out = da_unet_forward(&ctx, &m, xt, t);
+    char what[160];
+    snprintf(what, sizeof what, "config %s forward", gc->name);
+    CHECK(out->numel == ny, "%s: %lld outputs, expected %lld", what, (long long)out->numel, (long long)ny);
+    tu_close(what, out->data, y, (long)ny, 2e-5, 1e-4);
+    memcpy(da_grad(&ctx, out), R, sizeof(float) * (size_t)ny);
+    da_backward_from(&ctx, out);
+    snprintf(what, sizeof what, "config %s d/dx", gc->name);
+    tu_close(what, xt->grad, dx, (long)nx, 1e-4, 1e-3);
+    int n_checked = 0;
+    for (size_t i = 0; i < sizeof GRADS / sizeof GRADS[0]; i++) {
+        snprintf(key, sizeof key, "%s.grad.%s", gc->name, GRADS[i]);
+        if (!st_find(g, key)) continue;
+        int64_t n;
+        float *ref = read_f32(g, key, &n);
+        da_tensor *p = da_unet_param(&m, GRADS[i]);
+        CHECK(p && p->numel == n, "config %s: parameter %s", gc->name, GRADS[i]);
+        if (p) {
+            /* scale the tolerance with the gradient's size (sums over many positions) */
+            double mx = 0;
+            for (int64_t j = 0; j < n; j++) mx = fmax(mx, fabs(ref[j]));
+            snprintf(what, sizeof what, "config %s d/d %s", gc->name, GRADS[i]);
+            tu_close(what, p->grad, ref, (long)n, 1e-4 * fmax(mx, 1.0), 1e-3);
+            n_checked++;
+        }
+        free(ref);
+    }
+    CHECK(n_checked >= 5, "config %s: only %d parameter gradients checked", gc->name, n_checked);
+    da_ctx_free(&ctx);
+    free(x); free(t); free(y); free(R); free(dx);
+    da_unet_free(&m);
+}
+
+static const char *CELEBA_YML =
+    "data:\n    dataset: \"CelebA_HQ\"\n    image_size: 256\n    channels: 3\n    random_flip: true\n\n"
+    "model:\n    type: \"simple\"\n    in_channels: 3\n    out_ch: 3\n    ch: 128\n    ch_mult: [1, 1, 2, 2, 4, 4]\n"
+    "    num_res_blocks: 2\n    attn_resolutions: [16, ]\n    dropout: 0.0\n    var_type: fixedsmall\n"
+    "    ema_rate: 0.999\n    ema: True\n    resamp_with_conv: True\n\n"
+    "diffusion:\n    beta_schedule: linear\n    beta_start: 0.0001\n    beta_end: 0.02\n    num_diffusion_timesteps: 1000\n";
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void check_config_and_files(void) {
+    char err[1024], dir[] = "/tmp/test_unet_XXXXXX", path[256], path2[256];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    da_unet_config c;
+
+    /* the reference YAML layout */
+    snprintf(path, sizeof path, "%s/celeba.yml", dir);
+    write_file(path, CELEBA_YML);
+    da_unet_config_default(&c);
+    CHECK(da_unet_config_load(path, &c, err, sizeof err) == 0, "%s", err);
+    CHECK(c.ch == 128 && c.n_levels == 6 && c.ch_mult[4] == 4 && c.num_res_blocks == 2 && c.n_attn == 1 &&
+          c.attn_resolutions[0] == 16 && c.resolution == 256 && c.in_channels == 3 && c.out_ch == 3 &&
+          c.dropout == 0 && c.resamp_with_conv && !strcmp(c.var_type, "fixedsmall") && c.num_timesteps == 1000,
+          "celeba.yml parsed wrongly");
+
+    /* JSON round trip through to_json */
+    c.ch = 32; c.resolution = 16; c.n_levels = 2; c.num_res_blocks = 1; c.resamp_with_conv = false;
+    char *js = da_unet_config_to_json(&c);
+    da_unet_config d;
+    da_unet_config_default(&d);
+    CHECK(da_unet_config_from_json(js, "json", &d, err, sizeof err) == 0, "%s", err);
+    CHECK(d.ch == 32 && d.resolution == 16 && d.n_levels == 2 && d.num_res_blocks == 1 && !d.resamp_with_conv &&
+          d.ch_mult[1] == 1 && d.in_channels == 3, "JSON round trip");
+    snprintf(path2, sizeof path2, "%s/c.json", dir);
+    write_file(path2, js);
+    free(js);
+
+    /* bad configs: clear errors */
+    da_unet_config_default(&d);
+    CHECK(da_unet_config_from_json("{\"model\": {\"ch\": 48}}", "x", &d, err, sizeof err) != 0 && strstr(err, "ch 48"), "ch 48: %s", err);
+    da_unet_config_default(&d);
+    CHECK(da_unet_config_from_json("{\"model\": {\"ch_mult\": [1,2,2,2]}, \"data\": {\"image_size\": 12}}", "x", &d, err, sizeof err) != 0 &&
+          strstr(err, "image_size 12"), "image_size 12: %s", err);
+    da_unet_config_default(&d);
+    CHECK(da_unet_config_from_json("{\"model\": {\"ch\": \"big\"}}", "x", &d, err, sizeof err) != 0 && strstr(err, "'ch'"), "%s", err);
+    CHECK(da_unet_config_from_json("{\"data\": {}}", "x", &d, err, sizeof err) != 0 && strstr(err, "model"), "%s", err);
+    CHECK(da_unet_config_from_json("{\"model\": ", "x", &d, err, sizeof err) != 0 && strstr(err, "malformed"), "%s", err);
+    snprintf(path, sizeof path, "%s/bad.yml", dir);
+    write_file(path, "model:\n  ch: [1, 2\n");
+    CHECK(da_unet_config_load(path, &d, err, sizeof err) != 0 && strstr(err, "YAML"), "%s", err);
+    CHECK(da_unet_config_load("/nonexistent/x.yml", &d, err, sizeof err) != 0 && strstr(err, "cannot open"), "%s", err);
+
+    /* save and load: same weights, config from the metadata or from --config */
+    da_unet m, m2;
+    c.in_channels = 1; c.out_ch = 1;
+    CHECK(da_unet_init(&m, &c, 5, err, sizeof err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    CHECK(da_unet_save(&m, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK(da_unet_load(&m2, path, NULL, err, sizeof err) == 0, "%s", err);
+    bool same = m2.params.n == m.params.n;
+    for (int i = 0; same && i < m.params.n; i++)
+        same = !memcmp(m.params.items[i].t->data, m2.params.items[i].t->data, sizeof(float) * (size_t)m.params.items[i].t->numel);
+    CHECK(same, "weights differ after save/load");
+    da_unet_free(&m2);
+    /* a config that does not match: the first bad key and both shapes */
+    c.in_channels = 3; c.out_ch = 3;
+    js = da_unet_config_to_json(&c);
+    write_file(path2, js);
+    free(js);
+    CHECK(da_unet_load(&m2, path, path2, err, sizeof err) != 0 && strstr(err, "conv_in.weight") && strstr(err, "(32,1,3,3)") &&
+          strstr(err, "(32,3,3,3)"), "mismatch message: %s", err);
+    c.in_channels = 1; c.out_ch = 1; c.num_res_blocks = 2;
+    js = da_unet_config_to_json(&c);
+    write_file(path2, js);
+    free(js);
+    CHECK(da_unet_load(&m2, path, path2, err, sizeof err) != 0 && strstr(err, "missing key 'down.0.block.1."), "missing key: %s", err);
+    c.num_res_blocks = 1; c.n_attn = 0;
+    js = da_unet_config_to_json(&c);
+    write_file(path2, js);
+    free(js);
+    CHECK(da_unet_load(&m2, path, path2, err, sizeof err) != 0 && strstr(err, "unexpected") && strstr(err, "attn"), "extra key: %s", err);
+    /* not a model file at all */
+    snprintf(path2, sizeof path2, "%s/junk.safetensors", dir);
+    write_file(path2, "this is not a safetensors file");
+    CHECK(da_unet_load(&m2, path2, NULL, err, sizeof err) != 0 && strstr(err, "junk.safetensors"), "junk: %s", err);
+    /* a weights file without config metadata needs --config */
+    da_params_save(&m.params, path2, NULL, err, sizeof err);
+    CHECK(da_unet_load(&m2, path2, NULL, err, sizeof err) != 0 && strstr(err, "--config"), "no config: %s", err);
+    da_unet_free(&m);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+int main(void) {
+    st_file g;
+    char err[512];
+    if (st_open("golden/unet.safetensors", &g, err, sizeof err)) {
+        fprintf(stderr, "FAIL: %s\n", err);
+        return 1;
+    }
+    static const golden_cfg CFGS[] = {
+        {"a", 1, 1, 32, 2, {1, 2}, 1, 1, {4}, 8, true},
+        {"b", 3, 3, 32, 3, {1, 2, 2}, 1, 1, {8}, 8, false},
+        {"c", 3, 6, 32, 2, {1, 1}, 2, 0, {0}, 8, true},
+    };
+    for (size_t i = 0; i < sizeof CFGS / sizeof CFGS[0]; i++) check_golden(&g, &CFGS[i]);
+    st_close(&g);
+    check_config_and_files();
+
+    /* the embedding itself: t = 0 gives sin 0 / cos 1; odd widths are zero-padded */
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    float t2[2] = {0.0f, 10.0f};
+    da_tensor *e = da_timestep_embedding(&ctx, t2, 2, 32);
+    CHECK(e->data[0] == 0.0f && e->data[16] == 1.0f && fabsf(e->data[32 + 1] - sinf(10.0f * expf(-logf(10000.0f) / 15.0f))) < 1e-6f,
+          "timestep embedding");
+    da_ctx_free(&ctx);
+    return tu_finish("test_unet");
+}
