@@ -10,5 +10,6 @@ typedef struct {
 
 int cmd_inspect(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
 static const da_command COMMANDS[] = {
     {"inspect", "list the tensors and metadata of a safetensors file", cmd_inspect},
     {"selftest", "a quick check that the engine computes correct gradients", cmd_selftest},
+    {"tokenize", "CLIP byte-pair token ids of texts", cmd_tokenize},
 };
 
 static void usage(FILE *out) {
