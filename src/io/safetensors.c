@@ -313,16 +313,21 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
                 free(names); free(sp);
                 goto fail;
             }
-        /* overlaps: sorted by begin, each tensor must start at or after the previous end */
+        /* overlaps: sorted by begin, each tensor must start at or after the furthest end so
+         * far; zero-size tensors occupy no bytes and may sit anywhere */
         qsort(sp, (size_t)f->n_tensors, sizeof *sp, cmp_span);
-        for (int i = 1; i < f->n_tensors; i++)
-            if (sp[i].begin < sp[i - 1].end) {
+        int last = -1;
+        for (int i = 0; i < f->n_tensors; i++) {
+            if (sp[i].begin == sp[i].end) continue;
+            if (last >= 0 && sp[i].begin < sp[last].end) {
                 set_err(err, errlen, "%s: tensors '%.200s' and '%.200s' overlap in the data section "
-                        "(bytes [%zu,%zu) and [%zu,%zu))", label, f->tensors[sp[i - 1].idx].name,
-                        f->tensors[sp[i].idx].name, sp[i - 1].begin, sp[i - 1].end, sp[i].begin, sp[i].end);
+                        "(bytes [%zu,%zu) and [%zu,%zu))", label, f->tensors[sp[last].idx].name,
+                        f->tensors[sp[i].idx].name, sp[last].begin, sp[last].end, sp[i].begin, sp[i].end);
                 free(names); free(sp);
                 goto fail;
             }
+            if (last < 0 || sp[i].end > sp[last].end) last = i;
+        }
         free(names);
         free(sp);
     }
