@@ -39,7 +39,10 @@ static inline void td_remove(const char *dir) {
 
 /* dir/name as a path in buf. */
 static inline const char *td_path(char *buf, size_t len, const char *dir, const char *name) {
-    snprintf(buf, len, "%s/%s", dir, name);
+    if (snprintf(buf, len, "%s/%s", dir, name) >= (int)len) {
+        fprintf(stderr, "path too long: %s/%s\n", dir, name);
+        exit(2);
+    }
     return buf;
 }
 

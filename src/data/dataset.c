@@ -90,6 +90,15 @@ static bool ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+static bool starts_with_gzip_magic(const char *path) {
+    unsigned char m[2] = {0, 0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t n = fread(m, 1, 2, f);
+    fclose(f);
+    return n == 2 && m[0] == 0x1f && m[1] == 0x8b;
+}
+
 /* Opens whatever `spec` names as a source. */
 static int open_source(const char *spec, const da_data_opts *o, da_source *s, char *err, size_t errlen) {
     const char *usage = "--data takes a folder of PNG/JPEG images (+ labels.csv), an IDX images file (.gz or not), "
@@ -129,7 +138,8 @@ static int open_source(const char *spec, const da_data_opts *o, da_source *s, ch
         return -1;
     }
     if (ends_with(spec, ".safetensors")) return da_source_safetensors(spec, s, err, errlen);
-    if (da_idx_sniff(spec)) return da_source_idx(spec, s, err, errlen);
+    /* a gzip file that does not decompress gets the IDX reader's precise complaint */
+    if (da_idx_sniff(spec) || starts_with_gzip_magic(spec)) return da_source_idx(spec, s, err, errlen);
     snprintf(err, errlen, "%s: not a data set I can read; %s", spec, usage);
     return -1;
 }
