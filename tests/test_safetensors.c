@@ -457,6 +457,54 @@ static void test_open_errors_and_atomic(const char *dir) {
     unlink(path);
 }
 
+/* Random byte edits of a valid file (mostly in the header): each mutant must be rejected with a
+ * message or open so that every tensor converts; a small in-suite complement to the fuzzer. */
+static void test_mutations(void) {
+    FILE *fp = fopen("golden/safetensors_module.safetensors", "rb");
+    CHECK(fp != NULL, "golden module file");
+    if (!fp) return;
+    unsigned char orig[4096];
+    size_t n = fread(orig, 1, sizeof orig, fp);
+    fclose(fp);
+    uint64_t s = 0x9e3779b97f4a7c15ULL;
+    int opened = 0, rejected = 0, silent = 0, read_fail = 0;
+    for (int it = 0; it < 3000; it++) {
+        size_t len = n;
+        unsigned char *b = malloc(n + 16);
+        memcpy(b, orig, n);
+        int edits = 1 + it % 4;
+        for (int e = 0; e < edits; e++) {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            size_t pos = (size_t)(s >> 32) % (it % 3 ? 260 : n);   /* header mostly */
+            static const char pick[] = "{}[]\":,0123456789-.e ";
+            b[pos] = (s & 1) ? (unsigned char)(s >> 8) : (unsigned char)pick[(s >> 8) % (sizeof pick - 1)];
+        }
+        if (it % 7 == 0) len = (size_t)(s >> 40) % (n + 16);   /* truncated or padded */
+        unsigned char *exact = malloc(len ? len : 1);
+        memcpy(exact, b, len < n ? len : n);
+        if (len > n) memset(exact + n, 0, len - n);
+        st_file f;
+        ERR[0] = 0;
+        if (st_open_memory(exact, len, &f, ERR, sizeof ERR) == 0) {
+            opened++;
+            for (int i = 0; i < f.n_tensors; i++) {
+                float *x = malloc(sizeof(float) * (size_t)(f.tensors[i].numel + 1));
+                if (st_read_f32(&f, &f.tensors[i], x, ERR, sizeof ERR)) read_fail++;
+                free(x);
+            }
+        } else if (ERR[0]) {
+            rejected++;
+        } else {
+            silent++;
+        }
+        st_close(&f);
+        free(exact);
+        free(b);
+    }
+    CHECK(silent == 0 && read_fail == 0, "%d silent rejections, %d failed reads", silent, read_fail);
+    CHECK(opened > 0 && rejected > 0, "mutations: %d opened, %d rejected", opened, rejected);
+}
+
 int main(void) {
     char dir[] = "/tmp/da_test_st_XXXXXX";
     if (!mkdtemp(dir)) {
@@ -467,6 +515,7 @@ int main(void) {
     test_round_trip(dir);
     test_golden();
     test_open_errors_and_atomic(dir);
+    test_mutations();
     char p[600];
     snprintf(p, sizeof p, "%s/rt.safetensors", dir);
     unlink(p);

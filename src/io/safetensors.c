@@ -366,7 +366,7 @@ int st_open_memory(const void *buf, size_t size, st_file *f, char *err, size_t e
 
 int st_open(const char *path, st_file *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
