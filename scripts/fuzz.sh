@@ -3,6 +3,9 @@
 # safetensors fuzzer for SECONDS (default 60) from the seed corpus; exits non-zero on a crash.
 set -eu
 SECONDS_TO_RUN=${1:-60}
+case "$SECONDS_TO_RUN" in
+    ""|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]   (a whole number of seconds, default 60)" >&2; exit 2 ;;
+esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$ROOT/build-fuzz"
 cmake -S "$ROOT" -B "$BUILD" -DDA_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \

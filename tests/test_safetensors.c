@@ -85,6 +85,22 @@ static void test_bad_headers(void) {
     expect_bad("[1,2]   ", 0, "not a JSON object");
     expect_bad("\"str\"   ", 0, "not a JSON object");
     expect_bad("{}  x   ", 0, "trailing");
+    /* a header of a million tiny values would make the JSON tree huge: refused before parsing */
+    {
+        size_t nv = 1100000;
+        char *big = malloc(2 * nv + 16);
+        strcpy(big, "{\"a\":[");
+        size_t o = strlen(big);
+        for (size_t i = 0; i < nv; i++) { big[o++] = '0'; big[o++] = ','; }
+        strcpy(big + o - 1, "]}");
+        expect_bad(big, 0, "too many JSON values");
+        /* commas inside strings do not count */
+        memset(big, ',', 2 * nv);
+        memcpy(big, "{\"a\":\"", 6);
+        strcpy(big + 2 * nv, "\"}");
+        expect_bad(big, 0, "not a JSON object");   /* parses: a string entry, not a tensor */
+        free(big);
+    }
     /* entries */
     expect_bad("{\"a\":5}", 0, "not a JSON object");
     expect_bad("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "missing 'dtype'");

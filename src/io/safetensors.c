@@ -21,9 +21,9 @@
 #endif
 
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
-/* cJSON spends ~64 bytes per value; this caps the parse at a few hundred MB even for a
+/* cJSON spends ~64 bytes per value; this caps the parse near 64 MB even for a
  * hostile 100 MB header made only of tiny values. Real headers have ~10 values per tensor. */
-#define ST_MAX_JSON_VALUES 4000000
+#define ST_MAX_JSON_VALUES 1000000
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
     if (!err || !errlen) return;
