@@ -831,6 +831,14 @@ int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
         free(tmp);
         return -1;
     }
+    /* make the rename itself durable (best effort: some file systems refuse a directory fsync) */
+    char *slash = strrchr(tmp, '/');
+    if (slash) slash[slash == tmp ? 1 : 0] = 0;
+    int dfd = open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
     free(tmp);
     return 0;
 }
