@@ -7,7 +7,9 @@
 static const da_command COMMANDS[] = {
     {"inspect", "list the tensors and metadata of a safetensors file", cmd_inspect},
     {"selftest", "a quick check that the engine computes correct gradients", cmd_selftest},
+    {"train-diffusion", "train a DDPM UNet (EMA, checkpoints, resume)", cmd_train_diffusion}, {"sample", "DDIM samples from a diffusion model", cmd_sample}, {"invert", "DDIM inversion of images to latents at t0", cmd_invert}, {"generate", "DDIM generation from latents", cmd_generate}, {"edit", "invert with one model, generate with another", cmd_edit},
     {"tokenize", "CLIP byte-pair token ids of texts", cmd_tokenize},
+    {"train-classifier", "train the reference CNN and evaluate it per epoch on named sets", cmd_train_classifier},
 };
 
 static void usage(FILE *out) {
