@@ -141,7 +141,7 @@ static void r_contour(const float *in, int c, int h, int w, float *out, da_rng *
     int *stack = malloc(sizeof(int) * n);
     da_check(edge && stack, "style", "out of memory");
     grey01(in, c, h, w, g);
-    gaussian_blur(g, h, w, 0.5f * unit(h, w), g);
+    gaussian_blur(g, h, w, 0.5f * sqrtf(unit(h, w)), g);
     float mx = sobel(g, h, w, m, gx, gy);
     int top = 0;
     for (int y = 0; y < h && mx > 1e-6f; y++)
@@ -192,7 +192,7 @@ static void r_laplacian(const float *in, int c, int h, int w, float *out, da_rng
     size_t n = (size_t)h * (size_t)w;
     float *g = alloc_plane(h, w), *l = alloc_plane(h, w);
     grey01(in, c, h, w, g);
-    gaussian_blur(g, h, w, 0.5f * unit(h, w), g);
+    gaussian_blur(g, h, w, 0.5f * sqrtf(unit(h, w)), g);
     float mx = 0.0f;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
