@@ -18,7 +18,8 @@ typedef struct {
 
 typedef struct {
     const char *classes;    /* "5,7": keep these labels, relabelled 0..k-1 in this order; NULL = all */
-    int64_t take;           /* > 0: keep this many images, drawn without replacement with `seed` */
+    int64_t take;           /* > 0: keep this many images, drawn without replacement with `seed`;
+                               the kept images stay in the source's order (see da_select) */
     int64_t skip;           /* drop this many of the drawn order first (disjoint train/test draws) */
     uint64_t seed;
     int size;               /* > 0: centre-crop to a square, then bilinear resize to size×size */
@@ -29,8 +30,10 @@ typedef struct {
 } da_data_opts;
 
 /* spec: a folder of PNG/JPEG (+ optional labels.csv), an IDX images file (.gz or not), the
- * alias fashion-mnist[:train|:test], a .safetensors file with `images` (+ `labels`), or
- * celeba:DIR. Returns 0, or -1 with a message naming the file at fault. */
+ * alias fashion-mnist[:train|:test] (plain = train), a .safetensors file with `images`
+ * (+ `labels`), or celeba:DIR. opts may be NULL (everything as stored). Order of work: source
+ * (CelebA split) → classes → take/skip → decode the chosen images to `channels` →
+ * crop+resize → pad. Returns 0, or -1 with a message naming the file at fault. */
 int da_dataset_load(const char *spec, const da_data_opts *opts, da_dataset *out, char *err, size_t errlen);
 void da_dataset_free(da_dataset *d);
 /* Saves `images` (F32) and, if present, `labels` (I64) to a safetensors file, atomically. */
