@@ -20,7 +20,7 @@ static float unit(int h, int w) {
 static float clamp01(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }
 
 static float *alloc_plane(int h, int w) {
-    float *p = malloc(sizeof(float) * (size_t)h * (size_t)w);
+    float *p = calloc((size_t)h * (size_t)w, sizeof(float));
     da_check(p != NULL, "style", "out of memory for a %d×%d plane", h, w);
     return p;
 }
