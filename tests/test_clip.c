@@ -5,6 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <sys/wait.h>
+
+#include "data/image.h"
 #include "gradcheck.h"
 #include "io/safetensors.h"
 #include "nn/clip.h"
@@ -320,6 +324,137 @@ static void test_files(void) {
     rmdir(dir);
 }
 
+/* Runs a shell command; returns its exit status and its stdout in out. */
+static int run(const char *cmd, char *out, size_t len) {
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The "embedding" list of one JSON line into e (n floats); returns how many it held. */
+static int parse_embedding(const char *line, const char *key, char *value, size_t vlen, float *e, int n) {
+    cJSON *j = cJSON_Parse(line);
+    int k = 0;
+    const cJSON *v = cJSON_GetObjectItem(j, key), *arr = cJSON_GetObjectItem(j, "embedding");
+    if (cJSON_IsString(v)) snprintf(value, vlen, "%s", v->valuestring);
+    for (const cJSON *it = arr ? arr->child : NULL; it && k < n; it = it->next) e[k++] = (float)it->valuedouble;
+    cJSON_Delete(j);
+    return k;
+}
+
+static void test_cli(void) {
+    const char *bin = getenv("DA_BIN");
+    if (!bin) { printf("DA_BIN not set: CLI checks skipped\n"); return; }
+    char dir[] = "/tmp/da_test_clip_cli_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char model[256], data[256], png[256], err[512], cmd[2048];
+    static char out[1 << 16];
+    snprintf(model, sizeof model, "%s/mini.safetensors", dir);
+    snprintf(data, sizeof data, "%s/data.safetensors", dir);
+    snprintf(png, sizeof png, "%s/img.png", dir);
+    da_clip m;
+    CHECK(da_clip_load(&m, GOLDEN, err, sizeof err) == 0, "load: %s", err);
+    m.bpe_merges = strdup("#version: 0.2\n");   /* a byte-level vocabulary of its own */
+    CHECK(da_clip_save(&m, model, NULL, err, sizeof err) == 0, "save: %s", err);
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_set_grad(&ctx, false);
+    da_tensor *x = gt(&ctx, "in.x_rgb"), *want_img = gt(&ctx, "out.image"), *want_txt = gt(&ctx, "out.text");
+    st_writer *w = st_writer_new();
+    int64_t labels[2] = {0, 1};
+    st_writer_add_f32(w, "images", 4, x->shape, x->data);
+    st_writer_add_i64(w, "labels", 1, (int64_t[]){2}, labels);
+    CHECK(st_writer_save(w, data, err, sizeof err) == 0, "data: %s", err);
+    st_writer_free(w);
+    CHECK(da_image_write_png(png, x->data, 3, 20, 26, err, sizeof err) == 0, "png: %s", err);
+
+    snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s' --image '%s' --text 'a cat' --images '%s' --text '' 2>/dev/null",
+             bin, model, png, data);
+    int rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0, "embed exit %d", rc);
+    char *lines[8];
+    int nl = 0;
+    for (char *l = strtok(out, "\n"); l && nl < 8; l = strtok(NULL, "\n")) lines[nl++] = l;
+    CHECK(nl == 5, "embed printed %d lines, expected 5 (image, text, 2 data images, text)", nl);
+    if (nl == 5) {
+        char v[256];
+        float e[64];
+        /* 1: the PNG (8-bit, so compared with the same decoded file in-process) */
+        float *px;
+        int c, h, ww;
+        da_image_read(png, 0, &px, &c, &h, &ww, err, sizeof err);
+        da_tensor *ref = da_clip_image_features(&ctx, &m, da_from_data(&ctx, DA_SHAPE(1, c, h, ww), px));
+        free(px);
+        CHECK(parse_embedding(lines[0], "image", v, sizeof v, e, 64) == 24 && !strcmp(v, png), "image line: %s", lines[0]);
+        tu_close("embed --image", e, ref->data, 24, 1e-5, 1e-5);
+        CHECK(parse_embedding(lines[1], "text", v, sizeof v, e, 64) == 24 && !strcmp(v, "a cat"), "text line");
+        tu_close("embed --text", e, want_txt->data, 24, 2e-5, 1e-4);
+        for (int k = 0; k < 2; k++) {
+            CHECK(parse_embedding(lines[2 + k], "image", v, sizeof v, e, 64) == 24 && strstr(v, "data.safetensors:"),
+                  "data line %s", v);
+            tu_close("embed --images", e, want_img->data + k * 24, 24, 2e-5, 1e-4);
+        }
+        CHECK(parse_embedding(lines[4], "text", v, sizeof v, e, 64) == 24 && v[0] == 0, "empty text line");
+        tu_close("embed --text ''", e, want_txt->data + 2 * 24, 24, 2e-5, 1e-4);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s' --text 'a very long caption indeed' 2>&1", bin, model);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "--truncate"), "over-long text in embed: %d %s", rc, out);
+    snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s' 2>&1", bin, model);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "--text"), "embed with no input: %d %s", rc, out);
+    snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s/none.safetensors' --text x 2>&1", bin, dir);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "does not exist"), "embed with a missing model: %d %s", rc, out);
+
+    /* zero-shot: predictions must agree with the in-process computation */
+    snprintf(cmd, sizeof cmd, "'%s' zero-shot --clip '%s' --input '%s' --labels 'cat, sketch' --template '{}' 2>/dev/null",
+             bin, model, data);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "accuracy ") && strstr(out, "/2)"), "zero-shot: %d %s", rc, out);
+    {
+        da_bpe *b = da_clip_vocab(&m, NULL, err, sizeof err);
+        const char *t[2] = {"cat", "sketch"};
+        da_tensor *te = da_l2_normalize(&ctx, da_clip_encode_texts(&ctx, &m, b, t, 2, false, err, sizeof err), 1e-12f);
+        da_tensor *ie = da_l2_normalize(&ctx, da_clip_image_features(&ctx, &m, x), 1e-12f);
+        int correct = 0;
+        char *line = out;
+        for (int k = 0; k < 2; k++) {
+            double s0 = 0, s1 = 0;
+            for (int j = 0; j < 24; j++) {
+                s0 += (double)ie->data[k * 24 + j] * te->data[j];
+                s1 += (double)ie->data[k * 24 + j] * te->data[24 + j];
+            }
+            int pred = s1 > s0;
+            correct += pred == k;
+            char want[64];
+            snprintf(want, sizeof want, "\t%s\t%s\n", pred ? "sketch" : "cat", k ? "sketch" : "cat");
+            char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
+            CHECK(tab && nl && !strncmp(tab, want, strlen(want)), "zero-shot line %d: want \"...%s\" in:\n%s", k, want, out);
+            line = nl ? nl + 1 : line;
+        }
+        char acc[64];
+        snprintf(acc, sizeof acc, "accuracy %.4f (%d/2)", correct / 2.0, correct);
+        CHECK(strstr(out, acc) != NULL, "zero-shot accuracy line \"%s\" in:\n%s", acc, out);
+        da_bpe_free(b);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' zero-shot --clip '%s' --input '%s' --labels 'cat' 2>&1", bin, model, data);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "two"), "zero-shot with one label: %d %s", rc, out);
+    snprintf(cmd, sizeof cmd, "'%s' zero-shot --clip '%s' --input '%s' --labels a,b 2>&1", bin, GOLDEN, data);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "--vocab"), "zero-shot without a vocabulary: %d %s", rc, out);
+
+    da_ctx_free(&ctx);
+    da_clip_free(&m);
+    unlink(model);
+    unlink(data);
+    unlink(png);
+    rmdir(dir);
+}
+
 static void test_init(void) {
     da_clip_config c;
     da_clip_config_default(&c);
@@ -365,6 +500,7 @@ int main(void) {
     }
     test_files();
     test_init();
+    test_cli();
     st_close(&G);
     return tu_finish("test_clip");
 }

@@ -9,6 +9,8 @@ static const da_command COMMANDS[] = {
     {"selftest", "a quick check that the engine computes correct gradients", cmd_selftest},
     {"train-diffusion", "train a DDPM UNet (EMA, checkpoints, resume)", cmd_train_diffusion}, {"sample", "DDIM samples from a diffusion model", cmd_sample}, {"invert", "DDIM inversion of images to latents at t0", cmd_invert}, {"generate", "DDIM generation from latents", cmd_generate}, {"edit", "invert with one model, generate with another", cmd_edit},
     {"tokenize", "CLIP byte-pair token ids of texts", cmd_tokenize},
+    {"embed", "CLIP embeddings of texts and images, one JSON line each", cmd_embed},
+    {"zero-shot", "CLIP zero-shot classification of a data set among text labels", cmd_zero_shot},
     {"train-classifier", "train the reference CNN and evaluate it per epoch on named sets", cmd_train_classifier},
 };
 
