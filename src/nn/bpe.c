@@ -130,7 +130,7 @@ static size_t pairmap_slot(const pairmap *m, uint64_t k) {
 
 struct da_bpe {
     char **tok;                /* (vocab) id -> token string (UTF-8 of byte-unicode chars), or NULL */
-    int vocab;
+    int vocab, tok_cap;
     int n_merges;
     strmap encoder;            /* token string -> id */
     pairmap ranks;
@@ -215,12 +215,14 @@ void da_bpe_free(da_bpe *b) {
 }
 
 static void set_token(da_bpe *b, int64_t id, const char *s, size_t n) {
-    if (id >= b->vocab) {
-        int nv = (int)id + 1;
-        b->tok = xrealloc(b->tok, sizeof(char *) * (size_t)nv);
-        for (int i = b->vocab; i < nv; i++) b->tok[i] = NULL;
-        b->vocab = nv;
+    if (id >= b->tok_cap) {   /* grow geometrically: ids mostly arrive one by one */
+        int cap = b->tok_cap ? b->tok_cap : 1024;
+        while (cap <= id) cap *= 2;
+        b->tok = xrealloc(b->tok, sizeof(char *) * (size_t)cap);
+        for (int i = b->tok_cap; i < cap; i++) b->tok[i] = NULL;
+        b->tok_cap = cap;
     }
+    if (id >= b->vocab) b->vocab = (int)id + 1;
     free(b->tok[id]);
     b->tok[id] = xstrndup(s, n);
 }
