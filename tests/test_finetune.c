@@ -487,6 +487,136 @@ static void test_nan(void) {
     da_clip_free(&clip);
 }
 
+
+/* ---- the CLI: outputs, latent cache, resume equals an uninterrupted run ---------------------- */
+
+static char OUT[1 << 17];
+
+static int run(const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(OUT, 1, sizeof OUT - 1, p);
+    OUT[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    *len = fread(s, 1, (size_t)n, f);
+    s[*len] = 0;
+    fclose(f);
+    return s;
+}
+
+static bool exists(const char *dir, const char *name) {
+    char p[4096];
+    return access(td_path(p, sizeof p, dir, name), F_OK) == 0;
+}
+
+static void test_cli(void) {
+    const char *bin = getenv("DA_BIN");
+    if (!bin || access(bin, X_OK)) {
+        printf("CLI part skipped: DA_BIN is not set to the diffadapt binary\n");
+        return;
+    }
+    char dir[512], model[700], clipf[700], data[700], a[700], b[700], cmd[8192], err[512];
+    td_make(dir, sizeof dir, "finetune");
+    td_path(model, sizeof model, dir, "m.safetensors");
+    td_path(clipf, sizeof clipf, dir, "clip.safetensors");
+    td_path(data, sizeof data, dir, "data.safetensors");
+    td_path(a, sizeof a, dir, "a.safetensors");
+    td_path(b, sizeof b, dir, "b.safetensors");
+    da_unet m;
+    tiny_unet(&m, 91, 0.1f);
+    CHECK(da_unet_save(&m, model, NULL, 0, err, sizeof err) == 0, "%s", err);
+    da_clip clip;
+    tiny_clip(&clip, 92);
+    CHECK(da_clip_save(&clip, clipf, NULL, err, sizeof err) == 0, "%s", err);
+    enum { NI = 6 };
+    float x[NI * CH * RES * RES];
+    make_images(x, NI, 93);
+    int64_t shape[4] = {NI, CH, RES, RES};
+    st_writer *w = st_writer_new();
+    st_writer_add_f32(w, "images", 4, shape, x);
+    CHECK(st_writer_save(w, data, err, sizeof err) == 0, "%s", err);
+    st_writer_free(w);
+
+    char common[4096];
+    snprintf(common, sizeof common,
+             "--model '%s' --clip '%s' --src-text photo --tgt-text sketch --data '%s' --t0 200 --inv-steps 5 "
+             "--train-steps 2 --images 4 --grid-images 2 --batch 2 --lr 1e-3 --seed 3 --threads 1",
+             model, clipf, data);
+    /* two epochs in one go */
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 2 --out '%s' 2>&1", bin, common, a);
+    int rc = run(cmd);
+    CHECK(rc == 0, "finetune: exit %d:\n%s", rc, OUT);
+    CHECK(strstr(OUT, "latents: cached in") && strstr(OUT, "epoch 1/2  image 1-2/4  loss ") &&
+              strstr(OUT, "epoch 2/2  image 3-4/4  loss ") && strstr(OUT, "clip ") && strstr(OUT, "(dir ") &&
+              strstr(OUT, "l1 ") && strstr(OUT, "peak memory"),
+          "progress lines:\n%s", OUT);
+    CHECK(exists(dir, "a.safetensors") && exists(dir, "a.ckpt.safetensors") && exists(dir, "a.epoch1.png") &&
+              exists(dir, "a.epoch2.png") && exists(dir, "a.log.csv"),
+          "outputs missing:\n%s", OUT);
+    size_t len;
+    char *log = slurp(td_path(cmd, sizeof cmd, dir, "a.log.csv"), &len);
+    int rows = 0;
+    for (char *p = log; p && *p; p++) rows += *p == '\n';
+    CHECK(rows == 5, "a.log.csv has %d lines, expected a header and 4 rows", rows);
+    free(log);
+    da_unet got;
+    CHECK(da_unet_load(&got, a, NULL, err, sizeof err) == 0, "the fine-tuned model does not load: %s", err);
+    da_unet_free(&got);
+
+    /* one epoch, then a resumed second one: the same model, byte for byte; latents reused */
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 0 && strstr(OUT, "latents: reusing"), "first epoch: exit %d:\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 2 --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 1 && strstr(OUT, "already exists"), "an existing --out must be refused: exit %d:\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 2 --resume --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 0 && strstr(OUT, "1 of 2 epochs done") && !strstr(OUT, "epoch 1/2  image"), "resume: exit %d:\n%s", rc, OUT);
+    size_t la, lb;
+    char *ca = slurp(a, &la), *cb = slurp(b, &lb);
+    CHECK(ca && cb && la == lb && !memcmp(ca, cb, la), "resumed model differs from the uninterrupted one");
+    free(ca);
+    free(cb);
+    /* other settings cannot resume that checkpoint */
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 3 --clip-weight 2 --resume --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 1 && strstr(OUT, "other settings"), "resume with other settings: exit %d:\n%s", rc, OUT);
+
+    /* per-step mode, bad options */
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --mode per-step --force --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 0 && strstr(OUT, "mode per-step"), "per-step: exit %d:\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --mode sideways --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 2 && strstr(OUT, "--mode is chain or per-step"), "bad mode: exit %d:\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --images 9 --force --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 1 && strstr(OUT, "hold 6 images but --images is 9"), "too few images: exit %d:\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --id-weight 1 --force --out '%s' 2>&1", bin, common, b);
+    rc = run(cmd);
+    CHECK(rc == 2 && strstr(OUT, "needs --id-model"), "id weight without a model: exit %d:\n%s", rc, OUT);
+    /* with an identity model (the same CLIP file) */
+    snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --id-model '%s' --id-weight 0.5 --force --out '%s' 2>&1", bin,
+             common, clipf, b);
+    rc = run(cmd);
+    CHECK(rc == 0 && strstr(OUT, "id 0.") , "identity term: exit %d:\n%s", rc, OUT);
+
+    da_unet_free(&m);
+    da_clip_free(&clip);
+    td_remove(dir);
+}
+
 int main(void) {
     da_set_threads(1);
     test_chain_gradient();
@@ -494,5 +624,6 @@ int main(void) {
     run_training(DA_FT_CHAIN, 1.5e-3, 3);
     run_training(DA_FT_PER_STEP, 1e-3, 3);
     test_nan();
+    test_cli();
     return tu_finish("test_finetune");
 }

@@ -8,10 +8,13 @@ static const da_command COMMANDS[] = {
     {"inspect", "list the tensors and metadata of a safetensors file", cmd_inspect},
     {"selftest", "a quick check that the engine computes correct gradients", cmd_selftest},
     {"train-diffusion", "train a DDPM UNet (EMA, checkpoints, resume)", cmd_train_diffusion}, {"sample", "DDIM samples from a diffusion model", cmd_sample}, {"invert", "DDIM inversion of images to latents at t0", cmd_invert}, {"generate", "DDIM generation from latents", cmd_generate}, {"edit", "invert with one model, generate with another", cmd_edit},
+    {"finetune", "DiffusionCLIP fine-tuning of a diffusion model toward a text", cmd_finetune},
+    {"translate", "translate a labelled data set: invert with one model, generate with the fine-tuned one", cmd_translate},
     {"tokenize", "CLIP byte-pair token ids of texts", cmd_tokenize},
     {"embed", "CLIP embeddings of texts and images, one JSON line each", cmd_embed},
     {"zero-shot", "CLIP zero-shot classification of a data set among text labels", cmd_zero_shot},
     {"train-classifier", "train the reference CNN and evaluate it per epoch on named sets", cmd_train_classifier},
+    {"train-clip", "train the built-in mini-CLIP on captioned style renderings", cmd_train_clip}, {"eval-clip", "zero-shot style and sketch-vs-photo accuracy of a CLIP", cmd_eval_clip},
 };
 
 static void usage(FILE *out) {

@@ -1,0 +1,434 @@
+/* cmd_translate.c — `diffadapt translate`: every image of a labelled data set is inverted with the
+ * original model and generated with the fine-tuned one; PNGs in source order, labels kept, shards. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/diffusion_cli.h"
+#include "cli/progress.h"
+#include "data/image.h"
+#include "diffusion/ddim.h"
+#include "io/atomic.h"
+#include "io/safetensors.h"
+
+#define CMD "translate"
+#define MANIFEST_FORMAT "diffadapt-translation"
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s && s[1] ? s + 1 : path;
+}
+
+/* The output file of image i: DIR/000123.png */
+static void out_name(char *buf, size_t len, const char *dir, int64_t i) {
+    snprintf(buf, len, "%s/%06lld.png", dir, (long long)i);
+}
+
+/* Removes "<name>.tmp.<pid>" files that a killed run left behind (only those of processes that
+ * no longer exist here, so that a shard still writing into the same folder is not disturbed). */
+static void remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t) continue;
+        char *end;
+        long pid = strtol(t + 5, &end, 10);
+        if (*end || pid <= 0) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (remove(path) == 0) fprintf(stderr, "removed %s (left by an interrupted run)\n", path);
+    }
+    closedir(d);
+}
+
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s) s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+/* The metadata value `key` of a safetensors file as a new string, or NULL. */
+static char *file_meta(const char *path, const char *key) {
+    st_file f;
+    char err[512];
+    if (st_open(path, &f, err, sizeof err)) return NULL;
+    const char *v = st_meta_get(&f, key);
+    char *s = v ? strdup(v) : NULL;
+    st_close(&f);
+    return s;
+}
+
+/* The settings that must agree between runs writing into one folder (they fix every byte). */
+static const char *const KEYS[] = {"model_hash", "finetuned_hash", "data_hash", "images", "t0", "inv_steps", "gen_steps", "batch"};
+
+/* 0 when an existing manifest agrees with `now` (or there is none); else prints the difference. */
+static int check_manifest(const char *path, const cJSON *now) {
+    char *text = read_all(path);
+    if (!text) return 0;
+    cJSON *old = cJSON_Parse(text);
+    free(text);
+    int rc = 0;
+    if (!old) {
+        fprintf(stderr, "error: %s is not valid JSON; remove it (or pass --force) to translate into this folder\n", path);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(old, KEYS[i]), *b = cJSON_GetObjectItemCaseSensitive(now, KEYS[i]);
+        if (!a || !cJSON_Compare(a, b, true)) {
+            char *sa = a ? cJSON_PrintUnformatted(a) : NULL, *sb = cJSON_PrintUnformatted(b);
+            fprintf(stderr,
+                    "error: %s was written with %s = %s, this run has %s: use another --out, the same settings, "
+                    "or --force to translate everything again\n",
+                    path, KEYS[i], sa ? sa : "(missing)", sb);
+            free(sa);
+            free(sb);
+            rc = -1;
+            break;
+        }
+    }
+    cJSON_Delete(old);
+    return rc;
+}
+
+typedef struct {
+    da_progress *prog;
+    int64_t base, nb;
+    int calls_before, calls_total;
+} call_progress;
+
+static void on_call(void *user, int done, int total) {
+    call_progress *p = user;
+    (void)total;
+    char msg[64];
+    int c = p->calls_before + done;
+    snprintf(msg, sizeof msg, "model call %d/%d", c, p->calls_total);
+    da_progress_update(p->prog, p->base + p->nb * c / p->calls_total, msg);
+}
+
+int cmd_translate(int argc, char **argv) {
+    const char *model = NULL, *config = NULL, *finetuned = NULL, *data_spec = NULL, *out = NULL, *shard_s = "0/1";
+    int t0 = 500, inv_steps = 40, gen_steps = 6, batch = 8, threads = 0, grid_images = 8;
+    bool force = false;
+    da_cli_data dd = {0};
+    da_option opts[32] = {
+        {"--model", DA_OPT_STRING, &model, "M.safetensors", "the original diffusion model (inverts)", true},
+        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the files have none", false},
+        {"--finetuned", DA_OPT_STRING, &finetuned, "M_ft.safetensors", "the fine-tuned model (generates)", true},
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "labelled source images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
+        {"--out", DA_OPT_STRING, &out, "DIR", "output folder: 000000.png ..., labels.csv, manifest.json, grid.png", true},
+        {"--t0", DA_OPT_INT, &t0, "T", "return step", false},
+        {"--inv-steps", DA_OPT_INT, &inv_steps, "N", "inversion sequence length (N-1 model calls)", false},
+        {"--gen-steps", DA_OPT_INT, &gen_steps, "N", "generation steps", false},
+        {"--batch", DA_OPT_INT, &batch, "N", "images per model call; also fixes the partition shards share", false},
+        {"--shard", DA_OPT_STRING, &shard_s, "I/N", "translate only the I-th of N equal parts of the batches (0-based)", false},
+        {"--grid-images", DA_OPT_INT, &grid_images, "N", "how many of the first images grid.png shows (0 = no grid)", false},
+        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
+        {"--force", DA_OPT_FLAG, &force, NULL, "translate again even when the folder holds other settings or finished images", false},
+    };
+    int n_opts = 0;
+    while (opts[n_opts].name) n_opts++;
+    da_cli_data_options(&dd, opts + n_opts);
+    static const da_cmd_info info = {
+        CMD, "--model M --finetuned M_ft --data D --out DIR [--shard I/N] [options]",
+        "Translates every image: DDIM inversion (eta 0) with --model up to --t0, then generation with\n"
+        "--finetuned. Writes DIR/000000.png, ... in source order (each file atomically), labels.csv\n"
+        "(file,label) and manifest.json (settings, model hashes, counts). A re-run skips the images\n"
+        "already written. With --shard I/N the batches are split into N contiguous parts and only part I\n"
+        "is translated; the N shards (separate processes or machines, same --batch) together write the\n"
+        "same bytes as one full run. grid.png shows the first images over their translations.",
+        NULL};
+    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
+    if (rc) return da_args_exit(rc);
+    int shard = 0, n_shards = 1;
+    {
+        char *end;
+        long a = strtol(shard_s, &end, 10), b = 0;
+        bool ok = end != shard_s && *end == '/';
+        if (ok) {
+            const char *p = end + 1;
+            b = strtol(p, &end, 10);
+            ok = end != p && !*end && a >= 0 && b >= 1 && a < b && b <= 1000000;
+        }
+        if (!ok) {
+            fprintf(stderr, "diffadapt " CMD ": --shard expects I/N with 0 <= I < N (e.g. 0/4), got '%s'\n", shard_s);
+            return 2;
+        }
+        shard = (int)a;
+        n_shards = (int)b;
+    }
+    if (batch < 1 || grid_images < 0) {
+        fprintf(stderr, "diffadapt " CMD ": --batch must be at least 1 and --grid-images not negative\n");
+        return 2;
+    }
+    da_set_threads(threads);
+
+    int status = 1;
+    da_unet m, ft;
+    bool have_ft = false;
+    da_dataset d = {0};
+    float *x = NULL, *grid = NULL;
+    cJSON *man = NULL;
+    char *ft_src = NULL, *ft_tgt = NULL, err[4096];
+    if (da_cli_load_unet(model, config, &m)) return 1;
+    if (da_cli_load_unet(finetuned, config, &ft)) goto done;
+    have_ft = true;
+    if (m.cfg.in_channels != ft.cfg.in_channels || m.cfg.out_ch != ft.cfg.out_ch || m.cfg.resolution != ft.cfg.resolution) {
+        fprintf(stderr, "error: --model takes %dx%dx%d images but --finetuned %dx%dx%d; fine-tune a copy of --model\n",
+                m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels, ft.cfg.resolution, ft.cfg.resolution,
+                ft.cfg.in_channels);
+        goto done;
+    }
+    da_schedule sm, sf;
+    if (da_schedule_linear(&sm, m.cfg.num_timesteps, m.cfg.beta_start, m.cfg.beta_end, err, sizeof err) ||
+        da_schedule_linear(&sf, ft.cfg.num_timesteps, ft.cfg.beta_start, ft.cfg.beta_end, err, sizeof err) ||
+        da_ddim_check_steps(&sm, inv_steps, t0, err, sizeof err) || da_ddim_check_steps(&sf, gen_steps, t0, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        goto done;
+    }
+    if (da_cli_load_data(CMD, "--data", data_spec, &dd, &d)) goto done;
+    if (d.n == 0) {
+        fprintf(stderr, "error: --data %s selects no images\n", data_spec);
+        goto done;
+    }
+    if (d.c != m.cfg.in_channels || d.h != m.cfg.resolution || d.w != m.cfg.resolution) {
+        fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or --channels\n",
+                (long long)d.h, (long long)d.w, (long long)d.c, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
+        goto done;
+    }
+    int64_t per = d.c * d.h * d.w;
+
+    /* the manifest: the same bytes whichever shard writes it */
+    char mh[17], fh[17], dh[17];
+    da_params_hash(&m.params, mh);
+    da_params_hash(&ft.params, fh);
+    {
+        uint64_t h = DA_FNV1A64_INIT;
+        int64_t dims[4] = {d.n, d.c, d.h, d.w};
+        h = da_fnv1a64(h, dims, sizeof dims);
+        h = da_fnv1a64(h, d.images, sizeof(float) * (size_t)(d.n * per));
+        if (d.labels) h = da_fnv1a64(h, d.labels, sizeof(int64_t) * (size_t)d.n);
+        snprintf(dh, sizeof dh, "%016" PRIx64, h);
+    }
+    ft_src = file_meta(finetuned, "finetune_src_text");
+    ft_tgt = file_meta(finetuned, "finetune_tgt_text");
+    man = cJSON_CreateObject();
+    cJSON_AddStringToObject(man, "format", MANIFEST_FORMAT);
+    cJSON_AddStringToObject(man, "model", base_name(model));
+    cJSON_AddStringToObject(man, "model_hash", mh);
+    cJSON_AddStringToObject(man, "finetuned", base_name(finetuned));
+    cJSON_AddStringToObject(man, "finetuned_hash", fh);
+    if (ft_src && ft_tgt) {
+        cJSON_AddStringToObject(man, "src_text", ft_src);
+        cJSON_AddStringToObject(man, "tgt_text", ft_tgt);
+    }
+    cJSON_AddStringToObject(man, "data", data_spec);
+    cJSON_AddStringToObject(man, "data_hash", dh);
+    {
+        cJSON *o = cJSON_AddObjectToObject(man, "data_options");
+        if (dd.classes) cJSON_AddStringToObject(o, "classes", dd.classes);
+        if (dd.attr) cJSON_AddStringToObject(o, "attr", dd.attr);
+        if (dd.split) cJSON_AddStringToObject(o, "split", dd.split);
+        cJSON_AddNumberToObject(o, "take", dd.take);
+        cJSON_AddNumberToObject(o, "skip", dd.skip);
+        cJSON_AddNumberToObject(o, "data_seed", dd.data_seed);
+        cJSON_AddNumberToObject(o, "size", dd.size);
+        cJSON_AddNumberToObject(o, "pad", dd.pad);
+        cJSON_AddNumberToObject(o, "channels", dd.channels);
+    }
+    cJSON_AddNumberToObject(man, "t0", t0);
+    cJSON_AddNumberToObject(man, "inv_steps", inv_steps);
+    cJSON_AddNumberToObject(man, "gen_steps", gen_steps);
+    cJSON_AddNumberToObject(man, "eta", 0);
+    cJSON_AddNumberToObject(man, "batch", batch);
+    cJSON_AddNumberToObject(man, "images", (double)d.n);
+    {
+        cJSON *sz = cJSON_AddArrayToObject(man, "image_shape");
+        cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d.c));
+        cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d.h));
+        cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d.w));
+        char last[32];
+        snprintf(last, sizeof last, "%06lld.png", (long long)(d.n - 1));
+        cJSON_AddStringToObject(man, "first_file", "000000.png");
+        cJSON_AddStringToObject(man, "last_file", last);
+    }
+    if (d.labels) {
+        /* images per label, in label order */
+        int64_t maxl = 0;
+        for (int64_t i = 0; i < d.n; i++)
+            if (d.labels[i] > maxl) maxl = d.labels[i];
+        cJSON *lc = cJSON_AddObjectToObject(man, "label_counts");
+        for (int64_t l = 0; l <= maxl && l < 100000; l++) {
+            int64_t c = 0;
+            for (int64_t i = 0; i < d.n; i++) c += d.labels[i] == l;
+            if (!c) continue;
+            char k[32];
+            snprintf(k, sizeof k, "%lld", (long long)l);
+            cJSON_AddNumberToObject(lc, k, (double)c);
+        }
+        cJSON_AddStringToObject(man, "labels_file", "labels.csv");
+    } else {
+        cJSON_AddNullToObject(man, "labels_file");
+    }
+
+    if (da_mkdirs(out, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        goto done;
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    if (!force && check_manifest(path, man)) goto done;
+    {
+        char *js = cJSON_Print(man);
+        size_t n = strlen(js);
+        js = realloc(js, n + 2);
+        js[n] = '\n';
+        js[n + 1] = 0;
+        int wr = da_atomic_write(path, js, n + 1, err, sizeof err);
+        free(js);
+        if (wr) {
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
+        }
+    }
+    if (d.labels) {
+        snprintf(path, sizeof path, "%s/labels.csv", out);
+        da_atomic_file af;
+        if (da_atomic_open(&af, path, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
+        }
+        fprintf(af.f, "file,label\n");
+        for (int64_t i = 0; i < d.n; i++) fprintf(af.f, "%06lld.png,%lld\n", (long long)i, (long long)d.labels[i]);
+        if (da_atomic_commit(&af, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
+        }
+    } else {
+        fprintf(stderr, "note: the data carry no labels, so no labels.csv is written\n");
+    }
+    remove_stale_tmp(out);
+
+    /* the batches of this shard: a contiguous part of the fixed partition into --batch images */
+    int64_t n_batches = (d.n + batch - 1) / batch;
+    int64_t b_first = n_batches * shard / n_shards, b_end = n_batches * (shard + 1) / n_shards;
+    int64_t i_first = b_first * batch, i_end = b_end * batch < d.n ? b_end * batch : d.n;
+    int64_t todo = 0, skipped = 0;
+    for (int64_t i = i_first; i < i_end; i++) {
+        out_name(path, sizeof path, out, i);
+        if (!force && file_exists(path)) skipped++;
+        else todo++;
+    }
+    if (n_shards > 1)
+        fprintf(stderr, "shard %d/%d: images %lld..%lld of %lld\n", shard, n_shards, (long long)i_first,
+                (long long)i_end - 1, (long long)d.n);
+    if (skipped) fprintf(stderr, "%lld of these images are already written and are skipped\n", (long long)skipped);
+    x = malloc(sizeof(float) * (size_t)(batch * per));
+    da_check(x != NULL, CMD, "out of memory");
+    da_progress prog;
+    da_progress_begin(&prog, "translate", todo, "img");
+    int64_t done_imgs = 0;
+    double t_start = da_now();
+    for (int64_t b = b_first; b < b_end; b++) {
+        int64_t i0 = b * batch, nb = d.n - i0 < batch ? d.n - i0 : batch;
+        int64_t n_missing = 0;
+        for (int64_t i = i0; i < i0 + nb; i++) {
+            out_name(path, sizeof path, out, i);
+            n_missing += force || !file_exists(path);
+        }
+        if (!n_missing) continue;
+        /* the whole batch, always: results must not depend on which images were missing */
+        memcpy(x, d.images + i0 * per, sizeof(float) * (size_t)(nb * per));
+        int64_t shape[4] = {nb, d.c, d.h, d.w};
+        call_progress cp = {&prog, done_imgs, n_missing, 0, inv_steps - 1 + gen_steps};
+        if (da_ddim_invert(&sm, da_unet_eps, &m, x, shape, inv_steps, t0, on_call, &cp, err, sizeof err)) {
+            fprintf(stderr, "\nerror: %s\n", err);
+            goto done;
+        }
+        cp.calls_before = inv_steps - 1;
+        if (da_ddim_generate(&sf, da_unet_eps, &ft, x, shape, gen_steps, t0, 0.0f, 0, on_call, &cp, err, sizeof err)) {
+            fprintf(stderr, "\nerror: %s\n", err);
+            goto done;
+        }
+        for (int64_t i = i0; i < i0 + nb; i++) {
+            out_name(path, sizeof path, out, i);
+            if (!force && file_exists(path)) continue;
+            if (da_image_write_png(path, x + (i - i0) * per, (int)d.c, (int)d.h, (int)d.w, err, sizeof err)) {
+                fprintf(stderr, "\nerror: %s\n", err);
+                goto done;
+            }
+        }
+        done_imgs += n_missing;
+        da_progress_update(&prog, done_imgs, NULL);
+    }
+    double secs = da_now() - t_start;
+    da_progress_end(&prog, done_imgs, NULL);
+
+    /* grid.png from the files themselves, so that every shard would write the same bytes */
+    int64_t k = grid_images < d.n ? grid_images : d.n;
+    bool all = k > 0;
+    for (int64_t i = 0; i < k && all; i++) {
+        out_name(path, sizeof path, out, i);
+        all = file_exists(path);
+    }
+    if (all) {
+        grid = malloc(sizeof(float) * (size_t)(2 * k * per));
+        da_check(grid != NULL, CMD, "out of memory");
+        memcpy(grid, d.images, sizeof(float) * (size_t)(k * per));
+        for (int64_t i = 0; i < k && all; i++) {
+            out_name(path, sizeof path, out, i);
+            float *img = NULL;
+            int c, h, w;
+            if (da_image_read(path, (int)d.c, &img, &c, &h, &w, err, sizeof err) || h != d.h || w != d.w) {
+                fprintf(stderr, "warning: no grid: %s\n", img ? "an output has another size" : err);
+                all = false;
+            } else {
+                memcpy(grid + (k + i) * per, img, sizeof(float) * (size_t)per);
+            }
+            free(img);
+        }
+        snprintf(path, sizeof path, "%s/grid.png", out);
+        if (all && da_image_write_grid(path, grid, 2 * k, (int)d.c, (int)d.h, (int)d.w, (int)k, err, sizeof err))
+            fprintf(stderr, "warning: %s\n", err);
+    }
+    fprintf(stderr, "translated %lld images (%lld skipped) into %s in %.1f s", (long long)done_imgs, (long long)skipped,
+            out, secs);
+    if (done_imgs) fprintf(stderr, " (%.3f s per image)", secs / (double)done_imgs);
+    fprintf(stderr, "\n");
+    status = 0;
+done:
+    free(x);
+    free(grid);
+    free(ft_src);
+    free(ft_tgt);
+    cJSON_Delete(man);
+    da_dataset_free(&d);
+    if (have_ft) da_unet_free(&ft);
+    da_unet_free(&m);
+    return status;
+}
