@@ -109,7 +109,8 @@ def build_names(c):
     return out
 
 
-def forward(c, P, x, t):
+def forward(c, P, x, t, dropout=0.0):
+    """dropout > 0 applies training-mode dropout in the res blocks (used by bench/bench_unet.py)."""
     ch, L, nrb = c["ch"], len(c["mult"]), c["nrb"]
 
     def gn(p, h):
@@ -124,7 +125,7 @@ def forward(c, P, x, t):
     def resb(p, h, temb):
         y = cv(p + ".conv1", sw(gn(p + ".norm1", h)))
         y = y + F.linear(sw(temb), P[p + ".temb_proj.weight"], P[p + ".temb_proj.bias"])[:, :, None, None]
-        y = cv(p + ".conv2", sw(gn(p + ".norm2", y)))
+        y = cv(p + ".conv2", F.dropout(sw(gn(p + ".norm2", y)), dropout, training=dropout > 0))
         if p + ".nin_shortcut.weight" in P:
             h = cv(p + ".nin_shortcut", h, pad=0)
         return h + y
@@ -143,7 +144,7 @@ def forward(c, P, x, t):
     half = ch // 2
     f = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
     e = t.float()[:, None] * f[None, :]
-    temb = torch.cat([torch.sin(e), torch.cos(e)], dim=1).to(torch.float64)
+    temb = torch.cat([torch.sin(e), torch.cos(e)], dim=1).to(x.dtype)
     temb = F.linear(temb, P["temb.dense.0.weight"], P["temb.dense.0.bias"])
     temb = F.linear(sw(temb), P["temb.dense.1.weight"], P["temb.dense.1.bias"])
     hs = [cv("conv_in", x)]

@@ -1,0 +1,105 @@
+/* cmd_generate.c — `diffadapt generate`: DDIM generation from latents x_t0 (written by `invert`)
+ * down to images, as PNG files or an `images` tensor file in [-1,1]. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/diffusion_cli.h"
+#include "io/safetensors.h"
+
+#define CMD "generate"
+
+int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *config = NULL, *latents = NULL, *out = NULL;
+    int t0 = 0, steps = 40, batch = 16, seed = 0, threads = 0;
+    float eta = 0.0f;
+    bool force = false;
+    const da_option opts[] = {
+        {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model", true},
+        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
+        {"--latents", DA_OPT_STRING, &latents, "L.safetensors", "`latents` (N,C,H,W), e.g. from invert", true},
+        {"--out", DA_OPT_STRING, &out, "DIR|Y.safetensors", "a folder of PNG files, or `images` (N,C,H,W) in [-1,1]", true},
+        {"--t0", DA_OPT_INT, &t0, "T", "timestep of the latents (default: the t0 stored by invert)", false},
+        {"--steps", DA_OPT_INT, &steps, "N", "DDIM steps (model calls) from t0 down", false},
+        {"--eta", DA_OPT_FLOAT, &eta, "E", "DDIM eta (0 = deterministic)", false},
+        {"--seed", DA_OPT_INT, &seed, "N", "seed of eta's noise", false},
+        {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
+        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
+        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out", false},
+        {0},
+    };
+    static const da_cmd_info info = {
+        CMD, "--model M --latents L --out DIR|Y.safetensors [--t0 T] [--steps N]",
+        "DDIM generation: with seq = int(linspace(0,1,N)*t0) and seq_next = [-1] + seq[:-1], steps\n"
+        "(t, t_next) in zip(reversed(seq), reversed(seq_next)) take the latents from t0 to images\n"
+        "(N model calls). Labels in the latents file are copied (labels.csv in a PNG folder).",
+        NULL};
+    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
+    if (rc) return da_args_exit(rc);
+    if (seed < 0) { fprintf(stderr, "diffadapt " CMD ": --seed must not be negative\n"); return 2; }
+    if (da_check_output(out, force)) return 1;
+    da_set_threads(threads);
+
+    st_file f;
+    char err[2048];
+    if (st_open(latents, &f, err, sizeof err)) {
+        fprintf(stderr, "error: cannot read latents %s: %s\n", latents, err);
+        return 1;
+    }
+    const st_tensor_info *li = st_find(&f, "latents"), *lab = st_find(&f, "labels");
+    if (!li || li->ndim != 4) {
+        fprintf(stderr, "error: %s has no `latents` tensor of shape (N,C,H,W); make one with `diffadapt invert`\n", latents);
+        st_close(&f);
+        return 1;
+    }
+    if (!t0) {
+        const char *s = st_meta_get(&f, "t0");
+        t0 = s ? atoi(s) : 0;
+        if (!t0) {
+            fprintf(stderr, "error: %s does not record its t0; pass --t0\n", latents);
+            st_close(&f);
+            return 1;
+        }
+    }
+    int64_t n = li->shape[0], C = li->shape[1], H = li->shape[2], W = li->shape[3];
+    float *x = malloc(sizeof(float) * (size_t)li->numel);
+    int64_t *labels = NULL;
+    int status = 1;
+    da_unet m;
+    memset(&m, 0, sizeof m);
+    if (st_read_f32(&f, li, x, err, sizeof err)) { fprintf(stderr, "error: %s: %s\n", latents, err); goto done; }
+    if (lab) {
+        if (lab->numel != n) {
+            fprintf(stderr, "error: %s holds %lld labels for %lld latents\n", latents, (long long)lab->numel, (long long)n);
+            goto done;
+        }
+        labels = malloc(sizeof(int64_t) * (size_t)n);
+        if (st_read_i64(&f, lab, labels, err, sizeof err)) { fprintf(stderr, "error: %s: %s\n", latents, err); goto done; }
+    }
+    if (da_cli_load_unet(model, config, &m)) goto done;
+    if (C != m.cfg.in_channels || H != m.cfg.resolution || W != m.cfg.resolution) {
+        fprintf(stderr, "error: the latents are (%lld,%lld,%lld,%lld) but the model takes (N,%d,%d,%d)\n", (long long)n,
+                (long long)C, (long long)H, (long long)W, m.cfg.in_channels, m.cfg.resolution, m.cfg.resolution);
+        goto done;
+    }
+    for (int64_t i = 0; i < li->numel; i++)
+        if (!isfinite(x[i])) { fprintf(stderr, "error: %s holds non-finite values\n", latents); goto done; }
+    if (da_cli_ddim("generate", &m, x, n, batch, DA_CLI_GENERATE, steps, t0, eta, (uint64_t)seed)) goto done;
+    for (int64_t i = 0; i < li->numel; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
+    char s_t0[32], s_steps[32];
+    snprintf(s_t0, sizeof s_t0, "%d", t0);
+    snprintf(s_steps, sizeof s_steps, "%d", steps);
+    const char *meta[] = {"model", model, "latents", latents, "t0", s_t0, "gen_steps", s_steps, NULL};
+    if (da_cli_write_images(out, x, n, C, H, W, labels, meta)) goto done;
+    fprintf(stderr, "wrote %lld images to %s\n", (long long)n, out);
+    status = 0;
+done:
+    st_close(&f);
+    free(x);
+    free(labels);
+    da_unet_free(&m);
+    return status;
+}

@@ -1,0 +1,269 @@
+/* cmd_train_diffusion.c — `diffadapt train-diffusion`: trains a DDPM UNet on a data set with
+ * progress, atomic checkpoints and exact resume; saves the EMA weights with their config. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/diffusion_cli.h"
+#include "cli/progress.h"
+#include "diffusion/train.h"
+#include "io/atomic.h"
+
+/* "1,2,2" -> ints; "none" or "" -> 0 entries. Returns -1 on a malformed list. */
+static int parse_int_list(const char *s, int *out, int cap, int *n) {
+    *n = 0;
+    if (!strcmp(s, "none") || !*s) return 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 100000 || *n >= cap) return -1;
+        out[(*n)++] = (int)v;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return -1;
+    }
+    return 0;
+}
+
+#define CMD "train-diffusion"
+
+/* Whether an option was given on the command line (its default cannot tell). */
+static bool given(int argc, char **argv, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strncmp(argv[i], name, n) && (argv[i][n] == 0 || argv[i][n] == '=')) return true;
+    }
+    return false;
+}
+
+int cmd_train_diffusion(int argc, char **argv) {
+    const char *data_spec = NULL, *out = NULL, *config = NULL, *resume = NULL, *ckpt = NULL, *log_path = NULL;
+    const char *ch_mult = "1,2,2", *attn = "16";
+    int ch = 64, nrb = 2, steps = 10000, batch = 64, warmup = 500, seed = 0, threads = 0, ckpt_every = 500, log_every = 50;
+    float dropout = 0.1f, lr = 2e-4f, grad_clip = 1.0f, ema = 0.999f, p2_gamma = 0.0f, p2_k = 1.0f;
+    bool no_resamp_conv = false, flip = false, force = false;
+    da_cli_data dd = {0};
+    da_option opts[48] = {
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "training images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
+        {"--out", DA_OPT_STRING, &out, "M.safetensors", "the trained model (EMA weights + config)", true},
+        {"--config", DA_OPT_STRING, &config, "FILE", "model config, YAML (reference layout, e.g. configs/celeba.yml) or JSON; options below override it", false},
+        {"--ch", DA_OPT_INT, &ch, "N", "base channels, a multiple of 32", false},
+        {"--ch-mult", DA_OPT_STRING, &ch_mult, "LIST", "channel multipliers per level", false},
+        {"--num-res-blocks", DA_OPT_INT, &nrb, "N", "res blocks per level", false},
+        {"--attn", DA_OPT_STRING, &attn, "LIST", "resolutions with self-attention, or none", false},
+        {"--dropout", DA_OPT_FLOAT, &dropout, "P", "dropout in the res blocks", false},
+        {"--no-resamp-conv", DA_OPT_FLAG, &no_resamp_conv, NULL, "resample with average pooling / nearest only (no 3x3 convs)", false},
+        {"--steps", DA_OPT_INT, &steps, "N", "total optimiser steps", false},
+        {"--batch", DA_OPT_INT, &batch, "N", "images per step", false},
+        {"--lr", DA_OPT_FLOAT, &lr, "LR", "Adam learning rate", false},
+        {"--warmup", DA_OPT_INT, &warmup, "N", "linear learning-rate warmup steps", false},
+        {"--grad-clip", DA_OPT_FLOAT, &grad_clip, "X", "clip the global gradient norm to X, 0 = off", false},
+        {"--ema", DA_OPT_FLOAT, &ema, "RATE", "EMA decay of the saved weights (a --config ema_rate wins over the default)", false},
+        {"--p2-gamma", DA_OPT_FLOAT, &p2_gamma, "G", "P2 weighting exponent: loss weight 1/(k+SNR)^G, 0 = plain eps-MSE", false},
+        {"--p2-k", DA_OPT_FLOAT, &p2_k, "K", "P2 weighting k", false},
+        {"--flip", DA_OPT_FLAG, &flip, NULL, "random horizontal flips", false},
+        {"--seed", DA_OPT_INT, &seed, "N", "seed of the initialisation, batches, noise and dropout", false},
+        {"--resume", DA_OPT_STRING, &resume, "CKPT", "continue from a checkpoint (model, EMA, optimiser, step, settings)", false},
+        {"--checkpoint", DA_OPT_STRING, &ckpt, "PATH", "checkpoint file (default: OUT with .ckpt.safetensors)", false},
+        {"--checkpoint-every", DA_OPT_INT, &ckpt_every, "N", "write the checkpoint every N steps (0 = only at the end)", false},
+        {"--log", DA_OPT_STRING, &log_path, "FILE.csv", "append step,loss,grad_norm,lr,img_per_s,elapsed_s rows", false},
+        {"--log-every", DA_OPT_INT, &log_every, "N", "steps per --log row (mean loss over them)", false},
+        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
+        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out (and a checkpoint of a fresh run)", false},
+    };
+    int n_opts = 0;
+    while (opts[n_opts].name) n_opts++;
+    da_cli_data_options(&dd, opts + n_opts);
+    static const da_cmd_info info = {
+        CMD, "--data DATA --out M.safetensors [--config C] [options]",
+        "Trains a DDPM UNet (epsilon prediction, linear betas 1e-4..0.02 over 1000 steps) with Adam,\n"
+        "learning-rate warmup, gradient clipping and an EMA copy of the weights. Batches, noise,\n"
+        "timesteps (antithetic pairs t, T-1-t) and dropout depend only on (--seed, step), so --resume\n"
+        "from a checkpoint repeats an uninterrupted run exactly (with the same --threads). The model\n"
+        "input size and channels follow the data (--size/--pad/--channels). A NaN or infinite loss\n"
+        "stops training with an error; the last checkpoint is kept.",
+        NULL};
+    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
+    if (rc) return da_args_exit(rc);
+    if (steps < 1 || ckpt_every < 0 || log_every < 1) {
+        fprintf(stderr, "diffadapt " CMD ": --steps and --log-every must be >= 1 and --checkpoint-every >= 0\n");
+        return 2;
+    }
+    char ckpt_buf[4200];
+    if (!ckpt) {
+        size_t n = strlen(out);
+        if (da_ends_with(out, ".safetensors")) n -= strlen(".safetensors");
+        snprintf(ckpt_buf, sizeof ckpt_buf, "%.*s.ckpt.safetensors", (int)n, out);
+        ckpt = ckpt_buf;
+    }
+    if (da_check_output(out, force)) return 1;
+    struct stat st;
+    if (!resume && !force && stat(ckpt, &st) == 0) {
+        fprintf(stderr, "error: checkpoint %s already exists; continue it with --resume %s, or pass --force to start over\n", ckpt, ckpt);
+        return 1;
+    }
+    da_set_threads(threads);
+
+    da_dataset data;
+    if (da_cli_load_data(CMD, "training data", data_spec, &dd, &data)) return 1;
+    fprintf(stderr, "training data %s: %lld images %lldx%lldx%lld (CxHxW)\n", data_spec, (long long)data.n,
+            (long long)data.c, (long long)data.h, (long long)data.w);
+
+    char err[4096];
+    da_diff_trainer tr;
+    int status = 1;
+    FILE *log = NULL;
+    if (resume) {
+        if (config || given(argc, argv, "--ch") || given(argc, argv, "--num-res-blocks") || given(argc, argv, "--ch-mult") ||
+            given(argc, argv, "--attn") || given(argc, argv, "--dropout") || no_resamp_conv)
+            fprintf(stderr, "note: --resume takes the model config from the checkpoint; model options are ignored\n");
+        if (da_diff_trainer_resume(&tr, resume, &data, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            da_dataset_free(&data);
+            return 1;
+        }
+        /* the settings are part of the run: a different value would break the exact resume */
+        const da_diff_train_opts *o = &tr.o;
+#define DIFFERS(opt, cond) (given(argc, argv, opt) && (cond))
+        const char *bad = DIFFERS("--batch", batch != o->batch) ? "--batch" : DIFFERS("--lr", lr != o->lr) ? "--lr"
+                        : DIFFERS("--warmup", warmup != o->warmup) ? "--warmup"
+                        : DIFFERS("--grad-clip", grad_clip != o->grad_clip) ? "--grad-clip"
+                        : DIFFERS("--ema", ema != o->ema) ? "--ema" : DIFFERS("--p2-gamma", p2_gamma != o->p2_gamma) ? "--p2-gamma"
+                        : DIFFERS("--p2-k", p2_k != o->p2_k) ? "--p2-k" : DIFFERS("--seed", (uint64_t)seed != o->seed) ? "--seed"
+                        : flip && !o->flip ? "--flip" : NULL;
+#undef DIFFERS
+        if (bad) {
+            fprintf(stderr, "error: %s differs from the checkpoint's setting; a resumed run keeps the settings it was "
+                            "started with (leave %s out)\n", bad, bad);
+            goto done;
+        }
+        fprintf(stderr, "resuming %s at step %" PRId64 "\n", resume, tr.step);
+    } else {
+        da_unet_config cfg;
+        da_unet_config_default(&cfg);
+        if (config && da_unet_config_load(config, &cfg, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            da_dataset_free(&data);
+            return 1;
+        }
+        if (!config) {
+            cfg.in_channels = cfg.out_ch = (int)data.c;
+            cfg.resolution = (int)data.h;
+        }
+        /* a --config file sets the model; options given explicitly override it */
+        bool use = !config;
+        if (use || given(argc, argv, "--ch")) cfg.ch = ch;
+        if (use || given(argc, argv, "--num-res-blocks")) cfg.num_res_blocks = nrb;
+        if (use || given(argc, argv, "--dropout")) cfg.dropout = dropout;
+        if (no_resamp_conv) cfg.resamp_with_conv = false;
+        if ((use || given(argc, argv, "--ch-mult")) && (parse_int_list(ch_mult, cfg.ch_mult, DA_UNET_MAX_LEVELS, &cfg.n_levels) || cfg.n_levels == 0)) {
+            fprintf(stderr, "diffadapt " CMD ": --ch-mult expects a list like 1,2,2 (at most %d entries), got '%s'\n", DA_UNET_MAX_LEVELS, ch_mult);
+            da_dataset_free(&data);
+            return 2;
+        }
+        if ((use || given(argc, argv, "--attn")) && parse_int_list(attn, cfg.attn_resolutions, DA_UNET_MAX_LEVELS, &cfg.n_attn)) {
+            fprintf(stderr, "diffadapt " CMD ": --attn expects resolutions like 16 or 16,8, or none; got '%s'\n", attn);
+            da_dataset_free(&data);
+            return 2;
+        }
+        da_diff_train_opts o;
+        da_diff_train_opts_default(&o);
+        if (seed < 0) {
+            fprintf(stderr, "diffadapt " CMD ": --seed must not be negative\n");
+            da_dataset_free(&data);
+            return 2;
+        }
+        o.batch = batch;
+        o.lr = lr;
+        o.warmup = warmup;
+        o.grad_clip = grad_clip;
+        o.ema = config && !given(argc, argv, "--ema") ? cfg.ema_rate : ema;
+        cfg.ema_rate = o.ema;
+        o.p2_gamma = p2_gamma;
+        o.p2_k = p2_k;
+        o.seed = (uint64_t)seed;
+        o.flip = flip;
+        if (da_diff_trainer_init(&tr, &cfg, &o, &data, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            da_dataset_free(&data);
+            return 1;
+        }
+    }
+    char cs[256];
+    fprintf(stderr, "model: %s, %.2f M parameters; batch %d, lr %g, warmup %d, grad-clip %g, ema %g, p2 gamma %g k %g, "
+                    "seed %" PRIu64 "%s, %d threads\n",
+            da_unet_config_str(&tr.model.cfg, cs, sizeof cs), (double)da_unet_num_params(&tr.model) / 1e6, tr.o.batch,
+            (double)tr.o.lr, tr.o.warmup, (double)tr.o.grad_clip, (double)tr.o.ema, (double)tr.o.p2_gamma,
+            (double)tr.o.p2_k, tr.o.seed, tr.o.flip ? ", flips" : "", da_get_threads());
+    if (tr.step >= steps) {
+        fprintf(stderr, "the checkpoint is already at step %" PRId64 " >= --steps %d; raise --steps to train more\n", tr.step, steps);
+    }
+
+    if (log_path) {
+        bool exists = stat(log_path, &st) == 0;
+        log = fopen(log_path, "a");
+        if (!log) {
+            fprintf(stderr, "error: cannot open --log %s for appending\n", log_path);
+            goto done;
+        }
+        if (!exists) fprintf(log, "step,loss,grad_norm,lr,img_per_s,elapsed_s\n");
+    }
+    int64_t start = tr.step;
+    da_progress prog;
+    da_progress_begin(&prog, "train", (steps > start ? steps - start : 0) * (int64_t)tr.o.batch, "img");
+    double loss_sum = 0, gn_sum = 0, t_last = da_now(), shown_loss = NAN;
+    int n_sum = 0;
+    while (tr.step < steps) {
+        float loss, gn;
+        if (da_diff_trainer_step(&tr, &loss, &gn, err, sizeof err)) {
+            fprintf(stderr, "\nerror: %s. Training stopped; the last checkpoint (%s) holds the state before the failure\n", err, ckpt);
+            goto done;
+        }
+        loss_sum += loss;
+        gn_sum += gn;
+        n_sum++;
+        shown_loss = isnan(shown_loss) ? loss : 0.98 * shown_loss + 0.02 * loss;
+        if (tr.step % log_every == 0 || tr.step == steps) {
+            double now = da_now();
+            if (log) {
+                fprintf(log, "%" PRId64 ",%.6f,%.4f,%.3g,%.2f,%.1f\n", tr.step, loss_sum / n_sum, gn_sum / n_sum,
+                        tr.adam.cfg.lr, (double)n_sum * tr.o.batch / (now - t_last), now - prog.start);
+                fflush(log);
+            }
+            loss_sum = gn_sum = 0;
+            n_sum = 0;
+            t_last = now;
+        }
+        if (ckpt_every && tr.step % ckpt_every == 0 && tr.step < steps &&
+            da_diff_trainer_save_checkpoint(&tr, ckpt, err, sizeof err)) {
+            fprintf(stderr, "\nerror: writing the checkpoint: %s\n", err);
+            goto done;
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "step %" PRId64 "/%d loss %.4f lr %.2g", tr.step, steps, shown_loss, tr.adam.cfg.lr);
+        da_progress_update(&prog, (tr.step - start) * tr.o.batch, msg);
+    }
+    {
+        char msg[160];
+        snprintf(msg, sizeof msg, "step %" PRId64 " loss %.4f", tr.step, shown_loss);
+        da_progress_end(&prog, (tr.step - start) * tr.o.batch, msg);
+    }
+    if (da_diff_trainer_save_checkpoint(&tr, ckpt, err, sizeof err) || da_diff_trainer_save_model(&tr, out, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "saved %s (EMA weights, step %" PRId64 ") and checkpoint %s\n", out, tr.step, ckpt);
+    status = 0;
+done:
+    if (log) fclose(log);
+    da_diff_trainer_free(&tr);
+    da_dataset_free(&data);
+    return status;
+}

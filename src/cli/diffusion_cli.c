@@ -1,0 +1,157 @@
+/* diffusion_cli.c — shared helpers of the diffusion sub-commands: data options, model loading,
+ * writing image sets (PNG folder or safetensors), DDIM progress lines and PSNR. */
+#include "cli/diffusion_cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/progress.h"
+#include "data/image.h"
+#include "diffusion/ddim.h"
+#include "io/atomic.h"
+#include "io/safetensors.h"
+
+bool da_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+void da_cli_data_options(da_cli_data *d, da_option *o) {
+    const da_option opts[DA_CLI_DATA_N_OPTS] = {
+        {"--classes", DA_OPT_STRING, &d->classes, "LIST", "keep these labels, e.g. 5,7 (relabelled 0..k-1 in this order)", false},
+        {"--take", DA_OPT_INT, &d->take, "N", "use N images drawn at random with --data-seed (0 = all)", false},
+        {"--skip", DA_OPT_INT, &d->skip, "N", "skip the first N of the drawn order", false},
+        {"--data-seed", DA_OPT_INT, &d->data_seed, "N", "seed of the --take draw", false},
+        {"--size", DA_OPT_INT, &d->size, "N", "centre-crop and bilinear-resize every image to NxN (0 = as stored)", false},
+        {"--pad", DA_OPT_INT, &d->pad, "N", "pad every side with N black pixels (2: 28 -> 32)", false},
+        {"--channels", DA_OPT_INT, &d->channels, "N", "1 = grey, 3 = RGB (0 = as stored)", false},
+        {"--attr", DA_OPT_STRING, &d->attr, "NAME", "CelebA attribute used as the 0/1 label (e.g. Male)", false},
+        {"--split", DA_OPT_STRING, &d->split, "NAME", "CelebA split: train, valid or test (default all)", false},
+    };
+    memcpy(o, opts, sizeof opts);
+}
+
+int da_cli_load_data(const char *cmd, const char *what, const char *spec, const da_cli_data *d, da_dataset *out) {
+    memset(out, 0, sizeof *out);
+    if (d->take < 0 || d->skip < 0 || d->data_seed < 0 || d->size < 0 || d->pad < 0 ||
+        (d->channels != 0 && d->channels != 1 && d->channels != 3)) {
+        fprintf(stderr, "diffadapt %s: --take, --skip, --data-seed, --size and --pad must not be negative, "
+                        "and --channels is 0, 1 or 3\n", cmd);
+        return -1;
+    }
+    da_data_opts o = {d->classes, d->take, d->skip, (uint64_t)d->data_seed, d->size, d->pad, d->channels, d->attr, d->split};
+    char err[2048];
+    if (da_dataset_load(spec, &o, out, err, sizeof err)) {
+        fprintf(stderr, "error: %s: %s\n", what, err);
+        return -1;
+    }
+    return 0;
+}
+
+int da_cli_load_unet(const char *path, const char *config_path, da_unet *m) {
+    char err[2048];
+    if (da_unet_load(m, path, config_path, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    char cs[256];
+    fprintf(stderr, "model %s: %s, %.2f M parameters\n", path, da_unet_config_str(&m->cfg, cs, sizeof cs),
+            (double)da_unet_num_params(m) / 1e6);
+    return 0;
+}
+
+int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t c, int64_t h, int64_t w,
+                        const int64_t *labels, const char *const *meta) {
+    char err[2048];
+    if (da_ends_with(out, ".safetensors")) {
+        st_writer *wr = st_writer_new();
+        int64_t shape[4] = {n, c, h, w};
+        st_writer_add_f32(wr, "images", 4, shape, images);
+        if (labels) st_writer_add_i64(wr, "labels", 1, &n, labels);
+        for (int i = 0; meta && meta[i]; i += 2) st_writer_set_meta(wr, meta[i], meta[i + 1]);
+        int rc = st_writer_save(wr, out, err, sizeof err);
+        st_writer_free(wr);
+        if (rc) { fprintf(stderr, "error: %s\n", err); return -1; }
+        return 0;
+    }
+    if (da_mkdirs(out, err, sizeof err)) { fprintf(stderr, "error: %s\n", err); return -1; }
+    int64_t per = c * h * w;
+    for (int64_t i = 0; i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%06lld.png", out, (long long)i);
+        if (da_image_write_png(path, images + i * per, (int)c, (int)h, (int)w, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            return -1;
+        }
+    }
+    if (labels) {
+        /* labels.csv in the layout the folder reader takes back */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/labels.csv", out);
+        da_atomic_file af;
+        if (da_atomic_open(&af, path, err, sizeof err)) { fprintf(stderr, "error: %s\n", err); return -1; }
+        fprintf(af.f, "file,label\n");
+        for (int64_t i = 0; i < n; i++) fprintf(af.f, "%06lld.png,%lld\n", (long long)i, (long long)labels[i]);
+        if (da_atomic_commit(&af, err, sizeof err)) { fprintf(stderr, "error: %s\n", err); return -1; }
+    }
+    return 0;
+}
+
+typedef struct {
+    da_progress *progress;
+    int64_t base, per_call;     /* images done before this batch, images in this batch */
+    int calls;
+} ddim_progress;
+
+static void ddim_progress_cb(void *user, int done, int total) {
+    ddim_progress *p = user;
+    char msg[64];
+    snprintf(msg, sizeof msg, "model call %d/%d", done, total);
+    /* progress in images: a batch counts as done after its last call */
+    da_progress_update(p->progress, p->base + p->per_call * done / total, msg);
+}
+
+int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
+                int steps, int t0, float eta, uint64_t seed) {
+    char err[1024];
+    da_schedule s;
+    if (da_schedule_linear(&s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, sizeof err) ||
+        da_ddim_check_steps(&s, steps, t0, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    if (batch < 1) {
+        fprintf(stderr, "error: --batch must be >= 1\n");
+        return -1;
+    }
+    int64_t per = (int64_t)m->cfg.in_channels * m->cfg.resolution * m->cfg.resolution;
+    da_progress prog;
+    da_progress_begin(&prog, label, n, "img");
+    for (int64_t b0 = 0; b0 < n; b0 += batch) {
+        int64_t nb = n - b0 < batch ? n - b0 : batch;
+        int64_t shape[4] = {nb, m->cfg.in_channels, m->cfg.resolution, m->cfg.resolution};
+        ddim_progress p = {&prog, b0, nb, 0};
+        int rc = mode == DA_CLI_INVERT
+                     ? da_ddim_invert(&s, da_unet_eps, (void *)m, x + b0 * per, shape, steps, t0, ddim_progress_cb, &p, err, sizeof err)
+                     : da_ddim_generate(&s, da_unet_eps, (void *)m, x + b0 * per, shape, steps, t0, eta,
+                                        da_rng_at(seed, (uint64_t)b0), ddim_progress_cb, &p, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "\nerror: %s\n", err);
+            return -1;
+        }
+    }
+    da_progress_end(&prog, n, NULL);
+    return 0;
+}
+
+double da_psnr(const float *a, const float *b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        s += d * d;
+    }
+    double mse = s / (double)n;
+    return mse > 0 ? 10.0 * log10(4.0 / mse) : INFINITY;
+}

@@ -1,0 +1,47 @@
+/* diffusion_cli.h — pieces shared by the diffusion sub-commands (train-diffusion, sample,
+ * invert, generate, edit): the data options, model loading, image output and PSNR. */
+#ifndef DA_DIFFUSION_CLI_H
+#define DA_DIFFUSION_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli/args.h"
+#include "data/dataset.h"
+#include "diffusion/schedule.h"
+#include "nn/unet.h"
+
+/* The data options every command that reads images accepts. */
+typedef struct {
+    const char *classes, *attr, *split;
+    int take, skip, data_seed, size, pad, channels;
+} da_cli_data;
+
+#define DA_CLI_DATA_N_OPTS 9
+/* Writes the DA_CLI_DATA_N_OPTS option entries bound to d into opts. */
+void da_cli_data_options(da_cli_data *d, da_option *opts);
+/* Checks the values and loads; prints a clear error (prefixed with `what`) and returns -1. */
+int da_cli_load_data(const char *cmd, const char *what, const char *spec, const da_cli_data *d, da_dataset *out);
+
+/* Loads a UNet (config from the file or config_path); prints the error and returns -1. */
+int da_cli_load_unet(const char *path, const char *config_path, da_unet *m);
+
+/* Writes n images (n,c,h,w) in [-1,1]: a .safetensors path gets `images` (and `labels` when
+ * given), anything else is a folder of PNG files 000000.png, ... Returns -1 after printing. */
+int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t c, int64_t h, int64_t w,
+                        const int64_t *labels, const char *const *meta);
+
+/* Runs DDIM inversion (from 0 up to t0) or generation (from t0 down to -1) over n images
+ * x (n,C,H,W) in place, `batch` images at a time, with a progress line labelled `label`.
+ * Generation with eta > 0 seeds batch b's noise with (seed, first image index). Prints the
+ * error and returns -1 on bad step settings. */
+typedef enum { DA_CLI_INVERT, DA_CLI_GENERATE } da_cli_ddim_mode;
+int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
+                int steps, int t0, float eta, uint64_t seed);
+
+/* PSNR in dB of images in [-1,1] (peak-to-peak 2) over n elements. */
+double da_psnr(const float *a, const float *b, int64_t n);
+
+bool da_ends_with(const char *s, const char *suffix);
+
+#endif
