@@ -72,9 +72,11 @@ typedef struct {
     char *hf_dir;                     /* a HF folder holding vocab.json + merges.txt, or NULL */
 } da_clip;
 
-/* Builds the parameters for cfg with random values drawn from `seed` (the HF CLIP init:
- * embeddings N(0,0.02), positions N(0,0.01), attention/MLP weights N(0, width^-0.5 scaled by
- * depth), biases 0, norms 1/0, logit_scale ln(1/0.07)). */
+/* Builds the parameters for cfg with random values drawn from `seed`, as CLIP initialises:
+ * token embedding and patch conv N(0,0.02), text positions N(0,0.01), vision positions
+ * N(0,0.02), class embedding N(0,W^-0.5); q/k/v and fc2 N(0, W^-0.5 (2 layers)^-0.5), out_proj
+ * N(0,W^-0.5), fc1 N(0,(2W)^-0.5); projections N(0,W^-0.5); biases 0; norms 1 and 0;
+ * logit_scale ln(1/0.07). */
 int da_clip_init(da_clip *m, const da_clip_config *cfg, uint64_t seed, char *err, size_t errlen);
 void da_clip_free(da_clip *m);
 /* Freezes (no gradient buffer at all; the ops then allocate none) or unfreezes every weight. */
