@@ -87,7 +87,7 @@ static void test_resize_golden(void) {
         snprintf(name, sizeof name, "resize_%s.out", resize[k]);
         float *y = golden(&f, name, os);
         float *got = malloc(sizeof(float) * (size_t)(os[0] * os[1] * os[2]));
-        da_resize_bilinear(x, (int)is[0], (int)is[1], (int)is[2], got, (int)os[1], (int)os[2]);
+        da_image_resize_bilinear(x, (int)is[0], (int)is[1], (int)is[2], got, (int)os[1], (int)os[2]);
         tu_close(name, got, y, (long)(os[0] * os[1] * os[2]), 1e-6, 1e-6);
         free(x);
         free(y);
@@ -106,7 +106,7 @@ static void test_resize_golden(void) {
         float *sq = malloc(sizeof(float) * (size_t)(is[0] * side * side));
         float *got = malloc(sizeof(float) * (size_t)(os[0] * os[1] * os[2]));
         da_center_crop_square(x, (int)is[0], (int)is[1], (int)is[2], sq);
-        da_resize_bilinear(sq, (int)is[0], side, side, got, (int)os[1], (int)os[2]);
+        da_image_resize_bilinear(sq, (int)is[0], side, side, got, (int)os[1], (int)os[2]);
         tu_close(name, got, y, (long)(os[0] * os[1] * os[2]), 1e-6, 1e-6);
 
         da_dataset src = {.n = 1, .c = is[0], .h = is[1], .w = is[2], .images = x};

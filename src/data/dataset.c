@@ -231,7 +231,7 @@ static int build_image(const da_source *s, int64_t i, const da_data_opts *o, int
             if (sq) da_center_crop_square(img, oc, h, w, sq);
         }
         float *rs = sq ? malloc(sizeof(float) * (size_t)oc * (size_t)o->size * (size_t)o->size) : NULL;
-        if (rs) da_resize_bilinear(sq, oc, side, side, rs, o->size, o->size);
+        if (rs) da_image_resize_bilinear(sq, oc, side, side, rs, o->size, o->size);
         if (sq != img) free(sq);
         free(img);
         if (!rs) {

@@ -32,7 +32,7 @@ static void compute_taps(int in, int out, taps *t) {
     }
 }
 
-void da_resize_bilinear(const float *in, int c, int ih, int iw, float *out, int oh, int ow) {
+void da_image_resize_bilinear(const float *in, int c, int ih, int iw, float *out, int oh, int ow) {
     da_check(c > 0 && ih > 0 && iw > 0 && oh > 0 && ow > 0, "resize", "bad sizes %d,%d,%d → %d,%d", c, ih, iw, oh, ow);
     taps *ty = malloc(sizeof(taps) * (size_t)oh), *tx = malloc(sizeof(taps) * (size_t)ow);
     da_check(ty && tx, "resize", "out of memory");

@@ -10,7 +10,7 @@
 
 /* (c,ih,iw) → (c,oh,ow) with the maths of PyTorch's interpolate(mode="bilinear",
  * align_corners=False, antialias=False): source coordinate (dst+0.5)·in/out − 0.5, clamped at 0. */
-void da_resize_bilinear(const float *in, int c, int ih, int iw, float *out, int oh, int ow);
+void da_image_resize_bilinear(const float *in, int c, int ih, int iw, float *out, int oh, int ow);
 /* The centred side×side square of (c,h,w), side = min(h,w), offsets floor((h−side)/2) and
  * floor((w−side)/2); out holds c·side·side. */
 void da_center_crop_square(const float *in, int c, int h, int w, float *out);
