@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "nn/cnn_block.h"
 #include "nn/params.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
@@ -105,14 +106,24 @@ da_tensor *da_cnn_forward(da_ctx *ctx, const da_cnn *m, da_tensor *x) {
              c->in_c, c->in_h, c->in_w);
     da_tensor *const *p = m->params;
     da_tensor *h = x;   /* (N,C,H,W) */
+    for (int l = 0; l < 3; l++)
+        h = da_conv3x3_relu_pool(ctx, h, p[2 * l], p[2 * l + 1]);   /* (N,c_l,H_l/2,W_l/2) */
+    h = da_reshape(ctx, h, DA_SHAPE(x->shape[0], -1));          /* (N, c3*(H/8)*(W/8)) */
+    h = da_relu(ctx, da_linear(ctx, h, p[6], p[7]));           /* (N, hidden) */
+    return da_linear(ctx, h, p[8], p[9]);                       /* (N, n_out) */
+}
+
+da_tensor *da_cnn_forward_reference(da_ctx *ctx, const da_cnn *m, da_tensor *x) {
+    da_tensor *const *p = m->params;
+    da_tensor *h = x;   /* (N,C,H,W) */
     for (int l = 0; l < 3; l++) {
         h = da_conv2d(ctx, h, p[2 * l], p[2 * l + 1], 1, 1);   /* (N,c_l,H_l,W_l) */
         h = da_relu(ctx, h);
         h = da_max_pool2d(ctx, h, 2, 2);                        /* (N,c_l,H_l/2,W_l/2) */
     }
-    h = da_reshape(ctx, h, DA_SHAPE(x->shape[0], -1));          /* (N, c3*(H/8)*(W/8)) */
-    h = da_relu(ctx, da_linear(ctx, h, p[6], p[7]));           /* (N, hidden) */
-    return da_linear(ctx, h, p[8], p[9]);                       /* (N, n_out) */
+    h = da_reshape(ctx, h, DA_SHAPE(x->shape[0], -1));
+    h = da_relu(ctx, da_linear(ctx, h, p[6], p[7]));
+    return da_linear(ctx, h, p[8], p[9]);
 }
 
 da_tensor *da_cnn_loss(da_ctx *ctx, const da_cnn *m, da_tensor *logits, const int64_t *labels) {

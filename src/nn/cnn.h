@@ -49,8 +49,12 @@ int64_t da_cnn_num_params(const da_cnn *m);
 da_tensor *da_cnn_param(const da_cnn *m, const char *name);
 void da_cnn_zero_grad(da_cnn *m);
 
-/* x (N,C,H,W) in [-1,1] -> logits (N,n_out). Records on the tape when grad is enabled. */
+/* x (N,C,H,W) in [-1,1] -> logits (N,n_out). Records on the tape when grad is enabled. The
+ * conv blocks run fused with Winograd (nn/cnn_block.h). */
 da_tensor *da_cnn_forward(da_ctx *ctx, const da_cnn *m, da_tensor *x);
+/* The same network built from the generic ops (conv2d, relu, max_pool2d): the reference the
+ * fused path is tested against. */
+da_tensor *da_cnn_forward_reference(da_ctx *ctx, const da_cnn *m, da_tensor *x);
 /* Mean loss over the batch: BCE with logits for one logit (labels 0/1), cross-entropy for
  * K logits (labels in [0,K)). Returns a 0-d tensor. */
 da_tensor *da_cnn_loss(da_ctx *ctx, const da_cnn *m, da_tensor *logits, const int64_t *labels);
