@@ -319,7 +319,7 @@ int cmd_finetune(int argc, char **argv) {
         snprintf(cache_buf, sizeof cache_buf, "%s/diffadapt-cache", dirname(tmp));
         cache_dir = cache_buf;
     }
-    if (file_exists(out) && !force && !resume) {
+    if (file_exists(out) && !force && !(resume && file_exists(ckpt))) {
         fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
         return 1;
     }
