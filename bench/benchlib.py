@@ -61,3 +61,22 @@ def parse_args(argv, defaults):
             raise SystemExit(f"unknown option {argv[i]}; usage: {' '.join('--' + k + ' N' for k in defaults)}")
         out[key] = type(defaults[key])(argv[i + 1])
     return out
+
+
+def load_safetensors(path):
+    """(tensors, metadata) of an F32 safetensors file (what the C benchmarks dump)."""
+    import json
+    import struct
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    data = blob[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            raise SystemExit(f"{path}: {name} is {info['dtype']}, only F32 is read here")
+        b, e = info["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(data[b:e]), dtype=torch.float32).reshape(info["shape"])
+    return out, meta
