@@ -1,7 +1,7 @@
 /* bench_cnn.c — how long the classifier takes here: the experiment's setting (1,200 images
  * 1x32x32, two classes, 10 epochs, batch 32, three eval sets of 300) through da_classifier_train,
  * plus one training step with the fused Winograd blocks against the generic ops.
- * usage: bench_cnn [epochs] [threads] [n_train] [size] */
+ * usage: bench_cnn [epochs] [threads] [n_train] [size] [steps: 0 skips the step comparison] */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +75,12 @@ int main(int argc, char **argv) {
     int size = argc > 4 ? atoi(argv[4]) : 32;
     da_set_threads(threads);
     printf("OpenBLAS: %s; threads %d\n", openblas_get_config(), da_get_threads());
-    double fused = step_time(true, size, 10), generic = step_time(false, size, 10);
+    int steps = argc > 5 ? atoi(argv[5]) : 10;
+    if (steps > 0) {
+    double fused = step_time(true, size, steps), generic = step_time(false, size, steps);
     printf("one training step, batch 32, 1x%dx%d: fused %.1f ms, generic ops %.1f ms (%.2fx)\n", size, size,
            1e3 * fused, 1e3 * generic, generic / fused);
+    }
 
     da_dataset tr, ev[3];
     fake_set(&tr, n, size, 1);

@@ -2,6 +2,7 @@
  * evaluation on named sets) and the metrics.csv it appends to (see classifier_train.h). */
 #include "nn/classifier_train.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -153,16 +154,18 @@ int da_metrics_prepare(const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-static int metrics_append(const char *path, const da_clf_opts *o, int epoch, const da_clf_result *r,
+/* Rows of epochs [e0, e1). */
+static int metrics_append(const char *path, const da_clf_opts *o, int e0, int e1, const da_clf_result *r,
                           const da_eval_set *evals, char *err, size_t errlen) {
     FILE *f = fopen(path, "a");
     if (!f) {
         snprintf(err, errlen, "cannot append to %s: %s", path, strerror(errno));
         return -1;
     }
-    for (int k = 0; k < r->n_eval; k++)
-        fprintf(f, "%s,%llu,%d,%.6f,%.4f,%s,%.4f\n", o->train_name, (unsigned long long)o->seed, epoch + 1,
-                r->train_loss[epoch], r->train_acc[epoch], evals[k].name, r->eval_acc[epoch * r->n_eval + k]);
+    for (int epoch = e0; epoch < e1; epoch++)
+        for (int k = 0; k < r->n_eval; k++)
+            fprintf(f, "%s,%llu,%d,%.6f,%.4f,%s,%.4f\n", o->train_name, (unsigned long long)o->seed, epoch + 1,
+                    r->train_loss[epoch], r->train_acc[epoch], evals[k].name, r->eval_acc[epoch * r->n_eval + k]);
     if (fclose(f) != 0) {
         snprintf(err, errlen, "writing %s failed: %s", path, strerror(errno));
         return -1;
@@ -330,12 +333,16 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
         res->train_loss[ep] = loss_sum / (double)n;
         res->train_acc[ep] = 100.0 * (double)correct / (double)n;
         for (int j = 0; j < n_eval; j++) res->eval_acc[ep * n_eval + j] = accuracy(&ctx, &m, evals[j].data, y_eval[j]);
-        if (o->metrics_path && metrics_append(o->metrics_path, o, ep, res, evals, err, errlen) != 0) goto done;
-        if (o->verbose) {
-            fprintf(stderr, "%s seed %llu epoch %d/%d  loss %.4f  train %.1f%%", o->train_name,
-                    (unsigned long long)o->seed, ep + 1, o->epochs, res->train_loss[ep], res->train_acc[ep]);
-            for (int j = 0; j < n_eval; j++) fprintf(stderr, "  %s %.1f%%", evals[j].name, res->eval_acc[ep * n_eval + j]);
-            fprintf(stderr, "  (%.1f s)\n", now_s() - te);
+        if (o->metrics_path && metrics_append(o->metrics_path, o, ep, ep + 1, res, evals, err, errlen) != 0) goto done;
+        if (o->verbose) {   /* one write per line, so lines of jobs running side by side do not mix */
+            char line[1024];
+            int len = snprintf(line, sizeof line, "%s seed %llu epoch %d/%d  loss %.4f  train %.1f%%", o->train_name,
+                               (unsigned long long)o->seed, ep + 1, o->epochs, res->train_loss[ep], res->train_acc[ep]);
+            for (int j = 0; j < n_eval && len < (int)sizeof line; j++)
+                len += snprintf(line + len, sizeof line - (size_t)len, "  %s %.1f%%", evals[j].name,
+                                res->eval_acc[ep * n_eval + j]);
+            if (len < (int)sizeof line) snprintf(line + len, sizeof line - (size_t)len, "  (%.1f s)", now_s() - te);
+            fprintf(stderr, "%s\n", line);
         }
         if (!isfinite(res->train_loss[ep])) {
             snprintf(err, errlen, "the training loss became %g in epoch %d; try a smaller --lr",
@@ -354,4 +361,37 @@ done:
     free(ys);
     free(perm);
     return rc;
+}
+
+int da_metrics_append(const char *path, const da_clf_opts *o, const da_clf_result *r, const da_eval_set *evals,
+                      char *err, size_t errlen) {
+    return metrics_append(path, o, 0, r->epochs, r, evals, err, errlen);
+}
+
+int da_classifier_train_jobs(int n_jobs, da_clf_job *jobs, int parallel) {
+    if (parallel <= 0) parallel = da_get_threads();
+    if (parallel > n_jobs) parallel = n_jobs;
+    if (parallel < 1) parallel = 1;
+    /* Each job runs on one thread; OpenBLAS must not start its own threads meanwhile. */
+    const int blas_threads = openblas_get_num_threads();
+    if (parallel > 1 && blas_threads != 1) openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(parallel) if (parallel > 1)
+    for (int i = 0; i < n_jobs; i++) {
+        da_clf_job *j = &jobs[i];
+        da_clf_opts o = j->opts;
+        o.metrics_path = NULL;
+        j->status = da_classifier_train(j->train, j->n_eval, j->evals, &o, j->model_out, &j->res, j->err,
+                                        sizeof j->err);
+    }
+    if (parallel > 1 && blas_threads != 1) openblas_set_num_threads(blas_threads);
+    int failed = 0;
+    for (int i = 0; i < n_jobs; i++) {
+        da_clf_job *j = &jobs[i];
+        if (j->status == 0 && j->opts.metrics_path &&
+            (da_metrics_prepare(j->opts.metrics_path, j->err, sizeof j->err) != 0 ||
+             da_metrics_append(j->opts.metrics_path, &j->opts, &j->res, j->evals, j->err, sizeof j->err) != 0))
+            j->status = -1;
+        failed += j->status != 0;
+    }
+    return failed;
 }

@@ -56,6 +56,30 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
                         da_cnn *model_out, da_clf_result *res, char *err, size_t errlen);
 void da_clf_result_free(da_clf_result *r);
 
+/* One training of a batch run by da_classifier_train_jobs. */
+typedef struct {
+    const da_dataset *train;
+    int n_eval;
+    const da_eval_set *evals;
+    da_clf_opts opts;             /* opts.metrics_path: rows appended after all jobs, in job order */
+    da_cnn *model_out;            /* NULL, or receives the trained model */
+    da_clf_result res;            /* out */
+    int status;                   /* out: 0, or -1 with err set */
+    char err[512];
+} da_clf_job;
+
+/* Runs the jobs (e.g. one per seed), up to `parallel` at once (0 = da_get_threads()), each on
+ * a single thread: for several trainings this scales far better than threading inside each
+ * one, whose layers are small. A job gives the same numbers as running it alone with one
+ * thread. Progress lines (opts.verbose) come as jobs finish their epochs. Returns the number
+ * of failed jobs. */
+int da_classifier_train_jobs(int n_jobs, da_clf_job *jobs, int parallel);
+
+/* Appends the rows of a finished training (r->epochs x n_eval) to a metrics CSV prepared by
+ * da_metrics_prepare. Returns 0, or -1 with a message. */
+int da_metrics_append(const char *path, const da_clf_opts *o, const da_clf_result *r, const da_eval_set *evals,
+                      char *err, size_t errlen);
+
 /* Accuracy in percent of model on d, whose labels are mapped through class_values. */
 double da_cnn_accuracy(const da_cnn *m, const da_dataset *d, const int64_t *class_values, int n_classes);
 

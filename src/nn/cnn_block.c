@@ -27,13 +27,19 @@
 
 /* A chunk holds whole images and at least MIN_TILES tiles when the batch allows it, so that
  * the 16 GEMMs per chunk are wide enough to run near sgemm's peak. */
+#ifndef MIN_TILES
 #define MIN_TILES 256
+#endif
 /* The 16 matrices of a chunk (one per ξ) sit this many floats apart beyond their size: loops
  * that touch all 16 at once would otherwise hit 16 addresses a power of two apart, which share
  * one L1 set. */
 #define XPAD 16
 /* Below this many input channels the GEMMs are outer products: plain loops beat sgemm. */
 #define SMALL_C 4
+
+/* Threads this op may use: one when called from inside a parallel region (e.g. several
+ * trainings run side by side), so results do not depend on how the caller splits work. */
+static int block_threads(void) { return omp_get_level() > 0 ? 1 : omp_get_max_threads(); }
 
 typedef struct {
     int64_t N, C, H, W, O;
@@ -57,7 +63,7 @@ static blk_geom make_geom(const da_tensor *x, const da_tensor *w) {
     g.WP = 2 * g.PW + 2;
     g.imgs = (MIN_TILES + g.tiles - 1) / g.tiles;
     /* but at least one chunk per thread when the batch allows it */
-    int64_t nt = omp_get_max_threads(), fair = (g.N + nt - 1) / nt;
+    int64_t nt = block_threads(), fair = (g.N + nt - 1) / nt;
     if (g.imgs > fair) g.imgs = fair;
     if (g.imgs < 1) g.imgs = 1;
     return g;
@@ -431,7 +437,7 @@ static void block_backward(da_ctx *ctx, da_tape_entry *e) {
     float *dx = need_dx ? da_grad(ctx, x) : NULL;
     float *dw = need_dw ? da_grad(ctx, w) : NULL;
     float *db = b && b->requires_grad ? da_grad(ctx, b) : NULL;
-    const int nt = omp_get_max_threads();
+    const int nt = block_threads();
     const int64_t Tmax = g.imgs * g.tiles, n_chunks = (g.N + g.imgs - 1) / g.imgs, OC16 = 16 * g.O * g.C;
     const int64_t VS = 16 * vstride(&g, Tmax), MS = 16 * mstride(&g, Tmax);
     const int64_t per_thread = VS + MS + plane_floats(&g);
@@ -440,8 +446,8 @@ static void block_backward(da_ctx *ctx, da_tape_entry *e) {
     float *ws = da_scratch_take(ctx, nt * (per_thread + OC16 + g.O), &mark);
     float *dU_all = ws + nt * per_thread, *db_all = dU_all + nt * OC16;
     memset(dU_all, 0, sizeof(float) * (size_t)(nt * (OC16 + g.O)));
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    const int blas_threads = openblas_get_num_threads();
+    if (blas_threads != 1) openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nt)
     {
         int th = omp_get_thread_num();
@@ -457,14 +463,14 @@ static void block_backward(da_ctx *ctx, da_tape_entry *e) {
             }
         }
     }
-    openblas_set_num_threads(blas_threads);
+    if (blas_threads != 1) openblas_set_num_threads(blas_threads);
     for (int th = 1; th < nt; th++) {   /* sum the per-thread accumulators */
         const float *src = dU_all + th * OC16;
         for (int64_t k = 0; k < OC16; k++) dU_all[k] += src[k];
         for (int64_t o = 0; o < g.O; o++) db_all[o] += db_all[th * g.O + o];
     }
     if (dw) {   /* dW (O,C,3,3) += Gᵀ dU G */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
         for (int64_t oc = 0; oc < g.O * g.C; oc++) {
             float du[16];
             for (int k = 0; k < 16; k++) du[k] = dU_all[k * g.O * g.C + oc];
@@ -477,8 +483,8 @@ static void block_backward(da_ctx *ctx, da_tape_entry *e) {
 }
 
 /* U (16,O,C) from w (O,C,3,3) */
-static void transform_weights(const blk_geom *g, const float *w, float *U) {
-#pragma omp parallel for schedule(static)
+static void transform_weights(const blk_geom *g, const float *w, float *U, int nt) {
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t oc = 0; oc < g->O * g->C; oc++) {
         float u[16];
         weight_transform(w + oc * 9, u);
@@ -497,7 +503,7 @@ da_tensor *da_conv3x3_relu_pool(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tens
     blk_geom g = make_geom(x, w);
     da_tensor *in[3] = {x, w, b};
     bool record = da_needs_grad(ctx, b ? 3 : 2, in);
-    const int nt = omp_get_max_threads();
+    const int nt = block_threads();
     const int64_t Tmax = g.imgs * g.tiles, n_chunks = (g.N + g.imgs - 1) / g.imgs;
     const int64_t VS = 16 * vstride(&g, Tmax), MS = 16 * mstride(&g, Tmax);
     da_tensor *y = da_new(ctx, DA_SHAPE(g.N, g.O, g.PH, g.PW));
@@ -517,9 +523,9 @@ da_tensor *da_conv3x3_relu_pool(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tens
     float *ws = da_scratch_take(ctx, (record ? 0 : 16 * g.O * g.C) + nt * per_thread, &mark);
     if (!record) U = ws;
     float *chunks = record ? ws : ws + 16 * g.O * g.C;
-    transform_weights(&g, w->data, U);
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    transform_weights(&g, w->data, U, nt);
+    const int blas_threads = openblas_get_num_threads();
+    if (blas_threads != 1) openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nt)
     {
         int th = omp_get_thread_num();
@@ -533,7 +539,7 @@ da_tensor *da_conv3x3_relu_pool(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tens
             chunk_output(&g, mc, b ? b->data : NULL, n0, nb, y->data, code);
         }
     }
-    openblas_set_num_threads(blas_threads);
+    if (blas_threads != 1) openblas_set_num_threads(blas_threads);
     da_scratch_give_back(ctx, &mark);
     if (record) {
         da_tape_entry *e = da_record(ctx, block_backward, y, b ? 3 : 2, in);
