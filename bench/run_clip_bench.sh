@@ -2,17 +2,17 @@
 # run_clip_bench.sh — CLIP image-tower benchmark, diffadapt (bench_clip.c) against a plain-PyTorch
 # HF CLIP vision tower (bench_clip_torch.py) at the same thread count, after a cross-check that
 # both compute the same embeddings and input gradients; markdown table on stdout, logs on stderr.
-# Usage: bench/run_clip_bench.sh [threads=2] [iters=10]
-#   env BUILD_DIR (default build-bench): the CMake build folder to build bench_clip in.
+# Usage: bench/run_clip_bench.sh [threads=2] [iters=10, or env BENCH_ITERS]
+#   env BUILD_DIR (default build): the CMake build folder to build bench_clip in.
 #   env CLIP_ROWS (default vitb32,mini): which models to time.
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for both commands (design.md §3) so that
 # OpenBLAS picks its kernels for this CPU; the kernel that ran is printed with the table.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 THREADS=${1:-2}
-ITERS=${2:-10}
+ITERS=${2:-${BENCH_ITERS:-10}}
 WARMUP=$(( ITERS / 5 + 1 ))
-BUILD=${BUILD_DIR:-$ROOT/build-bench}
+BUILD=${BUILD_DIR:-$ROOT/build}
 PY=/usr/bin/python3
 ROWS=${CLIP_ROWS:-vitb32,mini}
 case ",$ROWS," in *,vitb32,*) VIT=1 ;; *) VIT=0 ;; esac

@@ -1,16 +1,16 @@
 #!/bin/sh
 # run_mlp_bench.sh — MLP training-step benchmark, diffadapt (bench_mlp.c) against PyTorch
 # (bench_mlp_torch.py) at the same thread count; prints a markdown table on stdout, logs on stderr.
-# Usage: bench/run_mlp_bench.sh [threads=2] [iters=100]
-#   env BUILD_DIR (default build-bench): the CMake build folder to build bench_mlp in.
+# Usage: bench/run_mlp_bench.sh [threads=2] [iters=100, or env BENCH_ITERS]
+#   env BUILD_DIR (default build): the CMake build folder to build bench_mlp in.
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for both commands (design.md §3) so that
 # OpenBLAS picks its kernels for this CPU; the kernel that ran is printed with the table.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 THREADS=${1:-2}
-ITERS=${2:-100}
+ITERS=${2:-${BENCH_ITERS:-100}}
 WARMUP=$(( ITERS / 10 + 1 ))
-BUILD=${BUILD_DIR:-$ROOT/build-bench}
+BUILD=${BUILD_DIR:-$ROOT/build}
 PY=/usr/bin/python3
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
