@@ -3,9 +3,10 @@
  * input and parameter gradients; config parsing (YAML/JSON), save/load and mismatch errors. */
 #include <unistd.h>
 
+#include "gradcheck.h"
 #include "io/safetensors.h"
 #include "nn/unet.h"
-#include "test_util.h"
+#include "nn/unet_ops.h"
 
 /* The weights of the golden models: a 32-bit mix of (parameter index, element index) that
  * gen_unet.py repeats exactly, so the golden file needs no weights. */
@@ -219,7 +220,82 @@ static void check_config_and_files(void) {
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* ---- the fused GroupNorm + swish op --------------------------------------------------------- */
+static da_tensor *build_gn_swish(da_ctx *ctx, da_tensor **in, void *u) {
+    return da_gn_swish(ctx, in[0], u ? in[3] : NULL, in[1], in[2], 4, 1e-6f, 0.0f);
+}
+
+static da_tensor *build_swish(da_ctx *ctx, da_tensor **in, void *u) {
+    (void)u;
+    return da_swish(ctx, in[0]);
+}
+
+/* The fused op against the composition of the engine's ops, forward and backward, with the
+ * per-channel shift and dropout in training mode (the same mask stream as da_dropout). */
+static void check_fused_vs_composite(void) {
+    da_rng rng;
+    da_rng_init(&rng, 21);
+    int64_t N = 2, C = 8, H = 5, W = 3;
+    da_tensor *x = gc_input(&rng, DA_SHAPE(N, C, H, W), 2.0f), *w = gc_input(&rng, DA_SHAPE(C), 1.0f);
+    da_tensor *b = gc_input(&rng, DA_SHAPE(C), 1.0f), *sh = gc_input(&rng, DA_SHAPE(N, C), 1.0f);
+    da_tensor *R = gc_input(&rng, DA_SHAPE(N, C, H, W), 1.0f);
+    float *grads[2][4];
+    float *outs[2];
+    for (int fused = 0; fused < 2; fused++) {
+        da_ctx ctx;
+        da_ctx_init(&ctx);
+        ctx.training = true;
+        ctx.seed = 99;
+        da_tensor *ps[4] = {x, w, b, sh};
+        for (int i = 0; i < 4; i++) memset(ps[i]->grad, 0, sizeof(float) * (size_t)ps[i]->numel);
+        da_tensor *y;
+        if (fused) {
+            y = da_gn_swish(&ctx, x, sh, w, b, 4, 1e-6f, 0.3f);
+        } else {
+            da_tensor *xs = da_add(&ctx, x, da_reshape(&ctx, sh, DA_SHAPE(N, C, 1, 1)));
+            y = da_dropout(&ctx, da_silu(&ctx, da_group_norm(&ctx, xs, w, b, 4, 1e-6f)), 0.3f);
+        }
+        da_tensor *loss = da_sum(&ctx, da_mul(&ctx, y, R), 0, NULL, false);
+        da_backward(&ctx, loss);
+        outs[fused] = malloc(sizeof(float) * (size_t)y->numel);
+        memcpy(outs[fused], y->data, sizeof(float) * (size_t)y->numel);
+        for (int i = 0; i < 4; i++) {
+            grads[fused][i] = malloc(sizeof(float) * (size_t)ps[i]->numel);
+            memcpy(grads[fused][i], ps[i]->grad, sizeof(float) * (size_t)ps[i]->numel);
+        }
+        da_ctx_free(&ctx);
+    }
+    int zeros = 0;
+    for (int64_t i = 0; i < x->numel; i++) zeros += outs[1][i] == 0.0f;
+    CHECK(zeros > 40 && zeros < 105, "dropout 0.3 zeroed %d of 240", zeros);
+    tu_close("gn_swish forward vs composite", outs[1], outs[0], (long)x->numel, 1e-6, 1e-5);
+    const char *names[4] = {"gn_swish d/dx vs composite", "gn_swish d/dw vs composite", "gn_swish d/db vs composite",
+                            "gn_swish d/dshift vs composite"};
+    da_tensor *ps[4] = {x, w, b, sh};
+    for (int i = 0; i < 4; i++) tu_close(names[i], grads[1][i], grads[0][i], (long)ps[i]->numel, 1e-5, 1e-4);
+    for (int f = 0; f < 2; f++) {
+        free(outs[f]);
+        for (int i = 0; i < 4; i++) free(grads[f][i]);
+    }
+    /* finite differences, with and without the shift */
+    da_tensor *in[4] = {x, w, b, sh};
+    gradcheck("gn_swish", build_gn_swish, 3, in, NULL, 1e-2f, 2e-3, 2e-3, 200);
+    gradcheck("gn_swish with shift", build_gn_swish, 4, in, in, 1e-2f, 2e-3, 2e-3, 200);
+    da_tensor *big = gc_input(&rng, DA_SHAPE(3, 50), 6.0f);
+    gradcheck("swish", build_swish, 1, &big, NULL, 1e-2f, 2e-3, 2e-3, 200);
+    /* the vectorised swish against the exact one, across the range */
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_tensor *v = da_new(&ctx, DA_SHAPE(2001));
+    for (int i = 0; i <= 2000; i++) v->data[i] = -100.0f + 0.1f * (float)i;
+    da_tensor *a = da_swish(&ctx, v), *e = da_silu(&ctx, v);
+    tu_close("swish vs silu", a->data, e->data, 2001, 1e-7, 3e-7);
+    da_ctx_free(&ctx);
+    da_tensor_free(x); da_tensor_free(w); da_tensor_free(b); da_tensor_free(sh); da_tensor_free(R); da_tensor_free(big);
+}
+
 int main(void) {
+    check_fused_vs_composite();
     st_file g;
     char err[512];
     if (st_open("golden/unet.safetensors", &g, err, sizeof err)) {

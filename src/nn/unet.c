@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "nn/unet_ops.h"
 #include "tensor/rng.h"
 
 #define GN_GROUPS 32
@@ -222,19 +223,18 @@ da_tensor *da_timestep_embedding(da_ctx *ctx, const float *t, int64_t B, int dim
     return e;
 }
 
+/* swish(group_norm(x)) as one fused op (nn/unet_ops.h) */
 static da_tensor *norm_silu(da_ctx *ctx, const da_unet_layer *n, da_tensor *x) {
-    return da_silu(ctx, da_group_norm(ctx, x, n->w, n->b, GN_GROUPS, GN_EPS));
+    return da_gn_swish(ctx, x, NULL, n->w, n->b, GN_GROUPS, GN_EPS, 0.0f);
 }
 
 /* temb_act = swish(temb) (B,4ch), shared by every block (the reference applies the same
- * swish in each block). */
+ * swish in each block). The timestep projection is added to conv1's output per channel; the
+ * fused op adds it before norm2, then applies swish and dropout. */
 static da_tensor *resblock(da_ctx *ctx, const da_unet_resblock *r, da_tensor *x, da_tensor *temb_act, float dropout) {
-    int64_t B = x->shape[0];
     da_tensor *h = da_conv2d(ctx, norm_silu(ctx, &r->norm1, x), r->conv1.w, r->conv1.b, 1, 1);   /* (B,cout,H,W) */
     da_tensor *tp = da_linear(ctx, temb_act, r->temb_proj.w, r->temb_proj.b);                    /* (B,cout) */
-    h = da_add(ctx, h, da_reshape(ctx, tp, DA_SHAPE(B, r->cout, 1, 1)));
-    h = norm_silu(ctx, &r->norm2, h);
-    h = da_dropout(ctx, h, dropout);
+    h = da_gn_swish(ctx, h, tp, r->norm2.w, r->norm2.b, GN_GROUPS, GN_EPS, dropout);
     h = da_conv2d(ctx, h, r->conv2.w, r->conv2.b, 1, 1);
     da_tensor *sc = r->cin != r->cout ? da_conv2d(ctx, x, r->nin_shortcut.w, r->nin_shortcut.b, 1, 0) : x;
     return da_add(ctx, sc, h);
@@ -267,8 +267,8 @@ da_tensor *da_unet_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const fl
 
     da_tensor *temb = da_timestep_embedding(ctx, t, B, c->ch);                      /* (B,ch) */
     temb = da_linear(ctx, temb, m->temb0.w, m->temb0.b);
-    temb = da_linear(ctx, da_silu(ctx, temb), m->temb1.w, m->temb1.b);              /* (B,4ch) */
-    da_tensor *temb_act = da_silu(ctx, temb);
+    temb = da_linear(ctx, da_swish(ctx, temb), m->temb1.w, m->temb1.b);             /* (B,4ch) */
+    da_tensor *temb_act = da_swish(ctx, temb);
 
     da_tensor *hs[DA_UNET_MAX_LEVELS * (DA_UNET_MAX_BLOCKS + 1) + 1];
     int n_hs = 0;
