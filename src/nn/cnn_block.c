@@ -217,29 +217,18 @@ static void chunk_input_adj(const blk_geom *g, const float *restrict dvc, int64_
 
 /* 8-wide vectors (GCC/Clang vector extensions) for the two per-tile loops below: their
  * compare-and-select code does not auto-vectorise under the default -ftrapping-math. */
-#if defined(__GNUC__) && !defined(__clang__)
-/* Only static helpers pass these vectors by value, so the ABI note for builds without AVX
- * (Debug) does not matter. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 typedef float vf8 __attribute__((vector_size(32)));
 typedef int32_t vi8 __attribute__((vector_size(32)));
-
-static inline vf8 vf8_load(const float *p) {
-    vf8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void vf8_store(float *p, vf8 v) { memcpy(p, &v, sizeof v); }
-static inline vi8 vi8_load(const int32_t *p) {
-    vi8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void vi8_store(int32_t *p, vi8 v) { memcpy(p, &v, sizeof v); }
-/* lanes of a where mask is set, else of b */
-static inline vf8 vf8_sel(vi8 mask, vf8 a, vf8 b) { return (vf8)(((vi8)a & mask) | ((vi8)b & ~mask)); }
-static inline vi8 vi8_sel(vi8 mask, vi8 a, vi8 b) { return (a & mask) | (b & ~mask); }
+/* the same, for loads and stores at any float-aligned address */
+typedef float vf8u __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t vi8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define VF8_LOAD(p) (*(const vf8u *)(p))
+#define VF8_STORE(p, v) (*(vf8u *)(p) = (v))
+#define VI8_LOAD(p) (*(const vi8u *)(p))
+#define VI8_STORE(p, v) (*(vi8u *)(p) = (v))
+/* lanes of a where mask is set, else of b (macros: no vector arguments cross a call) */
+#define VF8_SEL(mask, a, b) ((vf8)(((vi8)(a) & (mask)) | ((vi8)(b) & ~(mask))))
+#define VI8_SEL(mask, a, b) (((a) & (mask)) | ((b) & ~(mask)))
 
 /* One pooled output from its 16 M values (m[k*stride]) and the bias: y and the code. */
 static inline void output_one(const float *m, int64_t stride, float bo, float *y, int32_t *code) {
@@ -272,29 +261,29 @@ static void chunk_output(const blk_geom *g, const float *restrict mc, const floa
             int64_t t = 0;
             for (; t + 8 <= T; t += 8) {
                 const float *p = m + t;
-                vf8 s00 = vf8_load(p) + vf8_load(p + S) + vf8_load(p + 2 * S);
-                vf8 s01 = vf8_load(p + S) - vf8_load(p + 2 * S) - vf8_load(p + 3 * S);
-                vf8 s10 = vf8_load(p + 4 * S) + vf8_load(p + 5 * S) + vf8_load(p + 6 * S);
-                vf8 s11 = vf8_load(p + 5 * S) - vf8_load(p + 6 * S) - vf8_load(p + 7 * S);
-                vf8 s20 = vf8_load(p + 8 * S) + vf8_load(p + 9 * S) + vf8_load(p + 10 * S);
-                vf8 s21 = vf8_load(p + 9 * S) - vf8_load(p + 10 * S) - vf8_load(p + 11 * S);
-                vf8 s30 = vf8_load(p + 12 * S) + vf8_load(p + 13 * S) + vf8_load(p + 14 * S);
-                vf8 s31 = vf8_load(p + 13 * S) - vf8_load(p + 14 * S) - vf8_load(p + 15 * S);
+                vf8 s00 = VF8_LOAD(p) + VF8_LOAD(p + S) + VF8_LOAD(p + 2 * S);
+                vf8 s01 = VF8_LOAD(p + S) - VF8_LOAD(p + 2 * S) - VF8_LOAD(p + 3 * S);
+                vf8 s10 = VF8_LOAD(p + 4 * S) + VF8_LOAD(p + 5 * S) + VF8_LOAD(p + 6 * S);
+                vf8 s11 = VF8_LOAD(p + 5 * S) - VF8_LOAD(p + 6 * S) - VF8_LOAD(p + 7 * S);
+                vf8 s20 = VF8_LOAD(p + 8 * S) + VF8_LOAD(p + 9 * S) + VF8_LOAD(p + 10 * S);
+                vf8 s21 = VF8_LOAD(p + 9 * S) - VF8_LOAD(p + 10 * S) - VF8_LOAD(p + 11 * S);
+                vf8 s30 = VF8_LOAD(p + 12 * S) + VF8_LOAD(p + 13 * S) + VF8_LOAD(p + 14 * S);
+                vf8 s31 = VF8_LOAD(p + 13 * S) - VF8_LOAD(p + 14 * S) - VF8_LOAD(p + 15 * S);
                 vf8 v0 = s00 + s10 + s20 + bv, v1 = s01 + s11 + s21 + bv;
                 vf8 v2 = s10 - s20 - s30 + bv, v3 = s11 - s21 - s31 + bv;
-                vf8 mx = vf8_sel(v0 > zero, v0, zero), k = zero;
+                vf8 mx = VF8_SEL(v0 > zero, v0, zero), k = zero;
                 vi8 gt = v1 > mx;
-                k = vf8_sel(gt, one, k);
-                mx = vf8_sel(gt, v1, mx);
+                k = VF8_SEL(gt, one, k);
+                mx = VF8_SEL(gt, v1, mx);
                 gt = v2 > mx;
-                k = vf8_sel(gt, two, k);
-                mx = vf8_sel(gt, v2, mx);
+                k = VF8_SEL(gt, two, k);
+                mx = VF8_SEL(gt, v2, mx);
                 gt = v3 > mx;
-                k = vf8_sel(gt, three, k);
-                mx = vf8_sel(gt, v3, mx);
-                vf8_store(y + at + t, mx);
+                k = VF8_SEL(gt, three, k);
+                mx = VF8_SEL(gt, v3, mx);
+                VF8_STORE(y + at + t, mx);
                 vi8 ki = __builtin_convertvector(k, vi8);
-                vi8_store(code + at + t, vi8_sel(mx > zero, ki, ki - ki + 4));
+                VI8_STORE(code + at + t, VI8_SEL(mx > zero, ki, ki - ki + 4));
             }
             for (; t < T; t++) output_one(m + t, S, bo, y + at + t, code + at + t);
         }
@@ -319,18 +308,18 @@ static void chunk_grad_out(const blk_geom *g, const float *dy, const int32_t *co
             float *d = dm + o * Tc + i * T;
             int64_t t = 0;
             for (; t + 8 <= T; t += 8) {
-                vi8 k = vi8_load(co + t);
-                vf8 gv = vf8_sel(k < four, vf8_load(dyo + t), zero);
+                vi8 k = VI8_LOAD(co + t);
+                vf8 gv = VF8_SEL(k < four, VF8_LOAD(dyo + t), zero);
                 vi8 r = (k & bit2) != izero, c = (k & bit1) != izero;
                 vsum += gv;
-                vf8 a0 = vf8_sel(r, zero, gv), a2 = vf8_sel(r, -gv, gv), a3 = vf8_sel(r, -gv, zero);
+                vf8 a0 = VF8_SEL(r, zero, gv), a2 = VF8_SEL(r, -gv, gv), a3 = VF8_SEL(r, -gv, zero);
                 vf8 a[4] = {a0, gv, a2, a3};
                 for (int ai = 0; ai < 4; ai++) {
                     float *row = d + 4 * ai * S + t;
-                    vf8_store(row, vf8_sel(c, zero, a[ai]));
-                    vf8_store(row + S, a[ai]);
-                    vf8_store(row + 2 * S, vf8_sel(c, -a[ai], a[ai]));
-                    vf8_store(row + 3 * S, vf8_sel(c, -a[ai], zero));
+                    VF8_STORE(row, VF8_SEL(c, zero, a[ai]));
+                    VF8_STORE(row + S, a[ai]);
+                    VF8_STORE(row + 2 * S, VF8_SEL(c, -a[ai], a[ai]));
+                    VF8_STORE(row + 3 * S, VF8_SEL(c, -a[ai], zero));
                 }
             }
             for (; t < T; t++) {
@@ -389,7 +378,7 @@ static void prod_grad_u(const blk_geom *g, const float *dm, const float *vc, int
                 const float *restrict a = d + o * Tc, *restrict b = v + c * Tc;
                 vf8 acc = {0};   /* eight partial sums: an in-order float sum would not vectorise */
                 int64_t t = 0;
-                for (; t + 8 <= Tc; t += 8) acc += vf8_load(a + t) * vf8_load(b + t);
+                for (; t + 8 <= Tc; t += 8) acc += VF8_LOAD(a + t) * VF8_LOAD(b + t);
                 float s = 0.0f;
                 for (; t < Tc; t++) s += a[t] * b[t];
                 for (int l = 0; l < 8; l++) s += acc[l];
