@@ -1,7 +1,8 @@
 /* bench_conv.c — diffadapt side of the convolution benchmark (bench/run_conv_bench.sh runs the
  * PyTorch side, bench/bench_conv_torch.py, on the same shapes and thread count): conv2d forward
  * and backward (dX, dW, db) at UNet-like shapes. Prints `RESULT name fwd_ms bwd_ms gflop`.
- * Usage: bench_conv [threads] [min_seconds_per_shape]   (threads <= 0: all cores) */
+ * Usage: bench_conv [threads] [min_seconds_per_shape] [shape name]   (threads <= 0: all cores)
+ *        bench_conv --list   (the shape names) */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,11 @@ static int cmp_double(const void *a, const void *b) {
 #define MAX_ITERS 200
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) printf("%s\n", SHAPES[s].name);
+        return 0;
+    }
+    const char *only = argc > 3 ? argv[3] : NULL;
     int threads = argc > 1 ? atoi(argv[1]) : 0;
     double min_s = argc > 2 ? atof(argv[2]) : 2.0;
     da_set_threads(threads);
@@ -49,6 +55,7 @@ int main(int argc, char **argv) {
     da_rng_init(&rng, 3);
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
         const shape *sh = &SHAPES[s];
+        if (only && strcmp(only, sh->name) != 0) continue;
         da_tensor *x = da_persistent(DA_SHAPE(sh->N, sh->C, sh->H, sh->W), true);
         da_tensor *w = da_persistent(DA_SHAPE(sh->O, sh->C, sh->k, sh->k), true);
         da_tensor *b = da_persistent(DA_SHAPE(sh->O), true);

@@ -1,7 +1,7 @@
 """bench_conv_torch.py — PyTorch side of the convolution benchmark: the shapes of bench_conv.c,
 conv2d forward and backward (dX, dW, db) at the same thread count. Prints
 `RESULT name fwd_ms bwd_ms gflop` lines. Run with /usr/bin/python3 (Debian's python3-torch).
-Usage: bench_conv_torch.py [threads] [min_seconds_per_shape]"""
+Usage: bench_conv_torch.py [threads] [min_seconds_per_shape] [shape name]"""
 import sys
 import time
 
@@ -30,11 +30,14 @@ def conv(x, w, b, stride, pads):
 def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
     min_s = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
+    only = sys.argv[3] if len(sys.argv) > 3 else None
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__} conv2d benchmark: {torch.get_num_threads()} threads, "
           f"mkldnn {torch.backends.mkldnn.is_available()}")
     torch.manual_seed(3)
     for name, N, C, H, W, O, k, stride, pads in SHAPES:
+        if only is not None and name != only:
+            continue
         x = torch.randn(N, C, H, W, requires_grad=True)
         w = (0.05 * torch.randn(O, C, k, k)).requires_grad_()
         b = (0.1 * torch.randn(O)).requires_grad_()

@@ -19,10 +19,17 @@ fi
 echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-<unset>}" \
      "(both unset for the benchmark), threads $threads, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" "$@"; }
-c_out=$(run "$build/bench_conv" "$threads" "$secs")
-t_out=$(run /usr/bin/python3 bench/bench_conv_torch.py "$threads" "$secs")
-grep -v '^RESULT' <<< "$c_out"
-grep -v '^RESULT' <<< "$t_out"
+# One shape at a time, the two sides back to back, so that a change in the machine's load
+# during the run affects both alike.
+c_out="" t_out=""
+for s in $("$build/bench_conv" --list); do
+  c=$(run "$build/bench_conv" "$threads" "$secs" "$s")
+  t=$(run /usr/bin/python3 bench/bench_conv_torch.py "$threads" "$secs" "$s")
+  [ -z "$c_out" ] && head -n 2 <<< "$c" && head -n 1 <<< "$t"
+  grep -v -e '^RESULT' -e '^diffadapt' -e '^OpenBLAS' <<< "$c" | sed 's/^/  ours  /'
+  grep -v -e '^RESULT' -e '^torch' <<< "$t" | sed 's/^/  torch /'
+  c_out+=$'\n'$c t_out+=$'\n'$t
+done
 echo
 # Ratio = PyTorch time / diffadapt time for forward + backward: above 1 means diffadapt is faster.
 awk -v c="$c_out" -v t="$t_out" 'BEGIN {

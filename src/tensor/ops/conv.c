@@ -65,14 +65,18 @@ static conv_plan make_plan(const conv_geom *g, int threads) {
     if (g->direct && g->P >= DIRECT_MIN_P) t = balance;   /* no workspace: only balance counts */
     /* Bands hold at least ceil(kh/s) rows, so that bands two apart share no input row. */
     int64_t min_rows = max64(1, (g->kh + g->s - 1) / g->s);
+    /* Tiles of even size: a thin last tile makes a slow GEMM. */
     if (g->P <= t && !(g->direct && g->P >= DIRECT_MIN_P)) {
+        int64_t n_tiles = (g->N + t / g->P - 1) / (t / g->P);
         p.pc = g->P;
-        p.imgs = min64(g->N, t / g->P);
+        p.imgs = (g->N + n_tiles - 1) / n_tiles;
         p.bands = 1;
         p.n_tiles = (g->N + p.imgs - 1) / p.imgs;
     } else {
+        int64_t rows = max64(t / g->OW, min_rows), bands = (g->OH + rows - 1) / rows;
+        rows = max64((g->OH + bands - 1) / bands, min_rows);
         p.imgs = 1;
-        p.pc = min64(g->P, max64(t / g->OW, min_rows) * g->OW);
+        p.pc = min64(g->P, rows * g->OW);
         p.bands = (g->P + p.pc - 1) / p.pc;
         p.n_tiles = g->N * p.bands;
     }
@@ -306,7 +310,7 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
     int64_t col_n = dw && !kept && !one_direct ? g.K * T : 0;   /* im2col of x */
     int64_t dyt_n = plan.imgs > 1 ? g.O * T : 0;                /* gathered dy */
     int64_t dcol_n = dx && !one_direct ? g.K * T : 0;           /* column gradients */
-    int64_t dwt_n = dw ? g.O * g.K : 0;                         /* private dW (threads > 0) */
+    int64_t dwt_n = dw ? g.O * g.K : 0;                         /* private dW of threads 1.. */
     int64_t per = col_n + dyt_n + dcol_n + dwt_n;
     da_scratch_mark mark;
     float *work = da_scratch_take(ctx, per * threads, &mark);
@@ -329,12 +333,13 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
                 backward_tile(&g, &t, x->data, w->data, dy, kept, col, dyt, dcol, dw_t, dx);
             }
         }
-        if (dw && threads > 1) {
+        int team = omp_get_num_threads();   /* the runtime may give fewer than asked */
+        if (dw && team > 1) {
             /* dW += the other threads' sums (the loops above ended with a barrier) */
 #pragma omp for schedule(static)
             for (int64_t j = 0; j < dwt_n; j++) {
                 float s = 0.0f;
-                for (int th = 1; th < threads; th++) s += work[per * th + col_n + dyt_n + dcol_n + j];
+                for (int th = 1; th < team; th++) s += work[per * th + col_n + dyt_n + dcol_n + j];
                 dw[j] += s;
             }
         }
