@@ -50,7 +50,7 @@ int cmd_train_clip(int argc, char **argv) {
     const da_option opts[] = {
         {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images, labels ignored (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", false},
         {"--out", DA_OPT_STRING, &out, "M.safetensors", "the trained model (config, vocabulary and evaluation in its metadata)", true},
-        {"--steps", DA_OPT_INT, &steps, "N", "optimiser steps (0 = 1500; with --resume: the checkpoint's total)", false},
+        {"--steps", DA_OPT_INT, &steps, "N", "optimiser steps (0 = 1000; with --resume: the checkpoint's total)", false},
         {"--batch", DA_OPT_INT, &batch, "N", "image-caption pairs per step", false},
         {"--lr", DA_OPT_FLOAT, &lr, "LR", "AdamW peak learning rate, cosine decay to 0", false},
         {"--wd", DA_OPT_FLOAT, &wd, "W", "AdamW weight decay on matrices", false},

@@ -288,7 +288,7 @@ void da_miniclip_defaults(da_miniclip_opts *o) {
     o->vision_width = 128; o->vision_layers = 4;
     o->text_width = 128; o->text_layers = 4;
     o->heads = 4; o->embed_dim = 128; o->context = 32; o->merges = 1000;
-    o->steps = 1500; o->batch = 128; o->lr = 1e-3f; o->weight_decay = 0.1f; o->warmup = 100;
+    o->steps = 1000; o->batch = 64; o->lr = 1e-3f; o->weight_decay = 0.1f; o->warmup = 50;
     o->grad_clip = 1.0f; o->seed = 0;
 }
 

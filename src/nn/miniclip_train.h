@@ -50,11 +50,11 @@ typedef struct {
     int context;                              /* 32 tokens */
     int merges;                               /* max BPE merges learned from captions (1000) */
     /* training */
-    int64_t steps;                            /* optimiser steps (1500) */
-    int batch;                                /* image-caption pairs per step (128) */
+    int64_t steps;                            /* optimiser steps (1000) */
+    int batch;                                /* image-caption pairs per step (64) */
     float lr;                                 /* AdamW peak lr (1e-3), betas (0.9, 0.98), eps 1e-6 */
     float weight_decay;                       /* 0.1, on matrices only (not gains, biases, logit_scale) */
-    int64_t warmup;                           /* linear warm-up steps, then cosine to 0 (100) */
+    int64_t warmup;                           /* linear warm-up steps, then cosine to 0 (50) */
     float grad_clip;                          /* max global gradient norm, 0 = off (1) */
     uint64_t seed;                            /* initialisation, images, styles, captions, noise */
 } da_miniclip_opts;
