@@ -16,6 +16,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_zero_shot(int argc, char **argv);
 int cmd_train_classifier(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
 int cmd_train_clip(int argc, char **argv); int cmd_eval_clip(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_translate(int argc, char **argv);

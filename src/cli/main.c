@@ -15,6 +15,7 @@ static const da_command COMMANDS[] = {
     {"embed", "CLIP embeddings of texts and images, one JSON line each", cmd_embed},
     {"zero-shot", "CLIP zero-shot classification of a data set among text labels", cmd_zero_shot},
     {"train-classifier", "train the reference CNN and evaluate it per epoch on named sets", cmd_train_classifier},
+    {"experiment", "the whole method end to end (diffusion, CLIP, fine-tuning, translation, CNN over seeds) and a report", cmd_experiment},
     {"train-clip", "train the built-in mini-CLIP on captioned style renderings", cmd_train_clip}, {"eval-clip", "zero-shot style and sketch-vs-photo accuracy of a CLIP", cmd_eval_clip},
 };
 

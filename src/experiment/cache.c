@@ -1,0 +1,57 @@
+/* cache.c — where the experiment keeps what it computed (keyed by a hash of everything that
+ * determines it) and where it finds the shipped default checkpoints. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "experiment/experiment.h"
+#include "nn/params.h"
+
+void da_exp_key(const char *desc, char out[17]) {
+    uint64_t h = da_fnv1a64(DA_FNV1A64_INIT, desc, strlen(desc));
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+void da_exp_cache_path(const da_experiment *e, const char *stem, const char *key, char *buf, size_t len) {
+    snprintf(buf, len, "%s/%s-%s.safetensors", e->cache_dir, stem, key);
+}
+
+bool da_exp_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len) {
+    if (c->models_dir) {
+        snprintf(buf, len, "%s", c->models_dir);
+        return is_dir(buf) ? buf : NULL;
+    }
+    const char *env = getenv("DIFFADAPT_MODELS");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        if (is_dir(buf)) return buf;
+    }
+    snprintf(buf, len, "models");
+    if (is_dir(buf)) return buf;
+    /* next to the binary: build/diffadapt -> build/../models */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+            if (snprintf(buf, len, "%s/models", exe) < (int)len && is_dir(buf)) return buf;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,183 @@
+/* data.c — the experiment's images: the labelled training and test draws of the task and the
+ * unlabelled pool the diffusion model and the mini-CLIP may be trained on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiment/experiment.h"
+
+/* "2,4" -> {2,4}: non-negative integers, no repeats. Returns the count, or -1. */
+static int parse_task(const char *spec, int64_t *out, int max) {
+    int n = 0;
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        if (*p < '0' || *p > '9') return -1;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v > 1000000 || n >= max) return -1;
+        for (int i = 0; i < n; i++)
+            if (out[i] == v) return -1;
+        out[n++] = v;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return -1;
+    }
+    return n;
+}
+
+static const char *const FASHION_CLASSES[10] = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                                "sandal", "shirt", "sneaker", "bag", "ankle boot"};
+
+const char *da_exp_fashion_class(int label) {
+    return label >= 0 && label < 10 ? FASHION_CLASSES[label] : NULL;
+}
+
+/* The spec and options of one draw: part 0 = training images, 1 = test images, 2 = pool. */
+static void draw_opts(const da_experiment *e, int part, const char **spec, da_data_opts *o) {
+    const da_exp_config *c = &e->cfg;
+    memset(o, 0, sizeof *o);
+    *spec = c->data;
+    o->seed = (uint64_t)c->data_seed;
+    o->size = c->size;
+    o->channels = c->channels;
+    o->pad = c->pad > 0 ? c->pad : (e->kind == DA_EXP_FASHION && c->size == 0 ? 2 : 0);
+    if (e->kind == DA_EXP_FASHION && o->channels == 0) o->channels = 1;
+    bool all = !c->task || strcmp(c->task, "all") == 0;
+    switch (e->kind) {
+    case DA_EXP_FASHION:
+        *spec = part == 1 ? "fashion-mnist:test" : "fashion-mnist:train";
+        o->classes = part == 2 || all ? NULL : c->task;
+        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
+        break;
+    case DA_EXP_CELEBA:
+        *spec = c->data;
+        o->attr = part == 2 ? NULL : c->attr;
+        o->split = part == 1 ? "test" : "train";
+        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
+        break;
+    case DA_EXP_OTHER:
+        /* one source for everything: the test draw skips the training draw (disjoint) */
+        *spec = c->data;
+        o->classes = part == 2 || all ? NULL : c->task;
+        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
+        o->skip = part == 1 ? c->train_n : 0;
+        break;
+    }
+}
+
+/* Number of images per class index (labels 0..k-1) into counts; returns k. */
+static int class_counts(const da_dataset *d, int64_t *counts, int max) {
+    int k = 0;
+    memset(counts, 0, sizeof(int64_t) * (size_t)max);
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->labels[i] >= 0 && d->labels[i] < max) {
+            counts[d->labels[i]]++;
+            if (d->labels[i] + 1 > k) k = (int)d->labels[i] + 1;
+        }
+    return k;
+}
+
+int da_exp_load_data(da_experiment *e, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    if (c->train_n < 2 || c->test_n < 2) {
+        snprintf(err, errlen, "--train-n and --test-n must be at least 2 (got %d and %d)", c->train_n, c->test_n);
+        return -1;
+    }
+    if (e->kind == DA_EXP_CELEBA && !c->attr) {
+        snprintf(err, errlen, "--data %s needs --attr NAME, the CelebA attribute to classify (e.g. --attr Male)", c->data);
+        return -1;
+    }
+    if (e->kind != DA_EXP_CELEBA && c->attr) {
+        snprintf(err, errlen, "--attr applies to CelebA data only (--data celeba:DIR)");
+        return -1;
+    }
+    bool all = !c->task || strcmp(c->task, "all") == 0;
+    int64_t cls[256];
+    int n_cls = 0;
+    if (!all) {
+        if (e->kind == DA_EXP_CELEBA) {
+            snprintf(err, errlen, "--task does not apply to CelebA: the label is the --attr attribute");
+            return -1;
+        }
+        n_cls = parse_task(c->task, cls, 256);
+        bool bad = n_cls < 2;
+        for (int i = 0; i < n_cls; i++) bad |= e->kind == DA_EXP_FASHION && cls[i] > 9;
+        if (bad) {
+            snprintf(err, errlen, "--task %s: give two or more class labels%s, e.g. --task 2,4, or --task all",
+                     c->task, e->kind == DA_EXP_FASHION ? " between 0 and 9" : "");
+            return -1;
+        }
+    }
+    /* names for the report */
+    size_t o = 0;
+    e->task_desc[0] = e->class_names[0] = 0;
+    if (e->kind == DA_EXP_CELEBA) {
+        snprintf(e->task_desc, sizeof e->task_desc, "CelebA attribute %s (0 = not %s, 1 = %s)", c->attr, c->attr, c->attr);
+        snprintf(e->class_names, sizeof e->class_names, "not %s,%s", c->attr, c->attr);
+    } else if (all) {
+        snprintf(e->task_desc, sizeof e->task_desc, "all classes");
+        if (e->kind == DA_EXP_FASHION)
+            for (int i = 0; i < 10; i++)
+                o += (size_t)snprintf(e->class_names + o, sizeof e->class_names - o, "%s%s", i ? "," : "",
+                                      FASHION_CLASSES[i]);
+    } else {
+        size_t od = 0;
+        for (int i = 0; i < n_cls && od < sizeof e->task_desc && o < sizeof e->class_names; i++) {
+            const char *nm = e->kind == DA_EXP_FASHION ? FASHION_CLASSES[cls[i]] : NULL;
+            char num[32];
+            snprintf(num, sizeof num, "%lld", (long long)cls[i]);
+            od += (size_t)snprintf(e->task_desc + od, sizeof e->task_desc - od, "%s%s%s%s", i ? " vs " : "", num,
+                                   nm ? " " : "", nm ? nm : "");
+            o += (size_t)snprintf(e->class_names + o, sizeof e->class_names - o, "%s%s", i ? "," : "", nm ? nm : num);
+        }
+    }
+    const char *names[2] = {"training", "test"};
+    /* (the pool is loaded by da_exp_load_pool only when a model must be trained) */
+    da_dataset *sets[2] = {&e->train, &e->test};
+    for (int part = 0; part < 2; part++) {
+        const char *spec = NULL;
+        da_data_opts opt;
+        draw_opts(e, part, &spec, &opt);
+        char sub[2048];
+        if (da_dataset_load(spec, &opt, sets[part], sub, sizeof sub) != 0) {
+            snprintf(err, errlen, "loading the %s images (%s): %s", names[part], spec, sub);
+            return -1;
+        }
+        if (!sets[part]->labels) {
+            snprintf(err, errlen, "the %s images (%s) have no labels; the experiment needs labelled images "
+                     "(a labels.csv next to PNG files, IDX labels, or CelebA with --attr)", names[part], spec);
+            return -1;
+        }
+    }
+    if (e->test.c != e->train.c || e->test.h != e->train.h || e->test.w != e->train.w) {
+        snprintf(err, errlen, "the training images are %lldx%lldx%lld (CxHxW) but the test images %lldx%lldx%lld; "
+                 "give --size N so that both are resized alike", (long long)e->train.c, (long long)e->train.h,
+                 (long long)e->train.w, (long long)e->test.c, (long long)e->test.h, (long long)e->test.w);
+        return -1;
+    }
+    int64_t counts[256];
+    int k = class_counts(&e->train, counts, 256);
+    int present = 0;
+    for (int i = 0; i < k; i++) present += counts[i] > 0;
+    if (present < 2) {
+        snprintf(err, errlen, "the %d training images hold only one class; draw more (--train-n) or check the labels",
+                 c->train_n);
+        return -1;
+    }
+    return 0;
+}
+
+int da_exp_load_pool(const da_experiment *e, da_dataset *pool, char *err, size_t errlen) {
+    const char *spec = NULL;
+    da_data_opts opt;
+    draw_opts(e, 2, &spec, &opt);
+    char sub[2048];
+    if (da_dataset_load(spec, &opt, pool, sub, sizeof sub) != 0) {
+        snprintf(err, errlen, "loading the unlabelled images (%s): %s", spec, sub);
+        return -1;
+    }
+    /* unlabelled: the models trained on the pool never see a label */
+    free(pool->labels);
+    pool->labels = NULL;
+    return 0;
+}

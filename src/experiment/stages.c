@@ -1,0 +1,637 @@
+/* stages.c — the model stages of the experiment: the diffusion model and the CLIP model (given,
+ * shipped, cached or trained), DiffusionCLIP fine-tuning, translation and the held-out target. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/progress.h"
+#include "data/styles.h"
+#include "diffusion/ddim.h"
+#include "diffusion/finetune.h"
+#include "diffusion/schedule.h"
+#include "diffusion/train.h"
+#include "experiment/experiment.h"
+#include "io/safetensors.h"
+#include "nn/clip_loss.h"
+#include "nn/miniclip_train.h"
+#include "tensor/optim.h"
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* dst gets src's shape, labels, names and source indices, and an uninitialised image buffer. */
+static int dataset_like(const da_dataset *src, da_dataset *dst, char *err, size_t errlen) {
+    memset(dst, 0, sizeof *dst);
+    dst->n = src->n;
+    dst->c = src->c;
+    dst->h = src->h;
+    dst->w = src->w;
+    size_t n = (size_t)src->n;
+    dst->images = malloc(sizeof(float) * n * (size_t)(src->c * src->h * src->w));
+    dst->labels = src->labels ? malloc(sizeof(int64_t) * n) : NULL;
+    dst->names = calloc(n, sizeof(char *));
+    dst->source_index = malloc(sizeof(int64_t) * n);
+    bool ok = dst->images && dst->names && dst->source_index && (!src->labels || dst->labels);
+    for (size_t i = 0; ok && i < n; i++) ok = (dst->names[i] = xstrdup(src->names[i])) != NULL;
+    if (!ok) {
+        da_dataset_free(dst);
+        snprintf(err, errlen, "out of memory copying %lld images", (long long)src->n);
+        return -1;
+    }
+    if (src->labels) memcpy(dst->labels, src->labels, sizeof(int64_t) * n);
+    memcpy(dst->source_index, src->source_index, sizeof(int64_t) * n);
+    return 0;
+}
+
+static int64_t per_image(const da_dataset *d) { return d->c * d->h * d->w; }
+
+/* The images of a cached file into a copy of `like` (same shape and labels), or -1. */
+static int load_cached_images(const char *path, const da_dataset *like, da_dataset *out, char *err, size_t errlen) {
+    st_file f;
+    if (st_open(path, &f, err, errlen) != 0) return -1;
+    const st_tensor_info *t = st_find(&f, "images");
+    int rc = -1;
+    if (!t || t->ndim != 4 || t->shape[0] != like->n || t->shape[1] != like->c || t->shape[2] != like->h ||
+        t->shape[3] != like->w) {
+        snprintf(err, errlen, "%s: no `images` tensor of shape (%lld,%lld,%lld,%lld); delete the file to recompute it",
+                 path, (long long)like->n, (long long)like->c, (long long)like->h, (long long)like->w);
+        goto out;
+    }
+    if (dataset_like(like, out, err, errlen) != 0) goto out;
+    if (st_read_f32(&f, t, out->images, err, errlen) != 0) {
+        da_dataset_free(out);
+        goto out;
+    }
+    rc = 0;
+out:
+    st_close(&f);
+    return rc;
+}
+
+/* Saves the images (and labels) of d with the cache key in the metadata. */
+static int save_images(const char *path, const da_dataset *d, int64_t n_done, const char *key, char *err,
+                       size_t errlen) {
+    st_writer *w = st_writer_new();
+    int64_t shape[4] = {n_done, d->c, d->h, d->w}, lshape[1] = {n_done};
+    st_writer_add_f32(w, "images", 4, shape, d->images);
+    if (d->labels) st_writer_add_i64(w, "labels", 1, lshape, d->labels);
+    st_writer_set_meta(w, "cache_key", key);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)n_done);
+    st_writer_set_meta(w, "done", buf);
+    int rc = st_writer_save(w, path, err, errlen);
+    st_writer_free(w);
+    return rc;
+}
+
+static int unet_schedule(const da_unet *m, da_schedule *s, char *err, size_t errlen) {
+    return da_schedule_linear(s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, errlen);
+}
+
+/* A second model with src's config and weights. */
+static int copy_unet(const da_unet *src, da_unet *dst, char *err, size_t errlen) {
+    if (da_unet_init(dst, &src->cfg, 0, err, errlen) != 0) return -1;
+    for (int i = 0; i < src->params.n; i++) {
+        da_tensor *a = src->params.items[i].t, *b = dst->params.items[i].t;
+        memcpy(b->data, a->data, sizeof(float) * (size_t)a->numel);
+    }
+    return 0;
+}
+
+typedef struct {
+    da_progress *p;
+    int64_t base, per_call;   /* images done before this batch; images per model call */
+    int calls_per_image;      /* model calls per image in the whole job */
+    int64_t calls_done_before;
+    int64_t total_calls;
+} ddim_progress;
+
+/* Progress in model calls over the whole job (inversion + generation of every batch). */
+static void on_ddim(void *user, int done, int total) {
+    (void)total;
+    ddim_progress *d = user;
+    da_progress_update(d->p, d->calls_done_before + done, NULL);
+}
+
+/* Checks that a diffusion model fits the experiment's images. */
+static int check_model_fits(const da_unet *m, const da_dataset *d, const char *what, char *err, size_t errlen) {
+    if (m->cfg.in_channels != d->c || m->cfg.out_ch != d->c || m->cfg.resolution != d->h || d->h != d->w) {
+        snprintf(err, errlen, "%s takes %dx%dx%d images (in_channels x resolution^2) but the experiment's images are "
+                 "%lldx%lldx%lld; use --size/--channels to match, or another model", what, m->cfg.in_channels,
+                 m->cfg.resolution, m->cfg.resolution, (long long)d->c, (long long)d->h, (long long)d->w);
+        return -1;
+    }
+    return 0;
+}
+
+/* Scans the models folder for a file of this format that fits; path gets the first by name. */
+static bool find_shipped(const da_experiment *e, const char *format, char *path, size_t len) {
+    char dir[4096];
+    if (e->cfg.tiny_models || e->kind != DA_EXP_FASHION || !da_exp_models_dir(&e->cfg, dir, sizeof dir)) return false;
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, NULL, alphasort);
+    bool found = false;
+    for (int i = 0; i < n; i++) {
+        const char *nm = list[i]->d_name;
+        size_t l = strlen(nm);
+        if (!found && l > 12 && strcmp(nm + l - 12, ".safetensors") == 0) {
+            char p[4096 + 256];
+            snprintf(p, sizeof p, "%s/%s", dir, nm);
+            st_file f;
+            char err[512];
+            if (st_open(p, &f, err, sizeof err) == 0) {
+                const char *fmt = st_meta_get(&f, "format");
+                bool ok = fmt && strcmp(fmt, format) == 0;
+                /* a fine-tuned model is not a source model */
+                for (int k = 0; ok && k < f.n_meta; k++)
+                    if (strstr(f.meta[k].key, "finetune") || strstr(f.meta[k].key, "tgt_text")) ok = false;
+                if (ok && strcmp(format, "diffadapt-unet") == 0) {
+                    const char *js = st_meta_get(&f, "config");
+                    da_unet_config uc;
+                    da_unet_config_default(&uc);
+                    ok = js && da_unet_config_from_json(js, p, &uc, err, sizeof err) == 0 &&
+                         uc.in_channels == e->train.c && uc.resolution == e->train.h && e->train.h == e->train.w;
+                }
+                if (ok) {
+                    snprintf(path, len, "%s", p);
+                    found = true;
+                }
+                st_close(&f);
+            }
+        }
+        free(list[i]);
+    }
+    free(list);
+    return found;
+}
+
+/* ---- stage 1: the diffusion model --------------------------------------------------------- */
+
+static void fallback_unet_config(const da_experiment *e, da_unet_config *uc) {
+    da_unet_config_default(uc);
+    uc->in_channels = uc->out_ch = (int)e->train.c;
+    uc->resolution = (int)e->train.h;
+    uc->ch = e->cfg.diff_ch >= 32 ? e->cfg.diff_ch : 32;
+    if (e->cfg.quick || e->cfg.tiny_models) {
+        /* a --quick/--smoke run without a shipped model trains a tiny one on the spot */
+        uc->ch = 32;
+        uc->n_levels = 2;
+        uc->ch_mult[0] = 1;
+        uc->ch_mult[1] = 2;
+        uc->num_res_blocks = 1;
+        uc->n_attn = 0;
+        uc->dropout = 0;
+    }
+}
+
+int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    double t0 = da_now();
+    char path[4400], cfgbuf[256];
+    const char *source;
+    if (c->model) {
+        if (da_unet_load(&e->model, c->model, c->model_config, err, errlen) != 0) return -1;
+        e->have_model = true;
+        snprintf(path, sizeof path, "%s", c->model);
+        source = "given";
+    } else if (find_shipped(e, "diffadapt-unet", path, sizeof path)) {
+        if (da_unet_load(&e->model, path, NULL, err, errlen) != 0) return -1;
+        e->have_model = true;
+        source = "shipped";
+    } else {
+        da_unet_config uc;
+        fallback_unet_config(e, &uc);
+        da_diff_train_opts o;
+        da_diff_train_opts_default(&o);
+        o.batch = c->diff_batch;
+        o.warmup = c->diff_steps / 10 < o.warmup ? c->diff_steps / 10 : o.warmup;
+        char *js = da_unet_config_to_json(&uc), desc[4096], key[17];
+        snprintf(desc, sizeof desc, "diffusion v1|data %s|pool %d seed %d pad %d size %d ch %d|%s|steps %d batch %d "
+                 "lr %g warmup %d clip %g ema %g p2 %g/%g seed %llu", c->data, c->pool_n, c->data_seed, c->pad, c->size,
+                 c->channels, js ? js : "", c->diff_steps, o.batch, (double)o.lr, o.warmup, (double)o.grad_clip,
+                 (double)o.ema, (double)o.p2_gamma, (double)o.p2_k, (unsigned long long)o.seed);
+        free(js);
+        da_exp_key(desc, key);
+        da_exp_cache_path(e, "diffusion", key, path, sizeof path);
+        if (da_exp_file_exists(path)) {
+            source = "cache";
+        } else {
+            source = "trained";
+            da_dataset pool;
+            if (da_exp_load_pool(e, &pool, err, errlen) != 0) return -1;
+            fprintf(stderr, "[experiment] training a diffusion model (%s) on %lld unlabelled images, %d steps\n",
+                    da_unet_config_str(&uc, cfgbuf, sizeof cfgbuf), (long long)pool.n, c->diff_steps);
+            da_diff_trainer tr;
+            if (da_diff_trainer_init(&tr, &uc, &o, &pool, err, errlen) != 0) {
+                da_dataset_free(&pool);
+                return -1;
+            }
+            da_progress pr;
+            da_progress_begin(&pr, "diffusion", c->diff_steps, "step");
+            int rc = 0;
+            float loss = 0, gn = 0, avg = 0;
+            for (int s = 0; s < c->diff_steps && rc == 0; s++) {
+                rc = da_diff_trainer_step(&tr, &loss, &gn, err, errlen);
+                avg = s == 0 ? loss : 0.98f * avg + 0.02f * loss;
+                char msg[64];
+                snprintf(msg, sizeof msg, "loss %.4f", (double)avg);
+                da_progress_update(&pr, s + 1, msg);
+            }
+            if (rc == 0) {
+                char msg[64];
+                snprintf(msg, sizeof msg, "loss %.4f", (double)avg);
+                da_progress_end(&pr, c->diff_steps, msg);
+                rc = da_diff_trainer_save_model(&tr, path, err, errlen);
+            }
+            da_diff_trainer_free(&tr);
+            da_dataset_free(&pool);
+            if (rc != 0) return -1;
+        }
+        if (da_unet_load(&e->model, path, NULL, err, errlen) != 0) return -1;
+        e->have_model = true;
+    }
+    if (check_model_fits(&e->model, &e->train, path, err, errlen) != 0) return -1;
+    da_params_hash(&e->model.params, e->model_hash);
+    snprintf(e->model_desc, sizeof e->model_desc, "%s (%.2f M parameters)",
+             da_unet_config_str(&e->model.cfg, cfgbuf, sizeof cfgbuf), (double)da_unet_num_params(&e->model) / 1e6);
+    da_exp_add_stage(e, "diffusion model", da_now() - t0, source, "%s: %s", path, e->model_desc);
+    return 0;
+}
+
+/* ---- stage 2: the CLIP model ---------------------------------------------------------------- */
+
+static void tiny_miniclip(da_miniclip_opts *mo) {
+    mo->vision_width = mo->text_width = 32;
+    mo->vision_layers = mo->text_layers = 1;
+    mo->embed_dim = 32;
+    mo->merges = 64;
+}
+
+int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    double t0 = da_now();
+    char path[4400];
+    const char *source;
+    if (c->clip) {
+        snprintf(path, sizeof path, "%s", c->clip);
+        source = "given";
+    } else if (find_shipped(e, "diffadapt-clip", path, sizeof path)) {
+        source = "shipped";
+    } else {
+        da_miniclip_opts mo;
+        da_miniclip_defaults(&mo);
+        mo.steps = c->clip_steps;
+        mo.batch = c->clip_batch;
+        mo.warmup = c->clip_steps / 10 < mo.warmup ? c->clip_steps / 10 : mo.warmup;
+        mo.image_size = (int)e->train.h;
+        mo.channels = (int)e->train.c;
+        if (mo.image_size != 32) mo.patch_size = mo.image_size / 8 > 0 ? mo.image_size / 8 : 1;
+        if (c->quick || c->tiny_models) tiny_miniclip(&mo);
+        char desc[2048], key[17];
+        snprintf(desc, sizeof desc, "miniclip v1|data %s|pool %d seed %d pad %d size %d ch %d|img %d patch %d ch %d "
+                 "v %dx%d t %dx%d heads %d embed %d ctx %d merges %d|steps %lld batch %d lr %g wd %g warmup %lld clip %g "
+                 "seed %llu", c->data, c->pool_n, c->data_seed, c->pad, c->size, c->channels, mo.image_size,
+                 mo.patch_size, mo.channels, mo.vision_width, mo.vision_layers, mo.text_width, mo.text_layers, mo.heads,
+                 mo.embed_dim, mo.context, mo.merges, (long long)mo.steps, mo.batch, (double)mo.lr,
+                 (double)mo.weight_decay, (long long)mo.warmup, (double)mo.grad_clip, (unsigned long long)mo.seed);
+        da_exp_key(desc, key);
+        da_exp_cache_path(e, "miniclip", key, path, sizeof path);
+        if (da_exp_file_exists(path)) {
+            source = "cache";
+        } else {
+            source = "trained";
+            da_dataset pool;
+            if (da_exp_load_pool(e, &pool, err, errlen) != 0) return -1;
+            fprintf(stderr, "[experiment] training a mini-CLIP on %lld unlabelled images in %d styles (the held-out "
+                    "style excluded), %lld steps\n", (long long)pool.n, da_style_count(), (long long)mo.steps);
+            da_miniclip_trainer tr;
+            if (da_miniclip_trainer_init(&tr, &mo, &pool, err, errlen) != 0) {
+                da_dataset_free(&pool);
+                return -1;
+            }
+            da_progress pr;
+            da_progress_begin(&pr, "mini-CLIP", mo.steps, "step");
+            int rc = 0;
+            float loss = 0, acc = 0;
+            for (int64_t s = 0; s < mo.steps && rc == 0; s++) {
+                rc = da_miniclip_trainer_step(&tr, &loss, &acc, err, errlen);
+                char msg[96];
+                snprintf(msg, sizeof msg, "loss %.4f style acc %.0f%%", (double)loss, 100.0 * acc);
+                da_progress_update(&pr, s + 1, msg);
+            }
+            if (rc == 0) {
+                da_progress_end(&pr, mo.steps, NULL);
+                rc = da_miniclip_trainer_save_model(&tr, path, NULL, err, errlen);
+            }
+            da_miniclip_trainer_free(&tr);
+            da_dataset_free(&pool);
+            if (rc != 0) return -1;
+        }
+    }
+    if (da_clip_load(&e->clip, path, err, errlen) != 0) return -1;
+    e->have_clip = true;
+    da_clip_requires_grad(&e->clip, false);
+    da_params_hash(&e->clip.params, e->clip_hash);
+    char cb[256];
+    snprintf(e->clip_desc, sizeof e->clip_desc, "%s", da_clip_config_str(&e->clip.cfg, cb, sizeof cb));
+    da_exp_add_stage(e, "CLIP model", da_now() - t0, source, "%s: %s", path, e->clip_desc);
+    return 0;
+}
+
+/* ---- stage 3: DiffusionCLIP fine-tuning ------------------------------------------------------ */
+
+/* Inverts n images of x (n,C,H,W) in place to latents at t0 with `model`, in batches. */
+static int invert_all(const da_unet *model, const da_schedule *s, float *x, int64_t n, int64_t c, int64_t h, int64_t w,
+                      int steps, int t0, int batch, da_progress *pr, int64_t *calls, char *err, size_t errlen) {
+    for (int64_t b0 = 0; b0 < n; b0 += batch) {
+        int64_t bs = n - b0 < batch ? n - b0 : batch;
+        int64_t shape[4] = {bs, c, h, w};
+        ddim_progress dp = {pr, b0, bs, 0, *calls, 0};
+        if (da_ddim_invert(s, da_unet_eps, (void *)model, x + b0 * c * h * w, shape, steps, t0, on_ddim, &dp, err,
+                           errlen) != 0)
+            return -1;
+        *calls += steps - 1;
+    }
+    return 0;
+}
+
+int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    double t0 = da_now();
+    int n = c->ft_images < e->train.n ? c->ft_images : (int)e->train.n;
+    if (n < 1 || c->ft_epochs < 1 || c->ft_batch < 1) {
+        snprintf(err, errlen, "--ft-images, --ft-epochs and --ft-batch must be at least 1");
+        return -1;
+    }
+    da_ft_config fc;
+    da_ft_config_default(&fc);
+    fc.t0 = c->t0;
+    fc.inv_steps = c->inv_steps;
+    fc.train_steps = c->train_steps;
+    fc.clip_weight = c->clip_weight;
+    fc.l1_weight = c->l1_weight;
+    if (strcmp(c->ft_mode, "chain") == 0) fc.mode = DA_FT_CHAIN;
+    else if (strcmp(c->ft_mode, "per-step") == 0) fc.mode = DA_FT_PER_STEP;
+    else {
+        snprintf(err, errlen, "--ft-mode must be chain or per-step, got '%s'", c->ft_mode);
+        return -1;
+    }
+    if (da_ft_config_validate(&fc, &e->model, err, errlen) != 0) return -1;
+
+    /* the fine-tuning images: the first n labelled training images (their labels are not used) */
+    const int64_t per = per_image(&e->train);
+    uint64_t dh = da_fnv1a64(DA_FNV1A64_INIT, e->train.images, sizeof(float) * (size_t)(n * per));
+    char desc[2048], key[17], path[4400];
+    snprintf(desc, sizeof desc, "finetune v1|model %s|clip %s|vocab %s|'%s'->'%s'|images %d %016llx|t0 %d inv %d "
+             "train %d|epochs %d batch %d lr %g gamma %g|w %g %g|mode %s", e->model_hash, e->clip_hash,
+             c->vocab ? c->vocab : "-", c->src_text, c->tgt_text, n, (unsigned long long)dh, c->t0, c->inv_steps,
+             c->train_steps, c->ft_epochs, c->ft_batch, (double)c->ft_lr, (double)c->ft_lr_gamma,
+             (double)c->clip_weight, (double)c->l1_weight, c->ft_mode);
+    da_exp_key(desc, key);
+    da_exp_cache_path(e, "finetuned", key, path, sizeof path);
+    if (da_exp_file_exists(path)) {
+        if (da_unet_load(&e->finetuned, path, NULL, err, errlen) != 0) return -1;
+        e->have_finetuned = true;
+        st_file f;
+        if (st_open(path, &f, err, errlen) == 0) {
+            const char *v[4] = {st_meta_get(&f, "ft_first_dir"), st_meta_get(&f, "ft_last_dir"),
+                                st_meta_get(&f, "ft_first_l1"), st_meta_get(&f, "ft_last_l1")};
+            double *dst[4] = {&e->ft_first_dir, &e->ft_last_dir, &e->ft_first_l1, &e->ft_last_l1};
+            for (int i = 0; i < 4; i++) *dst[i] = v[i] ? atof(v[i]) : NAN;
+            st_close(&f);
+        }
+        da_params_hash(&e->finetuned.params, e->finetuned_hash);
+        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s", path);
+        return 0;
+    }
+
+    da_bpe *bpe = da_clip_vocab(&e->clip, c->vocab, err, errlen);
+    if (!bpe) return -1;
+    float *dir = malloc(sizeof(float) * (size_t)e->clip.cfg.embed_dim);
+    float *x0 = malloc(sizeof(float) * (size_t)(n * per)), *lat = malloc(sizeof(float) * (size_t)(n * per));
+    int rc = -1;
+    da_finetuner f;
+    memset(&f, 0, sizeof f);
+    bool f_init = false;
+    da_adam opt;
+    memset(&opt, 0, sizeof opt);
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_schedule sched;
+    if (!dir || !x0 || !lat) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    if (da_clip_text_direction(&e->clip, bpe, c->src_text, c->tgt_text, NULL, 0, dir, err, errlen) != 0) goto done;
+    if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto done;
+    memcpy(x0, e->train.images, sizeof(float) * (size_t)(n * per));
+    memcpy(lat, x0, sizeof(float) * (size_t)(n * per));
+    {
+        /* latents of the fine-tuning images, once, with the frozen source model */
+        da_progress pr;
+        int64_t calls = 0;
+        da_progress_begin(&pr, "fine-tune latents", (int64_t)(c->inv_steps - 1) * ((n + c->translate_batch - 1) / c->translate_batch), "call");
+        if (invert_all(&e->model, &sched, lat, n, e->train.c, e->train.h, e->train.w, c->inv_steps, c->t0,
+                       c->translate_batch, &pr, &calls, err, errlen) != 0)
+            goto done;
+        da_progress_end(&pr, calls, NULL);
+    }
+    if (copy_unet(&e->model, &e->finetuned, err, errlen) != 0) goto done;
+    e->have_finetuned = true;
+    if (da_ft_init(&f, &fc, &e->finetuned, &e->clip, dir, NULL, err, errlen) != 0) goto done;
+    f_init = true;
+    da_adam_config ac = da_adam_defaults(DA_ADAM);
+    ac.lr = c->ft_lr;
+    if (da_adam_init(&opt, &ac, f.params, f.n_params, err, errlen) != 0) goto done;
+    fprintf(stderr, "[experiment] fine-tuning '%s' -> '%s' on %d images, %d epochs, %s mode, lr %g x %g per epoch\n",
+            c->src_text, c->tgt_text, n, c->ft_epochs, c->ft_mode, (double)c->ft_lr, (double)c->ft_lr_gamma);
+    {
+        da_progress pr;
+        int64_t n_batches = (n + c->ft_batch - 1) / c->ft_batch, done_b = 0;
+        da_progress_begin(&pr, "fine-tuning", n_batches * c->ft_epochs, "batch");
+        for (int ep = 0; ep < c->ft_epochs; ep++) {
+            opt.cfg.lr = c->ft_lr * pow(c->ft_lr_gamma, ep);
+            double sum_dir = 0, sum_l1 = 0;
+            for (int64_t b0 = 0; b0 < n; b0 += c->ft_batch) {
+                int64_t bs = n - b0 < c->ft_batch ? n - b0 : c->ft_batch;
+                da_ft_terms terms;
+                uint64_t seed = (uint64_t)ep * 1000003ULL + (uint64_t)b0;
+                if (da_ft_train_batch(&f, &opt, &ctx, x0 + b0 * per, lat + b0 * per, bs, seed, NULL, &terms, err,
+                                      errlen) != 0)
+                    goto done;
+                sum_dir += terms.dir * (double)bs;
+                sum_l1 += terms.l1 * (double)bs;
+                char msg[128];
+                snprintf(msg, sizeof msg, "epoch %d  L_dir %.4f  L1 %.4f", ep + 1, terms.dir, terms.l1);
+                da_progress_update(&pr, ++done_b, msg);
+            }
+            if (ep == 0) {
+                e->ft_first_dir = sum_dir / n;
+                e->ft_first_l1 = sum_l1 / n;
+            }
+            e->ft_last_dir = sum_dir / n;
+            e->ft_last_l1 = sum_l1 / n;
+            fprintf(stderr, "[experiment] fine-tuning epoch %d/%d: mean L_dir %.4f, L1 %.4f\n", ep + 1, c->ft_epochs,
+                    sum_dir / n, sum_l1 / n);
+        }
+        da_progress_end(&pr, done_b, NULL);
+    }
+    {
+        char vals[6][64];
+        snprintf(vals[0], 64, "%.6f", e->ft_first_dir);
+        snprintf(vals[1], 64, "%.6f", e->ft_last_dir);
+        snprintf(vals[2], 64, "%.6f", e->ft_first_l1);
+        snprintf(vals[3], 64, "%.6f", e->ft_last_l1);
+        const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
+                               "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", desc};
+        if (da_unet_save(&e->finetuned, path, extra, 6, err, errlen) != 0) goto done;
+    }
+    da_params_hash(&e->finetuned.params, e->finetuned_hash);
+    da_exp_add_stage(e, "fine-tuning", da_now() - t0, "computed",
+                     "'%s' -> '%s', %d images x %d epochs, %s mode, lr %g (x%g per epoch), t0 %d, %d inversion / %d "
+                     "generation steps; L_dir %.4f -> %.4f, L1 %.4f -> %.4f",
+                     c->src_text, c->tgt_text, n, c->ft_epochs, c->ft_mode, (double)c->ft_lr, (double)c->ft_lr_gamma,
+                     c->t0, c->inv_steps, c->train_steps, e->ft_first_dir, e->ft_last_dir, e->ft_first_l1,
+                     e->ft_last_l1);
+    rc = 0;
+done:
+    if (f_init) da_ft_free(&f);
+    da_adam_free(&opt);
+    da_ctx_free(&ctx);
+    free(dir);
+    free(x0);
+    free(lat);
+    da_bpe_free(bpe);
+    return rc;
+}
+
+/* ---- stages 4 and 5: translation ------------------------------------------------------------ */
+
+/* Translates src into out (invert with the source model, generate with the fine-tuned one),
+ * resuming from and saving to a partial cache file every batch. */
+static int translate_set(da_experiment *e, const da_dataset *src, const char *stem, da_dataset *out,
+                         const char **source, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    uint64_t dh = da_dataset_hash(src);
+    char desc[1024], key[17], path[4400], partial[4500];
+    snprintf(desc, sizeof desc, "translate v1|model %s|finetuned %s|data %016llx n %lld|t0 %d inv %d gen %d",
+             e->model_hash, e->finetuned_hash, (unsigned long long)dh, (long long)src->n, c->t0, c->inv_steps,
+             c->gen_steps);
+    da_exp_key(desc, key);
+    da_exp_cache_path(e, stem, key, path, sizeof path);
+    snprintf(partial, sizeof partial, "%s.partial", path);
+    if (da_exp_file_exists(path)) {
+        *source = "cache";
+        return load_cached_images(path, src, out, err, errlen);
+    }
+    *source = "computed";
+    if (dataset_like(src, out, err, errlen) != 0) return -1;
+    const int64_t per = per_image(src), n = src->n;
+    int64_t done = 0;
+    /* a killed run resumes from the batches it finished */
+    st_file f;
+    char sub[512];
+    if (da_exp_file_exists(partial) && st_open(partial, &f, sub, sizeof sub) == 0) {
+        const char *k = st_meta_get(&f, "cache_key"), *d = st_meta_get(&f, "done");
+        const st_tensor_info *t = st_find(&f, "images");
+        int64_t nd = d ? atoll(d) : 0;
+        if (k && strcmp(k, key) == 0 && t && t->ndim == 4 && t->shape[0] == nd && nd <= n && t->numel == nd * per &&
+            st_read_f32(&f, t, out->images, sub, sizeof sub) == 0)
+            done = nd;
+        st_close(&f);
+        if (done) fprintf(stderr, "[experiment] %s: resuming after %lld translated images\n", stem, (long long)done);
+    }
+    da_schedule sched;
+    if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto fail;
+    da_progress pr;
+    int64_t calls_per_batch_img = (c->inv_steps - 1) + c->gen_steps;
+    int64_t n_batches = (n - done + c->translate_batch - 1) / c->translate_batch, calls = 0;
+    char label[64];
+    snprintf(label, sizeof label, "translate %s", stem);
+    da_progress_begin(&pr, label, n_batches * calls_per_batch_img, "call");
+    for (int64_t b0 = done; b0 < n; b0 += c->translate_batch) {
+        int64_t bs = n - b0 < c->translate_batch ? n - b0 : c->translate_batch;
+        float *x = out->images + b0 * per;
+        memcpy(x, src->images + b0 * per, sizeof(float) * (size_t)(bs * per));
+        int64_t shape[4] = {bs, src->c, src->h, src->w};
+        ddim_progress dp = {&pr, b0, bs, 0, calls, 0};
+        if (da_ddim_invert(&sched, da_unet_eps, &e->model, x, shape, c->inv_steps, c->t0, on_ddim, &dp, err, errlen))
+            goto fail;
+        calls += c->inv_steps - 1;
+        dp.calls_done_before = calls;
+        if (da_ddim_generate(&sched, da_unet_eps, &e->finetuned, x, shape, c->gen_steps, c->t0, 0.0f, 0, on_ddim, &dp,
+                             err, errlen))
+            goto fail;
+        calls += c->gen_steps;
+        if (b0 + bs < n && save_images(partial, out, b0 + bs, key, err, errlen) != 0) goto fail;
+    }
+    da_progress_end(&pr, calls, NULL);
+    if (save_images(path, out, n, key, err, errlen) != 0) goto fail;
+    remove(partial);
+    return 0;
+fail:
+    da_dataset_free(out);
+    return -1;
+}
+
+int da_exp_reconstruct(const da_experiment *e, const float *x, int64_t n, float *out, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    const int64_t per = per_image(&e->train);
+    da_schedule sched;
+    if (unet_schedule(&e->model, &sched, err, errlen) != 0) return -1;
+    memcpy(out, x, sizeof(float) * (size_t)(n * per));
+    for (int64_t b0 = 0; b0 < n; b0 += c->translate_batch) {
+        int64_t bs = n - b0 < c->translate_batch ? n - b0 : c->translate_batch;
+        int64_t shape[4] = {bs, e->train.c, e->train.h, e->train.w};
+        float *xb = out + b0 * per;
+        if (da_ddim_invert(&sched, da_unet_eps, (void *)&e->model, xb, shape, c->inv_steps, c->t0, NULL, NULL, err,
+                           errlen) ||
+            da_ddim_generate(&sched, da_unet_eps, (void *)&e->model, xb, shape, c->gen_steps, c->t0, 0.0f, 0, NULL,
+                             NULL, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int da_exp_stage_translate(da_experiment *e, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    const char *source;
+    double t0 = da_now();
+    if (translate_set(e, &e->train, "adapted", &e->adapted, &source, err, errlen) != 0) return -1;
+    double dt = da_now() - t0;
+    da_exp_add_stage(e, "translate train", dt, source,
+                     "%lld training images -> adapted: %d inversion + %d generation steps, t0 %d (%.2f s per image)",
+                     (long long)e->train.n, c->inv_steps, c->gen_steps, c->t0, dt / (double)e->train.n);
+    t0 = da_now();
+    if (translate_set(e, &e->test, "target-self", &e->target_self, &source, err, errlen) != 0) return -1;
+    dt = da_now() - t0;
+    da_exp_add_stage(e, "translate test", dt, source,
+                     "%lld test images -> target-self (the reference protocol), same steps (%.2f s per image)",
+                     (long long)e->test.n, dt / (double)e->test.n);
+    return 0;
+}
+
+int da_exp_stage_heldout(da_experiment *e, char *err, size_t errlen) {
+    double t0 = da_now();
+    const da_style *s = da_style_find("pencil");
+    if (!s || !s->held_out) {
+        snprintf(err, errlen, "the style bank has no held-out \"pencil\" renderer (data/styles.c)");
+        return -1;
+    }
+    if (dataset_like(&e->test, &e->target_heldout, err, errlen) != 0) return -1;
+    da_style_render_batch(s, e->test.images, e->test.n, (int)e->test.c, (int)e->test.h, (int)e->test.w,
+                          e->target_heldout.images, (uint64_t)e->cfg.data_seed);
+    da_exp_add_stage(e, "held-out target", da_now() - t0, "computed",
+                     "%lld test images -> target-heldout with the \"%s\" renderer (%s)%s",
+                     (long long)e->test.n, s->name, s->description,
+                     e->cfg.clip ? "" : ", which the mini-CLIP never saw");
+    return 0;
+}
