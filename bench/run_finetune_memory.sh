@@ -20,8 +20,12 @@ for cfg in $(echo "$ROWS" | tr ',' ' '); do
         for mode in chain chain-recompute per-step; do "$BIN" --config default --mode $mode --steps 6 --threads "$THREADS"; done
     else
         for mode in per-step chain-recompute; do "$BIN" --config "$cfg" --mode $mode --steps 2 --threads "$THREADS"; done
-        a=$("$BIN" --config "$cfg" --mode chain --steps 2 --threads "$THREADS" | tee /dev/stderr | sed -n 's/.*arena_MB=\([0-9.]*\).*/\1/p')
-        s=$("$BIN" --config "$cfg" --mode step-tape --threads "$THREADS" | tee /dev/stderr | sed -n 's/.*step_tape_MB=\([0-9.]*\).*/\1/p')
+        r=$("$BIN" --config "$cfg" --mode chain --steps 2 --threads "$THREADS")
+        echo "$r"
+        a=$(echo "$r" | sed -n 's/.*arena_MB=\([0-9.]*\).*/\1/p')
+        r=$("$BIN" --config "$cfg" --mode step-tape --threads "$THREADS")
+        echo "$r"
+        s=$(echo "$r" | sed -n 's/.*step_tape_MB=\([0-9.]*\).*/\1/p')
         awk -v a="$a" -v s="$s" -v c="$cfg" 'BEGIN { printf "RESULT config=%s mode=chain steps=6 arena_MB=%.1f (estimate: 2-step chain %.1f MB + 4 x 2 x %.1f MB, a taped step and its gradients)\n", c, a + 8 * s, a, s }'
     fi
 done
