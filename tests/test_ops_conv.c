@@ -241,6 +241,34 @@ static void large_case(da_rng *rng, const char *name, int64_t N, int64_t C, int6
     da_tensor_free(x), da_tensor_free(w), da_tensor_free(b);
 }
 
+/* Reruns at 2 threads give bit-identical gradients (dW is a sum of per-thread partial sums). */
+static void reruns_are_identical(da_rng *rng) {
+    da_tensor *x = gc_input(rng, DA_SHAPE(6, 16, 24, 24), 1.0f);
+    da_tensor *w = gc_input(rng, DA_SHAPE(16, 16, 3, 3), 0.1f);
+    da_set_threads(2);
+    float *first_dw = malloc(sizeof(float) * (size_t)w->numel), *first_dx = malloc(sizeof(float) * (size_t)x->numel);
+    for (int rep = 0; rep < 8; rep++) {
+        da_ctx ctx;
+        da_ctx_init(&ctx);
+        memset(x->grad, 0, sizeof(float) * (size_t)x->numel);
+        memset(w->grad, 0, sizeof(float) * (size_t)w->numel);
+        da_tensor *y = da_conv2d(&ctx, x, w, NULL, 1, 1);
+        upstream(da_grad(&ctx, y), y->numel);
+        da_backward_from(&ctx, y);
+        if (rep == 0) {
+            memcpy(first_dw, w->grad, sizeof(float) * (size_t)w->numel);
+            memcpy(first_dx, x->grad, sizeof(float) * (size_t)x->numel);
+        } else {
+            CHECK(memcmp(first_dw, w->grad, sizeof(float) * (size_t)w->numel) == 0, "rerun %d: dW differs", rep);
+            CHECK(memcmp(first_dx, x->grad, sizeof(float) * (size_t)x->numel) == 0, "rerun %d: dX differs", rep);
+        }
+        da_ctx_free(&ctx);
+    }
+    da_set_threads(0);
+    free(first_dw), free(first_dx);
+    da_tensor_free(x), da_tensor_free(w);
+}
+
 /* A conv without gradients must hand its workspace back: the arena grows by the output only. */
 static void workspace_is_returned(da_rng *rng) {
     da_tensor *x = gc_input(rng, DA_SHAPE(1, 32, 40, 40), 1.0f);
@@ -293,5 +321,6 @@ int main(void) {
     large_case(&rng, "1x1 40 images 512ch 8x8", 40, 512, 8, 8, 4, 1, 1, none, true);
     large_case(&rng, "1x1 2 images 128ch 96x96 (direct)", 2, 128, 96, 96, 4, 1, 1, none, false);
     workspace_is_returned(&rng);
+    reruns_are_identical(&rng);
     return tu_finish("test_ops_conv");
 }

@@ -13,7 +13,8 @@
  * OpenMP and OpenBLAS thread pools: alternating the two per tile made idle OpenMP threads spin
  * against OpenBLAS's (4-10x slower on 2 busy cores). OpenBLAS is set to one thread for the
  * duration of the region and restored after. Tiles are sized for at least two per thread.
- * dW is summed in a private buffer per thread; dX of bands of one image that share input
+ * dW is summed in a private buffer per thread (tiles dealt out statically, so reruns give
+ * identical bits); dX of bands of one image that share input
  * rows is written in two phases (even bands, then odd bands), so no two threads touch one row.
  * Workspaces are taken from the step arena and handed back before the op returns.
  *
@@ -326,7 +327,9 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
         float *dw_t = dw ? (tid == 0 ? dw : dwt) : NULL;   /* thread 0 adds into dW directly */
         if (dw && tid != 0) memset(dwt, 0, sizeof(float) * (size_t)dwt_n);
         for (int ph = 0; ph < 2; ph++) {
-#pragma omp for schedule(dynamic, 1)
+            /* static: which tiles a thread sums into its dW is fixed, so dW is the same on
+             * every run with this thread count (docs/determinism.md) */
+#pragma omp for schedule(static)
             for (int64_t i = 0; i < plan.n_tiles; i++) {
                 conv_tile t = get_tile(&g, &plan, i);
                 if ((phases ? t.band % 2 : 0) != ph) continue;
