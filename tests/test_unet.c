@@ -290,6 +290,12 @@ static void check_fused_vs_composite(void) {
     for (int i = 0; i <= 2000; i++) v->data[i] = -100.0f + 0.1f * (float)i;
     da_tensor *a = da_swish(&ctx, v), *e = da_silu(&ctx, v);
     tu_close("swish vs silu", a->data, e->data, 2001, 1e-7, 3e-7);
+    /* a NaN input stays NaN (training must see it and stop) */
+    v->data[7] = NAN;
+    a = da_swish(&ctx, v);
+    da_tensor *gs = da_gn_swish(&ctx, da_reshape(&ctx, v, DA_SHAPE(1, 1, 2001)), NULL, da_full(&ctx, DA_SHAPE(1), 1.0f),
+                                da_zeros(&ctx, DA_SHAPE(1)), 1, 1e-6f, 0.0f);
+    CHECK(isnan(a->data[7]) && !isnan(a->data[8]) && isnan(gs->data[0]), "NaN must propagate through swish");
     da_ctx_free(&ctx);
     da_tensor_free(x); da_tensor_free(w); da_tensor_free(b); da_tensor_free(sh); da_tensor_free(R); da_tensor_free(big);
 }

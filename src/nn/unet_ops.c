@@ -22,7 +22,9 @@
 /* e^x for |x| <= 88 in about 1 ulp (Cephes' polynomial after reduction by ln 2), written without
  * calls or branches so that loops over it vectorise. */
 static inline float exp_approx(float x) {
-    x = x > 88.0f ? 88.0f : x;
+    /* NaN goes to 88 here (the int conversion below must see a finite value); callers
+     * multiply by the original input, so a NaN still propagates to their output */
+    x = !(x < 88.0f) ? 88.0f : x;
     x = x < -88.0f ? -88.0f : x;
     /* n = round(x / ln 2), via truncation of a positive number (|x / ln 2| < 128) */
     int32_t ni = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128;
