@@ -49,9 +49,12 @@ void da_exp_defaults(da_exp_config *c) {
 void da_exp_quick(da_exp_config *c) {
     c->train_n = 200;
     c->test_n = 100;
+    /* models trained on the spot only when none is shipped: tiny ones, briefly */
     c->pool_n = 2000;
-    c->diff_steps = 300;
+    c->diff_steps = 100;
+    c->diff_batch = 32;
     c->clip_steps = 100;
+    c->clip_batch = 64;
     c->inv_steps = 10;
     c->train_steps = 3;
     c->gen_steps = 3;
@@ -65,21 +68,23 @@ void da_exp_quick(da_exp_config *c) {
 
 void da_exp_smoke(da_exp_config *c) {
     da_exp_quick(c);
-    c->train_n = 48;
-    c->test_n = 32;
-    c->pool_n = 256;
-    c->diff_steps = 20;
-    c->diff_batch = 16;
-    c->clip_steps = 10;
-    c->clip_batch = 32;
-    c->inv_steps = 4;
+    /* 16x16 images and tiny models trained for a few steps: every stage and output, in seconds */
+    c->size = 16;
+    c->train_n = 32;
+    c->test_n = 16;
+    c->pool_n = 64;
+    c->diff_steps = 4;
+    c->diff_batch = 8;
+    c->clip_steps = 4;
+    c->clip_batch = 16;
+    c->inv_steps = 3;
     c->train_steps = 2;
     c->gen_steps = 2;
     c->ft_images = 2;
     c->epochs = 2;
-    c->cnn_c1 = 4;
+    c->cnn_c1 = 8;
     c->cnn_c2 = 8;
-    c->cnn_c3 = 8;
+    c->cnn_c3 = 16;
     c->cnn_hidden = 16;
     c->tiny_models = true;
     c->level = "smoke";

@@ -269,6 +269,7 @@ int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
 /* ---- stage 2: the CLIP model ---------------------------------------------------------------- */
 
 static void tiny_miniclip(da_miniclip_opts *mo) {
+    mo->patch_size = mo->image_size / 4 > 0 ? mo->image_size / 4 : 1;
     mo->vision_width = mo->text_width = 32;
     mo->vision_layers = mo->text_layers = 1;
     mo->embed_dim = 32;
