@@ -207,6 +207,35 @@ static void check_config_and_files(void) {
     write_file(path2, js);
     free(js);
     CHECK(da_unet_load(&m2, path, path2, err, sizeof err) != 0 && strstr(err, "unexpected") && strstr(err, "attn"), "extra key: %s", err);
+    /* a DataParallel-style file ("module." prefixes, no metadata) loads with a YAML config */
+    {
+        snprintf(path2, sizeof path2, "%s/dp.safetensors", dir);
+        st_writer *w = st_writer_new();
+        char **keys = malloc(sizeof(char *) * (size_t)m.params.n);
+        for (int i = 0; i < m.params.n; i++) {
+            size_t len = strlen(m.params.items[i].name) + 8;
+            keys[i] = malloc(len);
+            snprintf(keys[i], len, "module.%s", m.params.items[i].name);
+            st_writer_add_f32(w, keys[i], m.params.items[i].t->ndim, m.params.items[i].t->shape, m.params.items[i].t->data);
+        }
+        CHECK(st_writer_save(w, path2, err, sizeof err) == 0, "%s", err);
+        st_writer_free(w);
+        for (int i = 0; i < m.params.n; i++) free(keys[i]);
+        free(keys);
+        char yml[256];
+        snprintf(yml, sizeof yml, "%s/m.yml", dir);
+        write_file(yml, "data:\n    image_size: 16\n    channels: 1\nmodel:\n    type: \"simple\"\n    in_channels: 1\n    out_ch: 1\n"
+                        "    ch: 32\n    ch_mult: [1, 1]\n    num_res_blocks: 1\n    attn_resolutions: [16, ]\n    dropout: 0.1\n"
+                        "    resamp_with_conv: False\n");
+        CHECK(da_unet_load(&m2, path2, yml, err, sizeof err) == 0, "module.-prefixed file with YAML config: %s", err);
+        if (m2.params.n) {
+            bool eq = m2.params.n == m.params.n;
+            for (int i = 0; eq && i < m.params.n; i++)
+                eq = !memcmp(m.params.items[i].t->data, m2.params.items[i].t->data, sizeof(float) * (size_t)m.params.items[i].t->numel);
+            CHECK(eq, "module.-prefixed weights differ");
+            da_unet_free(&m2);
+        }
+    }
     /* not a model file at all */
     snprintf(path2, sizeof path2, "%s/junk.safetensors", dir);
     write_file(path2, "this is not a safetensors file");
