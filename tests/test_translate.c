@@ -233,6 +233,10 @@ int main(void) {
     rc = run(cmd);
     CHECK(rc == 1 && strstr(OUT, "batch = 3"), "other batch: exit %d:\n%s", rc, OUT);
 
+    snprintf(cmd, sizeof cmd, "'%s' translate %s --threads 2 --out '%s' 2>&1", bin, common, res);
+    rc = run(cmd);
+    CHECK(rc == 1 && strstr(OUT, "threads = 1"), "other thread count: exit %d:\n%s", rc, OUT);
+
     /* usage errors */
     snprintf(cmd, sizeof cmd, "'%s' translate %s --out '%s' --shard 2/2 2>&1", bin, common, res);
     rc = run(cmd);

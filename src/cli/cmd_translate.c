@@ -84,8 +84,11 @@ static char *file_meta(const char *path, const char *key) {
     return s;
 }
 
-/* The settings that must agree between runs writing into one folder (they fix every byte). */
-static const char *const KEYS[] = {"model_hash", "finetuned_hash", "data_hash", "images", "t0", "inv_steps", "gen_steps", "batch"};
+/* The settings that must agree between runs writing into one folder (they fix every byte). The
+ * thread count is one of them: the UNet's sums split differently over 1 and 2 threads
+ * (docs/determinism.md), which can move a pixel by one level. */
+static const char *const KEYS[] = {"model_hash", "finetuned_hash", "data_hash", "images", "t0", "inv_steps", "gen_steps",
+                                   "batch", "threads"};
 
 /* 0 when an existing manifest agrees with `now` (or there is none); else prints the difference. */
 static int check_manifest(const char *path, const cJSON *now) {
@@ -160,8 +163,9 @@ int cmd_translate(int argc, char **argv) {
         "--finetuned. Writes DIR/000000.png, ... in source order (each file atomically), labels.csv\n"
         "(file,label) and manifest.json (settings, model hashes, counts). A re-run skips the images\n"
         "already written. With --shard I/N the batches are split into N contiguous parts and only part I\n"
-        "is translated; the N shards (separate processes or machines, same --batch) together write the\n"
-        "same bytes as one full run. grid.png shows the first images over their translations.",
+        "is translated; the N shards (separate processes or machines, same --batch and --threads)\n"
+        "together write the same bytes as one full run. grid.png shows the first images over their\n"
+        "translations.",
         NULL};
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
@@ -266,6 +270,7 @@ int cmd_translate(int argc, char **argv) {
     cJSON_AddNumberToObject(man, "gen_steps", gen_steps);
     cJSON_AddNumberToObject(man, "eta", 0);
     cJSON_AddNumberToObject(man, "batch", batch);
+    cJSON_AddNumberToObject(man, "threads", da_get_threads());
     cJSON_AddNumberToObject(man, "images", (double)d.n);
     {
         cJSON *sz = cJSON_AddArrayToObject(man, "image_shape");
