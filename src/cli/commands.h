@@ -11,7 +11,6 @@ typedef struct {
 int cmd_inspect(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 int cmd_train_diffusion(int argc, char **argv); int cmd_sample(int argc, char **argv); int cmd_invert(int argc, char **argv); int cmd_generate(int argc, char **argv); int cmd_edit(int argc, char **argv);
-int cmd_train_diffusion(int argc, char **argv); int cmd_sample(int argc, char **argv); int cmd_invert(int argc, char **argv); int cmd_generate(int argc, char **argv); int cmd_edit(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_zero_shot(int argc, char **argv);

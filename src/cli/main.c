@@ -8,7 +8,6 @@ static const da_command COMMANDS[] = {
     {"inspect", "list the tensors and metadata of a safetensors file", cmd_inspect},
     {"selftest", "a quick check that the engine computes correct gradients", cmd_selftest},
     {"train-diffusion", "train a DDPM UNet (EMA, checkpoints, resume)", cmd_train_diffusion}, {"sample", "DDIM samples from a diffusion model", cmd_sample}, {"invert", "DDIM inversion of images to latents at t0", cmd_invert}, {"generate", "DDIM generation from latents", cmd_generate}, {"edit", "invert with one model, generate with another", cmd_edit},
-    {"train-diffusion", "train a DDPM UNet (EMA, checkpoints, resume)", cmd_train_diffusion}, {"sample", "DDIM samples from a diffusion model", cmd_sample}, {"invert", "DDIM inversion of images to latents at t0", cmd_invert}, {"generate", "DDIM generation from latents", cmd_generate}, {"edit", "invert with one model, generate with another", cmd_edit},
     {"finetune", "DiffusionCLIP fine-tuning of a diffusion model toward a text", cmd_finetune},
     {"translate", "translate a labelled data set: invert with one model, generate with the fine-tuned one", cmd_translate},
     {"tokenize", "CLIP byte-pair token ids of texts", cmd_tokenize},
