@@ -255,6 +255,11 @@ static void test_training(void) {
         else CHECK(ev.style_acc[s] >= 0 && ev.style_acc[s] <= 100, "accuracy of %s", da_style_get(s)->name);
     }
     CHECK(pi >= 0 && ev.pencil_as_sketch == ev.sketch_pct[pi], "pencil figure is the pencil row");
+    const da_style *photo = da_style_find("photo");
+    for (int s = 0; s < ev.n_styles; s++) {
+        if (da_style_get(s) == photo) CHECK(ev.dir_cos[s] == 0, "the unchanged style has no image direction");
+        else CHECK(fabs(ev.dir_cos[s]) <= 1 && ev.dir_cos[s] != 0, "direction cosine of %s: %g", da_style_get(s)->name, ev.dir_cos[s]);
+    }
     char *json = da_miniclip_eval_json(&ev), *table = da_miniclip_eval_table(&ev);
     cJSON *j = cJSON_Parse(json);
     CHECK(j && cJSON_GetArraySize(cJSON_GetObjectItem(j, "styles")) == da_style_count() &&
@@ -413,6 +418,24 @@ static void test_cli(const char *dir) {
     rc = run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "mean style accuracy") && strstr(out, "\"sketch\" vs \"photo\""), "eval-clip (rc %d):\n%s",
           rc, out);
+    da_clip before, after;
+    CHECK(da_clip_load(&before, model, err, sizeof err) == 0, "load: %s", err);
+    snprintf(cmd, sizeof cmd, "'%s' eval-clip --clip '%s' --data '%s' --take 8 --pad 0 --threads 1 --store --json '%s' 2>&1",
+             bin, model, data, json);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "stored the figures"), "eval-clip --store (rc %d):\n%s", rc, out);
+    st_file f2;
+    CHECK(st_open(model, &f2, err, sizeof err) == 0 && st_meta_get(&f2, "miniclip_eval") &&
+              strstr(st_meta_get(&f2, "miniclip_eval"), "\"images_per_style\":\t8") && st_meta_get(&f2, "miniclip_opts") &&
+              st_meta_get(&f2, "bpe_merges"),
+          "--store replaced the figures and kept the other metadata");
+    st_close(&f2);
+    CHECK(da_clip_load(&after, model, err, sizeof err) == 0 && same_params(&before, &after), "--store keeps the weights");
+    da_clip_free(&before);
+    da_clip_free(&after);
+    snprintf(cmd, sizeof cmd, "'%s' eval-clip --clip '%s' --take 8 --pad 0 --store 2>&1", bin, data);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 1, "eval-clip on a data file fails (rc %d): %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' train-clip --out '%s' --batch 1 2>&1", bin, model);
     rc = run(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--batch"), "bad option (rc %d): %s", rc, out);

@@ -9,6 +9,7 @@
 #include "cli/miniclip_cli.h"
 #include "data/dataset.h"
 #include "io/atomic.h"
+#include "io/safetensors.h"
 #include "nn/miniclip_train.h"
 #include "tensor/tensor.h"
 
@@ -57,9 +58,54 @@ done:
     return status;
 }
 
+/* Rewrites the diffadapt model file at path with metadata key = value (everything else kept). */
+static int store_meta(const char *path, const char *key, const char *value, char *err, size_t errlen) {
+    st_file f;
+    if (st_open(path, &f, err, errlen)) return -1;
+    const char *fmt = st_meta_get(&f, "format");
+    if (!fmt || strcmp(fmt, "diffadapt-clip")) {
+        snprintf(err, errlen, "%s is not a diffadapt CLIP file (format '%s'); --store only updates files that "
+                 "train-clip wrote", path, fmt ? fmt : "none");
+        st_close(&f);
+        return -1;
+    }
+    st_writer *w = st_writer_new();
+    float **bufs = calloc((size_t)f.n_tensors + 1, sizeof *bufs);
+    int64_t **ibufs = calloc((size_t)f.n_tensors + 1, sizeof *ibufs);
+    int rc = bufs && ibufs ? 0 : -1;
+    if (rc) snprintf(err, errlen, "out of memory");
+    for (int i = 0; i < f.n_tensors && !rc; i++) {
+        const st_tensor_info *t = &f.tensors[i];
+        bool integer = t->dtype == ST_I64 || t->dtype == ST_I32 || t->dtype == ST_I16 || t->dtype == ST_I8 ||
+                       t->dtype == ST_U8 || t->dtype == ST_BOOL;
+        if (integer) {
+            ibufs[i] = malloc(sizeof(int64_t) * (size_t)(t->numel ? t->numel : 1));
+            rc = !ibufs[i] || st_read_i64(&f, t, ibufs[i], err, errlen) ? -1 : 0;
+            if (!rc) st_writer_add_i64(w, t->name, t->ndim, t->shape, ibufs[i]);
+        } else {
+            bufs[i] = malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
+            rc = !bufs[i] || st_read_f32(&f, t, bufs[i], err, errlen) ? -1 : 0;
+            if (!rc) st_writer_add_f32(w, t->name, t->ndim, t->shape, bufs[i]);
+        }
+    }
+    for (int i = 0; i < f.n_meta && !rc; i++)
+        if (strcmp(f.meta[i].key, key)) st_writer_set_meta(w, f.meta[i].key, f.meta[i].value);
+    if (!rc) {
+        st_writer_set_meta(w, key, value);
+        rc = st_writer_save(w, path, err, errlen);
+    }
+    for (int i = 0; bufs && ibufs && i < f.n_tensors; i++) { free(bufs[i]); free(ibufs[i]); }
+    free(bufs);
+    free(ibufs);
+    st_writer_free(w);
+    st_close(&f);
+    return rc;
+}
+
 int cmd_eval_clip(int argc, char **argv) {
     const char *clip = NULL, *vocab = NULL, *data = "fashion-mnist:test", *json = NULL;
     int take = 1000, pad = 2, seed = 0, threads = 0;
+    bool store = false;
     const da_option opts[] = {
         {"--clip", DA_OPT_STRING, &clip, "M", "the CLIP model (.safetensors or Hugging Face folder)", true},
         {"--vocab", DA_OPT_STRING, &vocab, "V", "vocabulary (default: the model's own)", false},
@@ -68,6 +114,7 @@ int cmd_eval_clip(int argc, char **argv) {
         {"--pad", DA_OPT_INT, &pad, "N", "pad every side with N black pixels", false},
         {"--seed", DA_OPT_INT, &seed, "N", "seed of the noise of the noisy style", false},
         {"--json", DA_OPT_STRING, &json, "FILE", "write the figures as JSON here", false},
+        {"--store", DA_OPT_FLAG, &store, NULL, "also store the figures in the model file (metadata miniclip_eval)", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
         {0},
     };
@@ -93,8 +140,18 @@ int cmd_eval_clip(int argc, char **argv) {
         return 1;
     }
     da_clip_requires_grad(&m, false);
-    int status = da_miniclip_run_eval(&m, vocab, data, take, pad, (uint64_t)seed, json, NULL);
+    char *figures = NULL;
+    int status = da_miniclip_run_eval(&m, vocab, data, take, pad, (uint64_t)seed, json, &figures);
     if (!status && json) printf("wrote %s\n", json);
     da_clip_free(&m);
+    if (!status && store) {
+        if (store_meta(clip, "miniclip_eval", figures, err, sizeof err)) {
+            fprintf(stderr, "error: --store: %s\n", err);
+            status = 1;
+        } else {
+            printf("stored the figures in %s\n", clip);
+        }
+    }
+    free(figures);
     return status;
 }

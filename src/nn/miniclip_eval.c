@@ -42,6 +42,20 @@ static int text_class(da_ctx *ctx, const da_clip *m, da_bpe *bpe, const char *co
     return 0;
 }
 
+/* Normalised image features of n images (n,C,H,W) into out (n,E), in chunks. */
+static void embed_images(da_ctx *ctx, const da_clip *m, const da_dataset *shape, const float *images, int64_t n,
+                         float *out) {
+    size_t img = (size_t)(shape->c * shape->h * shape->w);
+    int64_t E = m->cfg.embed_dim;
+    for (int64_t b = 0; b < n; b += EVAL_CHUNK) {
+        int64_t nb = n - b < EVAL_CHUNK ? n - b : EVAL_CHUNK;
+        da_ctx_reset(ctx);
+        da_tensor *x = da_from_data(ctx, DA_SHAPE(nb, shape->c, shape->h, shape->w), images + (size_t)b * img);
+        da_tensor *f = da_l2_normalize(ctx, da_clip_image_features(ctx, m, x), 1e-12f);
+        memcpy(out + b * E, f->data, sizeof(float) * (size_t)(nb * E));
+    }
+}
+
 static float dot(const float *a, const float *b, int64_t n) {
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
@@ -73,7 +87,9 @@ int da_miniclip_evaluate(const da_clip *m, da_bpe *bpe, const da_dataset *test, 
     size_t img = (size_t)(test->c * test->h * test->w);
     float *rendered = malloc(sizeof(float) * (size_t)n * img);        /* (n,C,H,W) */
     float *feat = malloc(sizeof(float) * (size_t)(n * E));            /* (n,E) normalised */
-    da_check(cls && sp && rendered && feat, "miniclip_eval", "out of memory");
+    float *orig = malloc(sizeof(float) * (size_t)(n * E));            /* (n,E) of the unchanged images */
+    float *dir = malloc(sizeof(float) * (size_t)E);                   /* ΔT photo -> sketch */
+    da_check(cls && sp && rendered && feat && orig && dir, "miniclip_eval", "out of memory");
     int rc = -1;
     for (int k = 0; k < ev->n_train; k++) {
         const char *words[64];
@@ -86,18 +102,26 @@ int da_miniclip_evaluate(const da_clip *m, da_bpe *bpe, const da_dataset *test, 
         text_class(&ctx, m, bpe, sketch, 1, dl_tmpl, nd, sp + 2 * E, err, errlen) ||
         text_class(&ctx, m, bpe, photo, 1, dl_tmpl, nd, sp + 3 * E, err, errlen))
         goto done;
+    if (da_clip_text_direction(m, bpe, "photo", "sketch", NULL, 0, dir, err, errlen)) goto done;
+    embed_images(&ctx, m, test, test->images, n, orig);
     double sum_acc = 0;
     for (int s = 0; s < ns; s++) {
         const da_style *st = da_style_get(s);
         da_style_render_batch(st, test->images, n, (int)test->c, (int)test->h, (int)test->w, rendered,
                               da_rng_at(seed, (uint64_t)s));
-        for (int64_t b = 0; b < n; b += EVAL_CHUNK) {
-            int64_t nb = n - b < EVAL_CHUNK ? n - b : EVAL_CHUNK;
-            da_ctx_reset(&ctx);
-            da_tensor *x = da_from_data(&ctx, DA_SHAPE(nb, test->c, test->h, test->w), rendered + (size_t)b * img);
-            da_tensor *f = da_l2_normalize(&ctx, da_clip_image_features(&ctx, m, x), 1e-12f);
-            memcpy(feat + b * E, f->data, sizeof(float) * (size_t)(nb * E));
+        embed_images(&ctx, m, test, rendered, n, feat);
+        double cos_sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            /* ΔI = norm(E_I(style(x))) - norm(E_I(x)); 0 when the style leaves the image alone */
+            double dd = 0, dt = 0;
+            for (int64_t e = 0; e < E; e++) {
+                double d = (double)feat[i * E + e] - orig[i * E + e];
+                dd += d * d;
+                dt += d * dir[e];
+            }
+            if (dd > 1e-12) cos_sum += dt / sqrt(dd);
         }
+        ev->dir_cos[s] = cos_sum / (double)n;
         int counts[DA_MINICLIP_MAX_STYLES] = {0};
         int own = -1, sketch_n = 0, sketch_dl = 0;
         for (int k = 0; k < ev->n_train; k++)
@@ -140,6 +164,8 @@ done:
     free(sp);
     free(rendered);
     free(feat);
+    free(orig);
+    free(dir);
     da_ctx_free(&ctx);
     return rc;
 }
@@ -153,8 +179,8 @@ char *da_miniclip_eval_table(const da_miniclip_eval *ev) {
     k += (size_t)snprintf(s + k, cap - k,
                           "zero-shot on %d held-out images per style; candidates: the %d training styles "
                           "(prompts: %d evaluation templates x every word of the style)\n"
-                          "%-18s %8s  %-24s %10s\n", ev->n_images, ev->n_train, nt, "style", "acc %",
-                          "most predicted", "\"sketch\" %");
+                          "%-18s %8s  %-24s %10s %9s\n", ev->n_images, ev->n_train, nt, "style", "acc %",
+                          "most predicted", "\"sketch\" %", "cos dir");
     for (int i = 0; i < ev->n_styles && k < cap; i++) {
         const da_style *st = da_style_get(i);
         char acc[32], name[64], most[64];
@@ -162,14 +188,16 @@ char *da_miniclip_eval_table(const da_miniclip_eval *ev) {
         else snprintf(acc, sizeof acc, "-");
         snprintf(name, sizeof name, "%s%s", st->name, st->held_out ? " (held out)" : "");
         snprintf(most, sizeof most, "%s %.1f%%", da_style_get(ev->most_predicted[i])->name, ev->most_predicted_pct[i]);
-        k += (size_t)snprintf(s + k, cap - k, "%-18s %8s  %-24s %10.1f\n", name, acc, most, ev->sketch_pct[i]);
+        k += (size_t)snprintf(s + k, cap - k, "%-18s %8s  %-24s %10.1f %9.3f\n", name, acc, most, ev->sketch_pct[i],
+                              ev->dir_cos[i]);
     }
     if (k < cap)
         k += (size_t)snprintf(s + k, cap - k,
                               "mean style accuracy over the %d training styles: %.1f %%\n"
                               "held-out pencil renderer, \"sketch\" vs \"photo\": pencil images called sketch %.1f %%, "
                               "originals called photo %.1f %%, accuracy %.1f %%\n"
-                              "  the same with the directional loss's templates: %.1f %%, %.1f %%, accuracy %.1f %%\n",
+                              "  the same with the directional loss's templates: %.1f %%, %.1f %%, accuracy %.1f %%\n"
+                              "cos dir: mean cos(image direction original -> style, text direction \"photo\" -> \"sketch\")\n",
                               ev->n_train, ev->mean_style_acc, ev->pencil_as_sketch, ev->photo_as_photo,
                               ev->sketch_photo_acc, ev->pencil_as_sketch_dl, ev->photo_as_photo_dl,
                               ev->sketch_photo_acc_dl);
@@ -192,6 +220,7 @@ char *da_miniclip_eval_json(const da_miniclip_eval *ev) {
         cJSON_AddStringToObject(o, "most_predicted", da_style_get(ev->most_predicted[i])->name);
         cJSON_AddNumberToObject(o, "most_predicted_pct", round1(ev->most_predicted_pct[i]));
         cJSON_AddNumberToObject(o, "called_sketch_pct", round1(ev->sketch_pct[i]));
+        cJSON_AddNumberToObject(o, "direction_cos_photo_to_sketch", round(ev->dir_cos[i] * 1000.0) / 1000.0);
         cJSON_AddItemToArray(styles, o);
     }
     cJSON_AddNumberToObject(j, "mean_style_accuracy", round1(ev->mean_style_acc));
@@ -199,6 +228,10 @@ char *da_miniclip_eval_json(const da_miniclip_eval *ev) {
     cJSON_AddNumberToObject(sp, "pencil_called_sketch", round1(ev->pencil_as_sketch));
     cJSON_AddNumberToObject(sp, "photo_called_photo", round1(ev->photo_as_photo));
     cJSON_AddNumberToObject(sp, "accuracy", round1(ev->sketch_photo_acc));
+    int pencil = -1;
+    for (int i = 0; i < ev->n_styles; i++)
+        if (!strcmp(da_style_get(i)->name, "pencil")) pencil = i;
+    if (pencil >= 0) cJSON_AddNumberToObject(sp, "pencil_direction_cos", round(ev->dir_cos[pencil] * 1000.0) / 1000.0);
     cJSON *dl = cJSON_AddObjectToObject(j, "sketch_vs_photo_loss_templates");
     cJSON_AddNumberToObject(dl, "pencil_called_sketch", round1(ev->pencil_as_sketch_dl));
     cJSON_AddNumberToObject(dl, "photo_called_photo", round1(ev->photo_as_photo_dl));

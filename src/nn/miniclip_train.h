@@ -141,6 +141,10 @@ typedef struct {
     double pencil_as_sketch, photo_as_photo, sketch_photo_acc;   /* the last: their mean */
     /* the same with the directional loss's templates (da_clip_templates) */
     double pencil_as_sketch_dl, photo_as_photo_dl, sketch_photo_acc_dl;
+    /* what the directional loss sees: for every style, the mean over images of
+     * cos(norm(E_I(style(x))) - norm(E_I(x)), ΔT) with ΔT the text direction "photo" -> "sketch"
+     * (da_clip_text_direction, built-in templates); 1 - L_dir of a perfect translation */
+    double dir_cos[DA_MINICLIP_MAX_STYLES];
 } da_miniclip_eval;
 
 /* Renders up to n_images images of test (the first ones) in every style of the bank and
