@@ -252,7 +252,8 @@ int cmd_train_diffusion(int argc, char **argv) {
     }
     {
         char msg[160];
-        snprintf(msg, sizeof msg, "step %" PRId64 " loss %.4f", tr.step, shown_loss);
+        if (isnan(shown_loss)) snprintf(msg, sizeof msg, "step %" PRId64 " (no steps run)", tr.step);
+        else snprintf(msg, sizeof msg, "step %" PRId64 " loss %.4f", tr.step, shown_loss);
         da_progress_end(&prog, (tr.step - start) * tr.o.batch, msg);
     }
     if (da_diff_trainer_save_checkpoint(&tr, ckpt, err, sizeof err) || da_diff_trainer_save_model(&tr, out, err, sizeof err)) {
