@@ -122,6 +122,11 @@ static da_tensor *gauss_eps(da_ctx *ctx, da_tensor *x, int t, void *user) {
     return da_scale(ctx, x, (float)(sqrt(1 - a) / (a * g->s2 + 1 - a)));
 }
 
+static da_tensor *zero_eps(da_ctx *ctx, da_tensor *x, int t, void *user) {
+    (void)t; (void)user;
+    return da_zeros(ctx, x->ndim, x->shape);
+}
+
 static double gauss_k(int t, int tn, double s2) {
     double a = da_schedule_abar(&S, t), an = da_schedule_abar(&S, tn);
     return (sqrt(a * an) * s2 + sqrt((1 - a) * (1 - an))) / (a * s2 + 1 - a);
@@ -195,6 +200,23 @@ static void check_loops(void) {
     da_ddim_generate(&S, gauss_eps, &g, y1, shape, 10, 500, 1.0f, 7, NULL, NULL, err, sizeof err);
     da_ddim_generate(&S, gauss_eps, &g, y2, shape, 10, 500, 1.0f, 7, NULL, NULL, err, sizeof err);
     CHECK(!memcmp(y1, y2, sizeof y1) && rmse(y1, x_orig, 32) > 0.05, "eta 1 generation (seeded, stochastic)");
+
+    /* clip_x0: with estimates inside [-1,1] nothing changes; a denoiser that predicts ε = 0
+     * (x0 = x/sqrt(ā), far outside at large t) still ends inside [-1,1] */
+    float c1[32], c2[32];
+    for (int i = 0; i < 32; i++) c1[i] = c2[i] = 0.2f * lat[i];
+    da_ddim_generate(&S, gauss_eps, &g, c1, shape, 10, 500, 0.0f, 0, NULL, NULL, err, sizeof err);
+    CHECK(da_ddim_generate_ex(&S, gauss_eps, &g, c2, shape, 10, 500, 0.0f, 0, true, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    tu_close("clip_x0 leaves in-range estimates alone", c2, c1, 32, 1e-5, 1e-4);
+    for (int i = 0; i < 32; i++) c1[i] = c2[i] = 3.0f * lat[i];
+    da_ddim_generate(&S, zero_eps, NULL, c1, shape, 10, 999, 0.0f, 0, NULL, NULL, err, sizeof err);
+    da_ddim_generate_ex(&S, zero_eps, NULL, c2, shape, 10, 999, 0.0f, 0, true, NULL, NULL, err, sizeof err);
+    float mx1 = 0, mx2 = 0;
+    for (int i = 0; i < 32; i++) {
+        mx1 = fmaxf(mx1, fabsf(c1[i]));
+        mx2 = fmaxf(mx2, fabsf(c2[i]));
+    }
+    CHECK(mx1 > 10 && mx2 <= 1.0f, "clip_x0: max |x| %g unclipped, %g clipped", (double)mx1, (double)mx2);
 
     /* bad step counts */
     CHECK(da_ddim_invert(&S, gauss_eps, &g, x, shape, 1, 500, NULL, NULL, err, sizeof err) != 0 && strstr(err, "steps"), "%s", err);

@@ -81,8 +81,8 @@ int cmd_edit(int argc, char **argv) {
     int64_t per = d.c * d.h * d.w, total = d.n * per;
     x = malloc(sizeof(float) * (size_t)total);
     memcpy(x, d.images, sizeof(float) * (size_t)total);
-    if (da_cli_ddim("invert", &m, x, d.n, batch, DA_CLI_INVERT, inv_steps, t0, 0.0f, 0)) goto done;
-    if (da_cli_ddim("generate", gen, x, d.n, batch, DA_CLI_GENERATE, gen_steps, t0, eta, (uint64_t)seed)) goto done;
+    if (da_cli_ddim("invert", &m, x, d.n, batch, DA_CLI_INVERT, inv_steps, t0, 0.0f, 0, false)) goto done;
+    if (da_cli_ddim("generate", gen, x, d.n, batch, DA_CLI_GENERATE, gen_steps, t0, eta, (uint64_t)seed, false)) goto done;
     for (int64_t i = 0; i < total; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     char s_t0[32], s_inv[32], s_gen[32];
     snprintf(s_t0, sizeof s_t0, "%d", t0);

@@ -87,7 +87,7 @@ int cmd_generate(int argc, char **argv) {
     }
     for (int64_t i = 0; i < li->numel; i++)
         if (!isfinite(x[i])) { fprintf(stderr, "error: %s holds non-finite values\n", latents); goto done; }
-    if (da_cli_ddim("generate", &m, x, n, batch, DA_CLI_GENERATE, steps, t0, eta, (uint64_t)seed)) goto done;
+    if (da_cli_ddim("generate", &m, x, n, batch, DA_CLI_GENERATE, steps, t0, eta, (uint64_t)seed, false)) goto done;
     for (int64_t i = 0; i < li->numel; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     char s_t0[32], s_steps[32];
     snprintf(s_t0, sizeof s_t0, "%d", t0);

@@ -58,7 +58,7 @@ int cmd_invert(int argc, char **argv) {
                 (long long)d.h, (long long)d.w, (long long)d.c, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
         goto done;
     }
-    if (da_cli_ddim("invert", &m, d.images, d.n, batch, DA_CLI_INVERT, steps, t0, 0.0f, 0)) goto done;
+    if (da_cli_ddim("invert", &m, d.images, d.n, batch, DA_CLI_INVERT, steps, t0, 0.0f, 0, false)) goto done;
     char s_t0[32], s_steps[32], err[2048];
     snprintf(s_t0, sizeof s_t0, "%d", t0);
     snprintf(s_steps, sizeof s_steps, "%d", steps);

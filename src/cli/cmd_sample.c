@@ -17,7 +17,7 @@ int cmd_sample(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *out = NULL;
     int n = 16, steps = 50, seed = 0, batch = 16, cols = 0, threads = 0;
     float eta = 0.0f;
-    bool force = false;
+    bool force = false, clip_x0 = false;
     const da_option opts[] = {
         {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model", true},
         {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
@@ -27,6 +27,7 @@ int cmd_sample(int argc, char **argv) {
         {"--eta", DA_OPT_FLOAT, &eta, "E", "DDIM eta: 0 = deterministic, 1 = DDPM-like noise", false},
         {"--seed", DA_OPT_INT, &seed, "N", "seed of the starting noise (and of eta's noise)", false},
         {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
+        {"--clip-x0", DA_OPT_FLAG, &clip_x0, NULL, "clip every step's x0 estimate to [-1,1] (DDPM-style; not in the reference DDIM)", false},
         {"--cols", DA_OPT_INT, &cols, "N", "grid columns (0 = about sqrt(n))", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
         {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out", false},
@@ -64,7 +65,7 @@ int cmd_sample(int argc, char **argv) {
     da_rng_init(&rng, (uint64_t)seed);
     da_rng_normal(&rng, x, n * per, 0.0f, 1.0f);
     int status = 1;
-    if (da_cli_ddim("sample", &m, x, n, batch, DA_CLI_GENERATE, steps, m.cfg.num_timesteps - 1, eta, (uint64_t)seed + 1))
+    if (da_cli_ddim("sample", &m, x, n, batch, DA_CLI_GENERATE, steps, m.cfg.num_timesteps - 1, eta, (uint64_t)seed + 1, clip_x0))
         goto done;
     for (int64_t i = 0; i < n * per; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     if (png) {

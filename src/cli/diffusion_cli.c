@@ -114,7 +114,7 @@ static void ddim_progress_cb(void *user, int done, int total) {
 }
 
 int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
-                int steps, int t0, float eta, uint64_t seed) {
+                int steps, int t0, float eta, uint64_t seed, bool clip_x0) {
     char err[1024];
     da_schedule s;
     if (da_schedule_linear(&s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, sizeof err) ||
@@ -135,8 +135,8 @@ int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int ba
         ddim_progress p = {&prog, b0, nb, 0};
         int rc = mode == DA_CLI_INVERT
                      ? da_ddim_invert(&s, da_unet_eps, (void *)m, x + b0 * per, shape, steps, t0, ddim_progress_cb, &p, err, sizeof err)
-                     : da_ddim_generate(&s, da_unet_eps, (void *)m, x + b0 * per, shape, steps, t0, eta,
-                                        da_rng_at(seed, (uint64_t)b0), ddim_progress_cb, &p, err, sizeof err);
+                     : da_ddim_generate_ex(&s, da_unet_eps, (void *)m, x + b0 * per, shape, steps, t0, eta,
+                                           da_rng_at(seed, (uint64_t)b0), clip_x0, ddim_progress_cb, &p, err, sizeof err);
         if (rc) {
             fprintf(stderr, "\nerror: %s\n", err);
             return -1;

@@ -44,9 +44,22 @@ da_tensor *da_ddim_run(da_ctx *ctx, const da_schedule *s, da_eps_fn eps_fn, void
     return x;
 }
 
+/* ε recomputed from x0 clipped to [-1,1]: eps' = (x - sqrt(ā)·clip(x0)) / sqrt(1-ā). */
+static da_tensor *clipped_eps(da_ctx *ctx, const da_schedule *s, da_tensor *x, da_tensor *eps, int t) {
+    double a = da_schedule_abar(s, t);
+    float sa = (float)sqrt(a), s1 = (float)sqrt(1.0 - a);
+    da_tensor *out = da_new_like(ctx, x);
+    for (int64_t i = 0; i < x->numel; i++) {
+        float x0 = (x->data[i] - s1 * eps->data[i]) / sa;
+        x0 = x0 > 1.0f ? 1.0f : (x0 < -1.0f ? -1.0f : x0);
+        out->data[i] = (x->data[i] - sa * x0) / s1;
+    }
+    return out;
+}
+
 /* The shared inference loop: each pair runs in a scratch context that is reset afterwards. */
 static int ddim_loop(const da_schedule *s, da_eps_fn eps_fn, void *user, float *x, const int64_t shape[4],
-                     const int *ts, const int *ts_next, int n_calls, float eta, uint64_t seed,
+                     const int *ts, const int *ts_next, int n_calls, float eta, uint64_t seed, bool clip_x0,
                      da_ddim_progress_fn progress, void *progress_user) {
     da_ctx ctx;
     da_ctx_init(&ctx);
@@ -57,8 +70,17 @@ static int ddim_loop(const da_schedule *s, da_eps_fn eps_fn, void *user, float *
     int64_t numel = shape[0] * shape[1] * shape[2] * shape[3];
     for (int i = 0; i < n_calls; i++) {
         da_ctx_reset(&ctx);
-        da_tensor *xt = da_from_data(&ctx, 4, shape, x);
-        da_tensor *xn = da_ddim_run(&ctx, s, eps_fn, user, xt, ts + i, ts_next + i, 1, eta, &rng);
+        da_tensor *xt = da_from_data(&ctx, 4, shape, x), *xn;
+        if (!clip_x0) {
+            xn = da_ddim_run(&ctx, s, eps_fn, user, xt, ts + i, ts_next + i, 1, eta, &rng);
+        } else {
+            da_tensor *eps = clipped_eps(&ctx, s, xt, eps_fn(&ctx, xt, ts[i], user), ts[i]), *z = NULL;
+            if (eta > 0) {
+                z = da_new_like(&ctx, xt);
+                da_rng_normal(&rng, z->data, z->numel, 0.0f, 1.0f);
+            }
+            xn = da_ddim_step(&ctx, s, xt, eps, ts[i], ts_next[i], eta, z, NULL);
+        }
         memcpy(x, xn->data, sizeof(float) * (size_t)numel);
         if (progress) progress(progress_user, i + 1, n_calls);
     }
@@ -72,7 +94,7 @@ int da_ddim_invert(const da_schedule *s, da_eps_fn eps_fn, void *user, float *x,
     int *seq = malloc(sizeof(int) * (size_t)n);
     da_ddim_timesteps(n, t0, seq, NULL);
     /* (t, t_next) = (seq[i], seq[i+1]) */
-    int rc = ddim_loop(s, eps_fn, user, x, shape, seq, seq + 1, n - 1, 0.0f, 0, progress, progress_user);
+    int rc = ddim_loop(s, eps_fn, user, x, shape, seq, seq + 1, n - 1, 0.0f, 0, false, progress, progress_user);
     free(seq);
     return rc;
 }
@@ -80,6 +102,12 @@ int da_ddim_invert(const da_schedule *s, da_eps_fn eps_fn, void *user, float *x,
 int da_ddim_generate(const da_schedule *s, da_eps_fn eps_fn, void *user, float *x, const int64_t shape[4],
                      int n, int t0, float eta, uint64_t seed, da_ddim_progress_fn progress, void *progress_user,
                      char *err, size_t errlen) {
+    return da_ddim_generate_ex(s, eps_fn, user, x, shape, n, t0, eta, seed, false, progress, progress_user, err, errlen);
+}
+
+int da_ddim_generate_ex(const da_schedule *s, da_eps_fn eps_fn, void *user, float *x, const int64_t shape[4],
+                        int n, int t0, float eta, uint64_t seed, bool clip_x0, da_ddim_progress_fn progress,
+                        void *progress_user, char *err, size_t errlen) {
     if (da_ddim_check_steps(s, n, t0, err, errlen)) return -1;
     if (!(eta >= 0 && eta <= 1)) {
         snprintf(err, errlen, "--eta %g is out of range: it must lie in [0,1]", (double)eta);
@@ -92,7 +120,7 @@ int da_ddim_generate(const da_schedule *s, da_eps_fn eps_fn, void *user, float *
         ts[i] = seq[n - 1 - i];
         tn[i] = next[n - 1 - i];
     }
-    int rc = ddim_loop(s, eps_fn, user, x, shape, ts, tn, n, eta, seed, progress, progress_user);
+    int rc = ddim_loop(s, eps_fn, user, x, shape, ts, tn, n, eta, seed, clip_x0, progress, progress_user);
     free(seq); free(next); free(ts); free(tn);
     return rc;
 }

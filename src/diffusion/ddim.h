@@ -41,6 +41,14 @@ int da_ddim_generate(const da_schedule *s, da_eps_fn eps_fn, void *user, float *
                      int n, int t0, float eta, uint64_t seed, da_ddim_progress_fn progress, void *progress_user,
                      char *err, size_t errlen);
 
+/* Generation as above; with clip_x0 every step clips x0_t to [-1,1] and recomputes ε from the
+ * clipped x0 (ε = (x - sqrt(ā_t)·x0)/sqrt(1-ā_t)), as DDPM-style samplers do ("clip_denoised").
+ * Not part of the reference DDIM (nor invertible); `sample` offers it for short-trained models
+ * whose x0 estimates at large t overshoot. */
+int da_ddim_generate_ex(const da_schedule *s, da_eps_fn eps_fn, void *user, float *x, const int64_t shape[4],
+                        int n, int t0, float eta, uint64_t seed, bool clip_x0, da_ddim_progress_fn progress,
+                        void *progress_user, char *err, size_t errlen);
+
 /* The training loss at per-sample timesteps t (N): x_t = sqrt(ā_t)·x0 + sqrt(1-ā_t)·noise is
  * built from data (x0, noise (N,C,H,W) are not differentiated), and
  *   loss = mean_n λ_n · mean_{c,h,w} (eps_fn(x_t, t_n) - noise)²,  λ_n = 1/(k + SNR_{t_n})^γ
