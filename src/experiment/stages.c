@@ -152,7 +152,9 @@ static bool find_shipped(const da_experiment *e, const char *format, char *path,
                 bool ok = fmt && strcmp(fmt, format) == 0;
                 /* a fine-tuned model is not a source model */
                 for (int k = 0; ok && k < f.n_meta; k++)
-                    if (strstr(f.meta[k].key, "finetune") || strstr(f.meta[k].key, "tgt_text")) ok = false;
+                    if (strstr(f.meta[k].key, "finetune") || strstr(f.meta[k].key, "tgt_text") ||
+                        strcmp(f.meta[k].key, "ft_src_model") == 0)
+                        ok = false;
                 if (ok && strcmp(format, "diffadapt-unet") == 0) {
                     const char *js = st_meta_get(&f, "config");
                     da_unet_config uc;
