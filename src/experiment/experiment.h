@@ -121,6 +121,7 @@ typedef struct {
     int recon_n;              /* reconstructions looked at */
     double adapt_l1;          /* mean |adapted - original| over the training images (pixels in [-1,1]) */
     double recon_l1;          /* the same for the reconstructions */
+    double mean_px[5];        /* mean pixel value (in [-1,1]) of: original, adapted, source, target-heldout, target-self */
     /* timings */
     da_exp_stage stages[DA_EXP_MAX_STAGES];
     int n_stages;
