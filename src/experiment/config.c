@@ -18,7 +18,7 @@ void da_exp_defaults(da_exp_config *c) {
     c->train_n = 1200;
     c->test_n = 300;
     c->data_seed = 0;
-    c->diff_steps = 6000;
+    c->diff_steps = 2000;
     c->diff_batch = 64;
     c->diff_ch = 32;
     c->clip_steps = 1500;

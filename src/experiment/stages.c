@@ -177,20 +177,24 @@ static bool find_shipped(const da_experiment *e, const char *format, char *path,
 
 /* ---- stage 1: the diffusion model --------------------------------------------------------- */
 
+/* The architecture of a diffusion model trained here: the one of the shipped Fashion-MNIST model
+ * (docs/models.md: ch 32, ch_mult 1,2,2, one res block per level, no attention, no resampling
+ * convolutions, no dropout), sized to the images; tiny for --quick/--smoke. */
 static void fallback_unet_config(const da_experiment *e, da_unet_config *uc) {
     da_unet_config_default(uc);
     uc->in_channels = uc->out_ch = (int)e->train.c;
     uc->resolution = (int)e->train.h;
     uc->ch = e->cfg.diff_ch >= 32 ? e->cfg.diff_ch : 32;
+    uc->num_res_blocks = 1;
+    uc->n_attn = 0;
+    uc->resamp_with_conv = false;
+    uc->dropout = 0;
+    uc->ema_rate = 0.995f;
     if (e->cfg.quick || e->cfg.tiny_models) {
         /* a --quick/--smoke run without a shipped model trains a tiny one on the spot */
-        uc->ch = 32;
         uc->n_levels = 2;
         uc->ch_mult[0] = 1;
         uc->ch_mult[1] = 2;
-        uc->num_res_blocks = 1;
-        uc->n_attn = 0;
-        uc->dropout = 0;
     }
 }
 
@@ -211,10 +215,13 @@ int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
     } else {
         da_unet_config uc;
         fallback_unet_config(e, &uc);
+        /* the training settings of the shipped model (docs/models.md) */
         da_diff_train_opts o;
         da_diff_train_opts_default(&o);
         o.batch = c->diff_batch;
-        o.warmup = c->diff_steps / 10 < o.warmup ? c->diff_steps / 10 : o.warmup;
+        o.lr = 5e-4f;
+        o.warmup = c->diff_steps / 10 < 100 ? c->diff_steps / 10 : 100;
+        o.ema = 0.995f;
         char *js = da_unet_config_to_json(&uc), desc[4096], key[17];
         snprintf(desc, sizeof desc, "diffusion v1|data %s|pool %d seed %d pad %d size %d ch %d|%s|steps %d batch %d "
                  "lr %g warmup %d clip %g ema %g p2 %g/%g seed %llu", c->data, c->pool_n, c->data_seed, c->pad, c->size,
