@@ -414,10 +414,11 @@ static void reading(const da_experiment *e, sbuf *b) {
         double base = p[0] > p[5] ? p[0] : p[5];
         bool moved = p[1] > base + 15;
         if (!moved)
-            sb_printf(b, "So the fine-tuned model moved the images little along the text direction beyond what the round "
-                      "trip itself does (directional loss %.3f in the first fine-tuning epoch, %.3f in the last): the "
-                      "adapted set stays close to the original one and cannot teach the classifier much about %ss. ",
-                      e->ft_first_dir, e->ft_last_dir, tt);
+            sb_printf(b, "So the fine-tuning lowered its directional loss (%.3f in the first epoch, %.3f in the last: the "
+                      "change from each image to its translation points more along \"%s\" -> \"%s\" in CLIP's space) "
+                      "without carrying the images over to what the CLIP model calls \"%s\": a small step in the right "
+                      "direction, which leaves the adapted set close to the original one as far as the target is "
+                      "concerned. ", e->ft_first_dir, e->ft_last_dir, st, tt, tt);
         else if (!helped)
             sb_printf(b, "So the fine-tuning did reach its own objective (CLIP now calls the adapted images \"%s\"), but "
                       "the style it produced is not the style of the held-out renderer: a CLIP model can be satisfied by "
