@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Installs (as root, with apt-get) every Debian package diffadapt needs to build, test and
 # benchmark. Packages already present are left alone, so a second run is quick.
+# Usage: install-deps.sh [--run]
+#   --run: only what building and running the program needs (scripts/run.sh): no clang/compiler-rt
+#          (the fuzzer) and no python3-torch (golden files and benchmarks), which is large.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev libstb-dev zlib1g-dev libcjson-dev
-      libyaml-dev libplplot-dev plplot-driver-cairo clang libclang-rt-14-dev
-      dataset-fashion-mnist python3-torch)
+      libyaml-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist)
+case "${1:-}" in
+  --run) ;;
+  "") pkgs+=(clang libclang-rt-14-dev python3-torch) ;;
+  *) echo "usage: install-deps.sh [--run]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

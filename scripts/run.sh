@@ -4,6 +4,6 @@
 # Extra arguments go to `diffadapt experiment` (e.g. --quick, --force, --task 5,7).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --run
 bash scripts/build.sh build
 ./build/diffadapt experiment --out out/experiment "$@"
