@@ -207,7 +207,9 @@ da_tensor *da_detach(da_ctx *ctx, da_tensor *t) {
 void da_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    /* One thread pool: every op parallelises its sgemm calls with OpenMP (matmul.c, conv.c,
+     * attention.c), so OpenBLAS's own threads would only compete with OpenMP's. */
+    openblas_set_num_threads(1);
 }
 
 int da_get_threads(void) { return omp_get_max_threads(); }

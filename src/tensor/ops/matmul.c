@@ -2,20 +2,61 @@
  * All products go through one helper, gemm_batch, so transposes and batch broadcasting are
  * handled in one place. */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "tensor/ops.h"
 
-/* C[b] (M,N) = alpha * op(A[b]) op(B[b]) + beta * C[b] for b in [0,batch); a stride of 0 shares
- * one matrix across the batch. */
+static void sgemm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* Below this many multiply-adds a product runs on the calling thread. */
+#define GEMM_SERIAL_MACS (1 << 18)
+
+/* C[b] (M,N) = op(A[b]) op(B[b]) + beta * C[b] for b in [0,batch); a stride of 0 shares one
+ * matrix across the batch.
+ * The threads are OpenMP's, with OpenBLAS held to one thread: the two pools alternating made
+ * the idle side spin against the busy one (perf: a fifth of a UNet step in sched_yield and
+ * libgomp's wait loop). Whole products go to threads when the batch has enough of them;
+ * otherwise each product is cut into column (or row) blocks, one per thread. Every element of C
+ * is still one sgemm's dot product over all of K, so the split changes no sums. */
 static void gemm_batch(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                        const float *A, int64_t sa, const float *B, int64_t sb,
                        float beta, float *C, int64_t sc) {
-    for (int64_t i = 0; i < batch; i++) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, 1.0f, A + i * sa, ta ? (int)M : (int)K,
-                    B + i * sb, tb ? (int)K : (int)N, beta, C + i * sc, (int)N);
+    const int lda = ta ? (int)M : (int)K, ldb = tb ? (int)K : (int)N;
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads > 1 && batch * M * N * K < GEMM_SERIAL_MACS) threads = 1;
+    int blas_threads = openblas_get_num_threads();
+    if (blas_threads != 1) openblas_set_num_threads(1);
+    if (threads <= 1) {
+        for (int64_t i = 0; i < batch; i++) sgemm1(ta, tb, M, N, K, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, N);
+    } else if (batch >= threads && sc != 0) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t i = 0; i < batch; i++) sgemm1(ta, tb, M, N, K, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, N);
+    } else {
+        /* cut the longer side of C; column blocks are multiples of 16 floats */
+        const bool by_cols = N >= M;
+        const int64_t len = by_cols ? N : M, align = by_cols ? 16 : 4;
+        int64_t chunk = (len + threads - 1) / threads;
+        chunk = (chunk + align - 1) / align * align;
+        const int64_t n_chunks = (len + chunk - 1) / chunk;
+        for (int64_t i = 0; i < batch; i++) {
+            const float *Ai = A + i * sa, *Bi = B + i * sb;
+            float *Ci = C + i * sc;
+#pragma omp parallel for schedule(static) num_threads(threads)
+            for (int64_t c = 0; c < n_chunks; c++) {
+                const int64_t lo = c * chunk, n = len - lo < chunk ? len - lo : chunk;
+                if (by_cols) /* columns lo.. of op(B) and C */
+                    sgemm1(ta, tb, M, n, K, Ai, lda, tb ? Bi + lo * ldb : Bi + lo, ldb, beta, Ci + lo, N);
+                else         /* rows lo.. of op(A) and C */
+                    sgemm1(ta, tb, n, N, K, ta ? Ai + lo : Ai + lo * lda, lda, Bi, ldb, beta, Ci + lo * N, N);
+            }
+        }
     }
+    if (blas_threads != 1) openblas_set_num_threads(blas_threads);
 }
 
 /* i[0]=ta, i[1]=tb, i[2]=M, i[3]=N, i[4]=K, i[5]=batch, i[6]=b is shared (2-D) */
