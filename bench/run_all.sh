@@ -65,7 +65,7 @@ commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores available"
-    echo "- threads: $THREADS (diffadapt: OpenMP + OpenBLAS; PyTorch: torch.set_num_threads)"
+    echo "- threads: $THREADS (diffadapt: OpenMP threads, OpenBLAS single-threaded inside them; PyTorch: torch.set_num_threads)"
     echo "- OpenBLAS: $blas (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)"
     echo "- PyTorch: $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo unavailable); compiler: $(cc --version | head -1)"
     echo "- commit: $commit"
