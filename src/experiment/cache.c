@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "experiment/experiment.h"
+#include "io/atomic.h"
 #include "nn/params.h"
 
 void da_exp_key(const char *desc, char out[17]) {
@@ -22,6 +23,37 @@ void da_exp_cache_path(const da_experiment *e, const char *stem, const char *key
 bool da_exp_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* How long a cached result took to compute is kept beside it in <file>.seconds, so that a later
+ * run that reads the result can still say what it cost. The note is optional: a missing or
+ * unreadable one only means the time is unknown. */
+void da_exp_cache_note_seconds(const char *path, double seconds) {
+    char p[4600], text[64], err[512];
+    snprintf(p, sizeof p, "%s.seconds", path);
+    int n = snprintf(text, sizeof text, "%.3f\n", seconds);
+    if (da_atomic_write(p, text, (size_t)n, err, sizeof err) != 0)
+        fprintf(stderr, "[experiment] warning: could not note the stage time: %s\n", err);
+}
+
+double da_exp_cache_seconds(const char *path) {
+    char p[4600], text[64] = "";
+    snprintf(p, sizeof p, "%s.seconds", path);
+    FILE *f = fopen(p, "r");
+    if (!f) return -1;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *end;
+    double v = strtod(text, &end);
+    return end != text && v >= 0 && v < 1e9 ? v : -1;
+}
+
+const char *da_exp_cache_time_text(const char *path, char *buf, size_t len) {
+    double s = da_exp_cache_seconds(path);
+    if (s < 0) snprintf(buf, len, "read from the cache");
+    else snprintf(buf, len, "read from the cache; computing it took %.0f s", s);
+    return buf;
 }
 
 static bool is_dir(const char *path) {

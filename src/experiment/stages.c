@@ -259,6 +259,7 @@ int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
                 snprintf(msg, sizeof msg, "loss %.4f", (double)avg);
                 da_progress_end(&pr, c->diff_steps, msg);
                 rc = da_diff_trainer_save_model(&tr, path, err, errlen);
+                if (rc == 0) da_exp_cache_note_seconds(path, da_now() - t0);
             }
             da_diff_trainer_free(&tr);
             da_dataset_free(&pool);
@@ -271,7 +272,10 @@ int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
     da_params_hash(&e->model.params, e->model_hash);
     snprintf(e->model_desc, sizeof e->model_desc, "%s (%.2f M parameters)",
              da_unet_config_str(&e->model.cfg, cfgbuf, sizeof cfgbuf), (double)da_unet_num_params(&e->model) / 1e6);
-    da_exp_add_stage(e, "diffusion model", da_now() - t0, source, "%s: %s", path, e->model_desc);
+    char when[128] = "";
+    if (strcmp(source, "cache") == 0) da_exp_cache_time_text(path, when, sizeof when);
+    da_exp_add_stage(e, "diffusion model", da_now() - t0, source, "%s: %s%s%s%s", path, e->model_desc, *when ? " (" : "",
+                     when, *when ? ")" : "");
     return 0;
 }
 
@@ -340,6 +344,7 @@ int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
             if (rc == 0) {
                 da_progress_end(&pr, mo.steps, NULL);
                 rc = da_miniclip_trainer_save_model(&tr, path, NULL, err, errlen);
+                if (rc == 0) da_exp_cache_note_seconds(path, da_now() - t0);
             }
             da_miniclip_trainer_free(&tr);
             da_dataset_free(&pool);
@@ -352,7 +357,10 @@ int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
     da_params_hash(&e->clip.params, e->clip_hash);
     char cb[256];
     snprintf(e->clip_desc, sizeof e->clip_desc, "%s", da_clip_config_str(&e->clip.cfg, cb, sizeof cb));
-    da_exp_add_stage(e, "CLIP model", da_now() - t0, source, "%s: %s", path, e->clip_desc);
+    char when[128] = "";
+    if (strcmp(source, "cache") == 0) da_exp_cache_time_text(path, when, sizeof when);
+    da_exp_add_stage(e, "CLIP model", da_now() - t0, source, "%s: %s%s%s%s", path, e->clip_desc, *when ? " (" : "", when,
+                     *when ? ")" : "");
     return 0;
 }
 
@@ -419,7 +427,9 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
             st_close(&f);
         }
         da_params_hash(&e->finetuned.params, e->finetuned_hash);
-        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s", path);
+        char when[128];
+        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s (%s)", path,
+                         da_exp_cache_time_text(path, when, sizeof when));
         return 0;
     }
 
@@ -503,6 +513,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
         const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
                                "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", desc};
         if (da_unet_save(&e->finetuned, path, extra, 6, err, errlen) != 0) goto done;
+        da_exp_cache_note_seconds(path, da_now() - t0);
     }
     da_params_hash(&e->finetuned.params, e->finetuned_hash);
     da_exp_add_stage(e, "fine-tuning", da_now() - t0, "computed",
@@ -528,7 +539,9 @@ done:
 /* Translates src into out (invert with the source model, generate with the fine-tuned one),
  * resuming from and saving to a partial cache file every batch. */
 static int translate_set(da_experiment *e, const da_dataset *src, const char *stem, da_dataset *out,
-                         const char **source, char *err, size_t errlen) {
+                         const char **source, double *cached_seconds, char *err, size_t errlen) {
+    double t_begin = da_now();
+    *cached_seconds = -1;
     const da_exp_config *c = &e->cfg;
     uint64_t dh = da_dataset_hash(src);
     char desc[1024], key[17], path[4400], partial[4500];
@@ -540,6 +553,7 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     snprintf(partial, sizeof partial, "%s.partial", path);
     if (da_exp_file_exists(path)) {
         *source = "cache";
+        *cached_seconds = da_exp_cache_seconds(path);
         return load_cached_images(path, src, out, err, errlen);
     }
     *source = "computed";
@@ -585,6 +599,8 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     }
     da_progress_end(&pr, calls, NULL);
     if (save_images(path, out, n, key, err, errlen) != 0) goto fail;
+    /* a resumed run saw only part of the work, so its time would mislead */
+    if (done == 0) da_exp_cache_note_seconds(path, da_now() - t_begin);
     remove(partial);
     return 0;
 fail:
@@ -611,9 +627,14 @@ int da_exp_reconstruct(const da_experiment *e, const float *x, int64_t n, float 
     return 0;
 }
 
-/* "(0.31 s per image)" for a computed stage; nothing for one read from the cache. */
-static const char *rate_text(const char *source, double seconds, int64_t n, char *buf, size_t len) {
-    if (strcmp(source, "cache") == 0 || n <= 0) snprintf(buf, len, "(read from the cache)");
+/* "(0.31 s per image)" for a computed stage; for one read from the cache, what computing it took. */
+static const char *rate_text(const char *source, double seconds, double cached_seconds, int64_t n, char *buf,
+                             size_t len) {
+    bool cached = strcmp(source, "cache") == 0;
+    if (cached) seconds = cached_seconds;
+    if (seconds < 0 || n <= 0) snprintf(buf, len, "(read from the cache)");
+    else if (cached) snprintf(buf, len, "(read from the cache; computing it took %.0f s, %.2f s per image)", seconds,
+                              seconds / (double)n);
     else snprintf(buf, len, "(%.2f s per image)", seconds / (double)n);
     return buf;
 }
@@ -621,19 +642,20 @@ static const char *rate_text(const char *source, double seconds, int64_t n, char
 int da_exp_stage_translate(da_experiment *e, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;
     const char *source;
-    char rate[64];
+    char rate[128];
+    double cached;
     double t0 = da_now();
-    if (translate_set(e, &e->train, "adapted", &e->adapted, &source, err, errlen) != 0) return -1;
+    if (translate_set(e, &e->train, "adapted", &e->adapted, &source, &cached, err, errlen) != 0) return -1;
     double dt = da_now() - t0;
     da_exp_add_stage(e, "translate train", dt, source,
                      "%lld training images -> adapted: %d inversion + %d generation steps, t0 %d %s",
                      (long long)e->train.n, c->inv_steps, c->gen_steps, c->t0,
-                     rate_text(source, dt, e->train.n, rate, sizeof rate));
+                     rate_text(source, dt, cached, e->train.n, rate, sizeof rate));
     t0 = da_now();
-    if (translate_set(e, &e->test, "target-self", &e->target_self, &source, err, errlen) != 0) return -1;
+    if (translate_set(e, &e->test, "target-self", &e->target_self, &source, &cached, err, errlen) != 0) return -1;
     dt = da_now() - t0;
     da_exp_add_stage(e, "translate test", dt, source, "%lld test images -> target-self (the reference protocol), same steps %s",
-                     (long long)e->test.n, rate_text(source, dt, e->test.n, rate, sizeof rate));
+                     (long long)e->test.n, rate_text(source, dt, cached, e->test.n, rate, sizeof rate));
     return 0;
 }
 
