@@ -9,18 +9,12 @@
 #include "tensor/rng.h"
 #include "test_util.h"
 #include "tmpdir.h"
+#include "cli_run.h"
 
 static char OUT[65536];
 
 /* Runs the command with stderr merged into stdout; returns the exit code (-1 if abnormal). */
-static int run(const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(OUT, 1, sizeof OUT - 1, p);
-    OUT[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *cmd) { return cli_run(cmd, OUT, sizeof OUT); }
 
 /* n images (C,H,W): class k has a bright square in corner k; labels 10*k+1 unless no_labels. */
 static void write_set(const char *path, int n, int c, int h, int w, int classes, bool with_labels, uint64_t seed) {

@@ -5,18 +5,12 @@
 
 #include "io/safetensors.h"
 #include "test_util.h"
+#include "cli_run.h"
 
 static char OUT[65536];
 
 /* Runs the command with stderr merged into stdout; returns the exit code (-1 if abnormal). */
-static int run(const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(OUT, 1, sizeof OUT - 1, p);
-    OUT[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *cmd) { return cli_run(cmd, OUT, sizeof OUT); }
 
 int main(void) {
     const char *bin = getenv("DA_BIN");

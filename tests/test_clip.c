@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "nn/clip.h"
 #include "nn/clip_loss.h"
+#include "cli_run.h"
 
 #define GOLDEN "golden/clip_tiny.safetensors"
 
@@ -324,15 +325,6 @@ static void test_files(void) {
     rmdir(dir);
 }
 
-/* Runs a shell command; returns its exit status and its stdout in out. */
-static int run(const char *cmd, char *out, size_t len) {
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The "embedding" list of one JSON line into e (n floats); returns how many it held. */
 static int parse_embedding(const char *line, const char *key, char *value, size_t vlen, float *e, int n) {
     cJSON *j = cJSON_Parse(line);
@@ -372,7 +364,7 @@ static void test_cli(void) {
 
     snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s' --image '%s' --text 'a cat' --images '%s' --text '' 2>/dev/null",
              bin, model, png, data);
-    int rc = run(cmd, out, sizeof out);
+    int rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 0, "embed exit %d", rc);
     char *lines[8];
     int nl = 0;
@@ -400,19 +392,19 @@ static void test_cli(void) {
         tu_close("embed --text ''", e, want_txt->data + 2 * 24, 24, 2e-5, 1e-4);
     }
     snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s' --text 'a very long caption indeed' 2>&1", bin, model);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "--truncate"), "over-long text in embed: %d %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s' 2>&1", bin, model);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--text"), "embed with no input: %d %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' embed --clip '%s/none.safetensors' --text x 2>&1", bin, dir);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "does not exist"), "embed with a missing model: %d %s", rc, out);
 
     /* zero-shot: predictions must agree with the in-process computation */
     snprintf(cmd, sizeof cmd, "'%s' zero-shot --clip '%s' --input '%s' --labels 'cat, sketch' --template '{}' 2>/dev/null",
              bin, model, data);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "accuracy ") && strstr(out, "/2)"), "zero-shot: %d %s", rc, out);
     {
         da_bpe *b = da_clip_vocab(&m, NULL, err, sizeof err);
@@ -441,10 +433,10 @@ static void test_cli(void) {
         da_bpe_free(b);
     }
     snprintf(cmd, sizeof cmd, "'%s' zero-shot --clip '%s' --input '%s' --labels 'cat' 2>&1", bin, model, data);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "two"), "zero-shot with one label: %d %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' zero-shot --clip '%s' --input '%s' --labels a,b 2>&1", bin, GOLDEN, data);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "--vocab"), "zero-shot without a vocabulary: %d %s", rc, out);
 
     da_ctx_free(&ctx);

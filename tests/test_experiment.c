@@ -27,21 +27,8 @@ static int run_cmd(const char *args, const char *log) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static void show_log(const char *log) {
-    char *s = slurp(log);
+    char *s = td_slurp(log, NULL);
     if (s) {
         size_t n = strlen(s);
         fprintf(stderr, "---- %s (last 3000 bytes)\n%s\n----\n", log, n > 3000 ? s + n - 3000 : s);
@@ -68,7 +55,7 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
     char path[4200];
     /* metrics.csv: the header, one row per (train set, seed, epoch, eval set) */
     snprintf(path, sizeof path, "%s/metrics.csv", out);
-    char *csv = slurp(path);
+    char *csv = td_slurp(path, NULL);
     CHECK(csv != NULL, "metrics.csv is missing");
     double sum[2][3];
     int count[2][3];
@@ -105,7 +92,7 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
 
     /* results.json: every train × eval set, last and best epoch, consistent with metrics.csv */
     snprintf(path, sizeof path, "%s/results.json", out);
-    char *js = slurp(path);
+    char *js = td_slurp(path, NULL);
     cJSON *root = js ? cJSON_Parse(js) : NULL;
     CHECK(root != NULL, "results.json does not parse");
     if (root) {
@@ -146,7 +133,7 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
 
     /* report.md: the tables and the reading */
     snprintf(path, sizeof path, "%s/report.md", out);
-    char *md = slurp(path);
+    char *md = td_slurp(path, NULL);
     CHECK(md != NULL, "report.md is missing");
     if (md) {
         CHECK(strstr(md, "| trained on | source | target-heldout | target-self |") != NULL, "report.md has the table");
@@ -206,7 +193,7 @@ static void test_fashion(void) {
 
     /* the outputs of a run are kept unless --force */
     rc = run_cmd(args, log);
-    char *s = slurp(log);
+    char *s = td_slurp(log, NULL);
     CHECK(rc == 1 && s && strstr(s, "--force"), "a second run without --force must refuse (exit %d)", rc);
     free(s);
     /* with --force every model stage comes from the cache */
@@ -215,7 +202,7 @@ static void test_fashion(void) {
     CHECK(rc == 0, "experiment %s --force exited with %d", level, rc);
     char path[4300];
     snprintf(path, sizeof path, "%s/results.json", out);
-    char *js = slurp(path);
+    char *js = td_slurp(path, NULL);
     cJSON *root = js ? cJSON_Parse(js) : NULL;
     int cached = 0;
     const cJSON *st;
@@ -343,7 +330,7 @@ static void test_celeba(void) {
     else check_outputs(out, 2, 2, 3);
     char path[4300];
     snprintf(path, sizeof path, "%s/results.json", out);
-    char *js = slurp(path);
+    char *js = td_slurp(path, NULL);
     CHECK(js && strstr(js, "celeba:") && strstr(js, "\"attr\":\t\"Male\""), "results.json names the CelebA data");
     free(js);
 
@@ -351,18 +338,18 @@ static void test_celeba(void) {
     snprintf(args, sizeof args, "experiment --data 'celeba:%s' --clip '%s' --model '%s' --config '%s' %s --out '%s/x'",
              data, clip, model, config, common, TMP);
     rc = run_cmd(args, log);
-    char *s = slurp(log);
+    char *s = td_slurp(log, NULL);
     CHECK(rc == 1 && s && strstr(s, "--attr"), "missing --attr is named (exit %d)", rc);
     free(s);
     snprintf(args, sizeof args, "experiment --data 'celeba:%s' --attr Male --clip '%s' --model '%s' %s --out '%s/y'",
              data, clip, model, common, TMP);
     rc = run_cmd(args, log);
-    s = slurp(log);
+    s = td_slurp(log, NULL);
     CHECK(rc == 1 && s && strstr(s, "config"), "a model without its config is reported (exit %d)", rc);
     free(s);
     snprintf(args, sizeof args, "experiment --task 3 --out '%s/z'", TMP);
     rc = run_cmd(args, log);
-    s = slurp(log);
+    s = td_slurp(log, NULL);
     CHECK(rc != 0 && s && strstr(s, "--task"), "a one-class task is refused (exit %d)", rc);
     free(s);
 }

@@ -12,6 +12,7 @@
 #include "tensor/rng.h"
 #include "test_util.h"
 #include "tmpdir.h"
+#include "cli_run.h"
 
 #define RES 8
 #define CH 1
@@ -492,27 +493,7 @@ static void test_nan(void) {
 
 static char OUT[1 << 17];
 
-static int run(const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(OUT, 1, sizeof OUT - 1, p);
-    OUT[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    *len = fread(s, 1, (size_t)n, f);
-    s[*len] = 0;
-    fclose(f);
-    return s;
-}
+static int run(const char *cmd) { return cli_run(cmd, OUT, sizeof OUT); }
 
 static bool exists(const char *dir, const char *name) {
     char p[4096];
@@ -564,7 +545,7 @@ static void test_cli(void) {
               exists(dir, "a.epoch2.png") && exists(dir, "a.log.csv"),
           "outputs missing:\n%s", OUT);
     size_t len;
-    char *log = slurp(td_path(cmd, sizeof cmd, dir, "a.log.csv"), &len);
+    char *log = td_slurp(td_path(cmd, sizeof cmd, dir, "a.log.csv"), &len);
     int rows = 0;
     for (char *p = log; p && *p; p++) rows += *p == '\n';
     CHECK(rows == 5, "a.log.csv has %d lines, expected a header and 4 rows", rows);
@@ -584,7 +565,7 @@ static void test_cli(void) {
     rc = run(cmd);
     CHECK(rc == 0 && strstr(OUT, "1 of 2 epochs done") && !strstr(OUT, "epoch 1/2  image"), "resume: exit %d:\n%s", rc, OUT);
     size_t la, lb;
-    char *ca = slurp(a, &la), *cb = slurp(b, &lb);
+    char *ca = td_slurp(a, &la), *cb = td_slurp(b, &lb);
     CHECK(ca && cb && la == lb && !memcmp(ca, cb, la), "resumed model differs from the uninterrupted one");
     free(ca);
     free(cb);

@@ -13,6 +13,7 @@
 #include "tensor/rng.h"
 #include "test_util.h"
 #include "tmpdir.h"
+#include "cli_run.h"
 
 /* Fashion-MNIST's classes, and the words people use for them: no caption may contain one. */
 static const char *const CLASS_WORDS[] = {"t-shirt", "tshirt", "top", "trouser", "pullover", "dress", "coat",
@@ -376,13 +377,6 @@ static void test_labels_unused(void) {
     da_dataset_free(&d2);
 }
 
-static int run(const char *cmd, char *out, size_t len) {
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = 0;
-    return WEXITSTATUS(pclose(p));
-}
-
 static void test_cli(const char *dir) {
     const char *bin = getenv("DA_BIN");
     if (!bin) { printf("DA_BIN not set: CLI checks skipped\n"); return; }
@@ -399,30 +393,30 @@ static void test_cli(const char *dir) {
                        "--pad 0 --batch 16 --threads 1";
     snprintf(cmd, sizeof cmd, "'%s' train-clip --data '%s' --out '%s' --steps 4 %s --eval-data '%s' --eval-take 8 "
              "--checkpoint-every 2 2>&1", bin, data, model, tiny, data);
-    int rc = run(cmd, out, sizeof out);
+    int rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "pencil (held out)") && strstr(out, "sketch"), "train-clip (rc %d):\n%s", rc, out);
     FILE *f = fopen(json, "r");
     CHECK(f != NULL, "train-clip wrote %s", json);
     if (f) fclose(f);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "--force"), "an existing --out is refused (rc %d): %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' train-clip --data '%s' --out '%s' --resume '%s' --steps 6 --no-eval --force %s 2>&1",
              bin, data, model, ckpt, tiny);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "6 steps (from 4)"), "resume to 6 steps (rc %d):\n%s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' train-clip --data '%s' --out '%s' --resume '%s' --force %s 2>&1", bin, data, model,
              data, tiny);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "not a mini-CLIP training checkpoint"), "resume from a data file (rc %d): %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' eval-clip --clip '%s' --data '%s' --take 8 --pad 0 --threads 1 2>&1", bin, model, data);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "mean style accuracy") && strstr(out, "\"sketch\" vs \"photo\""), "eval-clip (rc %d):\n%s",
           rc, out);
     da_clip before, after;
     CHECK(da_clip_load(&before, model, err, sizeof err) == 0, "load: %s", err);
     snprintf(cmd, sizeof cmd, "'%s' eval-clip --clip '%s' --data '%s' --take 8 --pad 0 --threads 1 --store --json '%s' 2>&1",
              bin, model, data, json);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "stored the figures"), "eval-clip --store (rc %d):\n%s", rc, out);
     st_file f2;
     CHECK(st_open(model, &f2, err, sizeof err) == 0 && st_meta_get(&f2, "miniclip_eval") &&
@@ -434,10 +428,10 @@ static void test_cli(const char *dir) {
     da_clip_free(&before);
     da_clip_free(&after);
     snprintf(cmd, sizeof cmd, "'%s' eval-clip --clip '%s' --take 8 --pad 0 --store 2>&1", bin, data);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 1, "eval-clip on a data file fails (rc %d): %s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' train-clip --out '%s' --batch 1 2>&1", bin, model);
-    rc = run(cmd, out, sizeof out);
+    rc = cli_run(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--batch"), "bad option (rc %d): %s", rc, out);
 }
 

@@ -11,6 +11,7 @@
 #include "tensor/rng.h"
 #include "test_util.h"
 #include "tmpdir.h"
+#include "cli_run.h"
 
 #define N 10
 #define RES 8
@@ -18,27 +19,7 @@
 
 static char OUT[1 << 16];
 
-static int run(const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(OUT, 1, sizeof OUT - 1, p);
-    OUT[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    *len = fread(s, 1, (size_t)n, f);
-    s[*len] = 0;
-    fclose(f);
-    return s;
-}
+static int run(const char *cmd) { return cli_run(cmd, OUT, sizeof OUT); }
 
 /* Every listed file of dir a equals the one of dir b, byte for byte. */
 static void same_files(const char *what, const char *a, const char *b) {
@@ -51,7 +32,7 @@ static void same_files(const char *what, const char *a, const char *b) {
         snprintf(pa, sizeof pa, "%s/%s", a, name);
         snprintf(pb, sizeof pb, "%s/%s", b, name);
         size_t la = 0, lb = 0;
-        char *ca = slurp(pa, &la), *cb = slurp(pb, &lb);
+        char *ca = td_slurp(pa, &la), *cb = td_slurp(pb, &lb);
         if (!ca || !cb) {
             missing++;
             fprintf(stderr, "  %s: %s missing in %s\n", what, name, ca ? b : a);
@@ -180,10 +161,10 @@ int main(void) {
         strcat(want, row);
     }
     size_t len = 0;
-    char *csv = slurp(td_path(path, sizeof path, full, "labels.csv"), &len);
+    char *csv = td_slurp(td_path(path, sizeof path, full, "labels.csv"), &len);
     CHECK(csv && !strcmp(csv, want), "labels.csv:\n%s\nexpected:\n%s", csv ? csv : "(missing)", want);
     free(csv);
-    char *man = slurp(td_path(path, sizeof path, full, "manifest.json"), &len);
+    char *man = td_slurp(td_path(path, sizeof path, full, "manifest.json"), &len);
     CHECK(man && strstr(man, "\"images\":\t10") && strstr(man, "\"t0\":\t200") && strstr(man, "\"tgt_text\":\t\"sketch\"") &&
               strstr(man, "\"model_hash\"") && strstr(man, "\"finetuned_hash\"") && strstr(man, "\"label_counts\""),
           "manifest.json:\n%s", man ? man : "(missing)");

@@ -61,4 +61,20 @@ static inline void td_write_text(const char *dir, const char *name, const char *
     td_write(dir, name, text, strlen(text));
 }
 
+/* The whole file as a NUL-terminated string (NULL when it cannot be read); its length in *len
+ * unless len is NULL. The caller frees it. */
+static inline char *td_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1))) {
+        size_t got = fread(s, 1, (size_t)n, f);
+        s[got] = 0;
+        if (len) *len = got;
+    }
+    fclose(f);
+    return s;
+}
+
 #endif
