@@ -44,9 +44,18 @@ da_tensor *da_ddim_run(da_ctx *ctx, const da_schedule *s, da_eps_fn eps_fn, void
     return x;
 }
 
-/* ε recomputed from x0 clipped to [-1,1]: eps' = (x - sqrt(ā)·clip(x0)) / sqrt(1-ā). */
-static da_tensor *clipped_eps(da_ctx *ctx, const da_schedule *s, da_tensor *x, da_tensor *eps, int t) {
-    double a = da_schedule_abar(s, t);
+/* An ε function wrapped so that x0 is clipped to [-1,1]: eps' = (x - sqrt(ā)·clip(x0)) / sqrt(1-ā)
+ * with x0 = (x - sqrt(1-ā)·eps) / sqrt(ā). */
+typedef struct {
+    const da_schedule *s;
+    da_eps_fn eps_fn;
+    void *user;
+} clip_x0_eps;
+
+static da_tensor *clipped_eps(da_ctx *ctx, da_tensor *x, int t, void *user) {
+    const clip_x0_eps *c = user;
+    da_tensor *eps = c->eps_fn(ctx, x, t, c->user);
+    double a = da_schedule_abar(c->s, t);
     float sa = (float)sqrt(a), s1 = (float)sqrt(1.0 - a);
     da_tensor *out = da_new_like(ctx, x);
     for (int64_t i = 0; i < x->numel; i++) {
@@ -67,20 +76,16 @@ static int ddim_loop(const da_schedule *s, da_eps_fn eps_fn, void *user, float *
     ctx.training = false;
     da_rng rng;
     da_rng_init(&rng, seed);
+    clip_x0_eps clip = {s, eps_fn, user};
+    if (clip_x0) {
+        eps_fn = clipped_eps;
+        user = &clip;
+    }
     int64_t numel = shape[0] * shape[1] * shape[2] * shape[3];
     for (int i = 0; i < n_calls; i++) {
         da_ctx_reset(&ctx);
-        da_tensor *xt = da_from_data(&ctx, 4, shape, x), *xn;
-        if (!clip_x0) {
-            xn = da_ddim_run(&ctx, s, eps_fn, user, xt, ts + i, ts_next + i, 1, eta, &rng);
-        } else {
-            da_tensor *eps = clipped_eps(&ctx, s, xt, eps_fn(&ctx, xt, ts[i], user), ts[i]), *z = NULL;
-            if (eta > 0) {
-                z = da_new_like(&ctx, xt);
-                da_rng_normal(&rng, z->data, z->numel, 0.0f, 1.0f);
-            }
-            xn = da_ddim_step(&ctx, s, xt, eps, ts[i], ts_next[i], eta, z, NULL);
-        }
+        da_tensor *xt = da_from_data(&ctx, 4, shape, x);
+        da_tensor *xn = da_ddim_run(&ctx, s, eps_fn, user, xt, ts + i, ts_next + i, 1, eta, &rng);
         memcpy(x, xn->data, sizeof(float) * (size_t)numel);
         if (progress) progress(progress_user, i + 1, n_calls);
     }

@@ -36,7 +36,7 @@ void da_exp_cache_note_seconds(const char *path, double seconds) {
         fprintf(stderr, "[experiment] warning: could not note the stage time: %s\n", err);
 }
 
-double da_exp_cache_seconds(const char *path) {
+static double cache_seconds(const char *path) {
     char p[4600], text[64] = "";
     snprintf(p, sizeof p, "%s.seconds", path);
     FILE *f = fopen(p, "r");
@@ -49,9 +49,11 @@ double da_exp_cache_seconds(const char *path) {
     return end != text && v >= 0 && v < 1e9 ? v : -1;
 }
 
-const char *da_exp_cache_time_text(const char *path, char *buf, size_t len) {
-    double s = da_exp_cache_seconds(path);
+const char *da_exp_cache_time_text(const char *path, int64_t n_items, char *buf, size_t len) {
+    double s = cache_seconds(path);
     if (s < 0) snprintf(buf, len, "read from the cache");
+    else if (n_items > 0) snprintf(buf, len, "read from the cache; computing it took %.0f s, %.2f s per image", s,
+                                   s / (double)n_items);
     else snprintf(buf, len, "read from the cache; computing it took %.0f s", s);
     return buf;
 }

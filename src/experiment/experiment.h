@@ -152,11 +152,11 @@ void da_exp_cache_path(const da_experiment *e, const char *stem, const char *key
  * one or two levels above the running binary. Returns the first folder that exists, or NULL. */
 const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len);
 bool da_exp_file_exists(const char *path);
-/* Notes beside a cache file how many seconds computing it took; reads the note back (-1 when
- * absent); "read from the cache; computing it took 372 s" (or without the time) into buf. */
+/* Notes beside a cache file how many seconds computing it took; and, for a stage that read the
+ * file, "read from the cache; computing it took 372 s" (", 0.31 s per image" when n_items > 0;
+ * without the time when there is no note) into buf. */
 void da_exp_cache_note_seconds(const char *path, double seconds);
-double da_exp_cache_seconds(const char *path);
-const char *da_exp_cache_time_text(const char *path, char *buf, size_t len);
+const char *da_exp_cache_time_text(const char *path, int64_t n_items, char *buf, size_t len);
 
 /* ---- the model stages (stages.c) ---------------------------------------------------- */
 int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen);

@@ -136,15 +136,14 @@ int da_exp_diagnostics(da_experiment *e, char *err, size_t errlen) {
     double l1 = 0;
     for (int64_t i = 0; i < e->train.n * per; i++) l1 += fabs((double)e->adapted.images[i] - e->train.images[i]);
     e->adapt_l1 = l1 / (double)(e->train.n * per);
-    const da_dataset *all[5] = {&e->train, &e->adapted, &e->test, &e->target_heldout, &e->target_self};
+    const da_dataset *sets[5] = {&e->train, &e->adapted, &e->test, &e->target_heldout, &e->target_self};
     for (int i = 0; i < 5; i++) {
         double sum = 0;
-        for (int64_t j = 0; j < all[i]->n * per; j++) sum += all[i]->images[j];
-        e->mean_px[i] = sum / (double)(all[i]->n * per);
+        for (int64_t j = 0; j < sets[i]->n * per; j++) sum += sets[i]->images[j];
+        e->mean_px[i] = sum / (double)(sets[i]->n * per);
     }
     /* the CLIP judgement on up to 200 images per set; the reconstruction baseline on up to 64 */
     int64_t n = 200, n_rec = e->train.n / 4 < 64 ? e->train.n / 4 : 64;
-    const da_dataset *sets[5] = {&e->train, &e->adapted, &e->test, &e->target_heldout, &e->target_self};
     for (int i = 0; i < 5; i++)
         if (sets[i]->n < n) n = sets[i]->n;
     if (n_rec < 1) n_rec = 1;
@@ -459,15 +458,8 @@ static void epoch_table(const da_exp_runs *r, int tr, sbuf *b) {
     sb_printf(b, "\n");
 }
 
-/* Why the default run departs from a DiffusionCLIP / reference-experiment setting (NULL: it
- * does not). Filled in when a default is changed, with the measurement behind it. */
-static const char *default_reason(const char *key) {
-    (void)key;
-    return NULL;
-}
-
 /* One row of the settings table: reference value, this run's value, and why they differ. */
-static void setting_row(sbuf *b, const da_exp_config *c, const char *key, const char *label, double ref, double ours,
+static void setting_row(sbuf *b, const da_exp_config *c, const char *label, double ref, double ours,
                         double level_default) {
     const char *why;
 #define SAME(a, b) (fabs((a) - (b)) <= 1e-6 * fabs(b))
@@ -475,7 +467,7 @@ static void setting_row(sbuf *b, const da_exp_config *c, const char *key, const 
     else if (!SAME(ours, level_default)) why = "set on the command line";
     else if (strcmp(c->level, "default") != 0) why = strcmp(c->level, "quick") == 0 ? "the `--quick` scale" : "the `--smoke` scale";
 #undef SAME
-    else why = default_reason(key) ? default_reason(key) : "our default";
+    else why = "our default";
     sb_printf(b, "| %s | %g | %g | %s |\n", label, ref, ours, why);
 }
 
@@ -487,21 +479,21 @@ static void settings_table(const da_experiment *e, sbuf *b) {
     else if (strcmp(c->level, "smoke") == 0) da_exp_smoke(&d);
     sb_printf(b, "\nDiffusionCLIP settings against its public defaults (CelebA-HQ recipe, design.md §2) and the reference "
               "experiment (40 inversion and 6 generation steps):\n\n| setting | reference | this run | why |\n|---|---|---|---|\n");
-    setting_row(b, c, "t0", "return step t0", 500, c->t0, d.t0);
-    setting_row(b, c, "inv_steps", "inversion steps", 40, c->inv_steps, d.inv_steps);
-    setting_row(b, c, "train_steps", "generation steps while fine-tuning", 6, c->train_steps, d.train_steps);
-    setting_row(b, c, "gen_steps", "generation steps when translating", 6, c->gen_steps, d.gen_steps);
-    setting_row(b, c, "ft_images", "fine-tuning images", 50, c->ft_images, d.ft_images);
-    setting_row(b, c, "ft_epochs", "fine-tuning epochs", 5, c->ft_epochs, d.ft_epochs);
-    setting_row(b, c, "ft_batch", "fine-tuning batch", 1, c->ft_batch, d.ft_batch);
-    setting_row(b, c, "ft_lr", "learning rate (Adam)", 8e-6, c->ft_lr, d.ft_lr);
-    setting_row(b, c, "ft_lr_gamma", "learning-rate factor per epoch", 1.3, c->ft_lr_gamma, d.ft_lr_gamma);
-    setting_row(b, c, "clip_weight", "directional CLIP loss weight", 3, c->clip_weight, d.clip_weight);
-    setting_row(b, c, "l1_weight", "L1 loss weight", 1, c->l1_weight, d.l1_weight);
-    setting_row(b, c, "seeds", "CNN seeds (the reference ran one)", 1, c->seeds, d.seeds);
-    setting_row(b, c, "epochs", "CNN epochs", 10, c->epochs, d.epochs);
-    setting_row(b, c, "train_n", "labelled training images", 1200, (double)e->train.n, d.train_n);
-    setting_row(b, c, "test_n", "test images", 300, (double)e->test.n, d.test_n);
+    setting_row(b, c, "return step t0", 500, c->t0, d.t0);
+    setting_row(b, c, "inversion steps", 40, c->inv_steps, d.inv_steps);
+    setting_row(b, c, "generation steps while fine-tuning", 6, c->train_steps, d.train_steps);
+    setting_row(b, c, "generation steps when translating", 6, c->gen_steps, d.gen_steps);
+    setting_row(b, c, "fine-tuning images", 50, c->ft_images, d.ft_images);
+    setting_row(b, c, "fine-tuning epochs", 5, c->ft_epochs, d.ft_epochs);
+    setting_row(b, c, "fine-tuning batch", 1, c->ft_batch, d.ft_batch);
+    setting_row(b, c, "learning rate (Adam)", 8e-6, c->ft_lr, d.ft_lr);
+    setting_row(b, c, "learning-rate factor per epoch", 1.3, c->ft_lr_gamma, d.ft_lr_gamma);
+    setting_row(b, c, "directional CLIP loss weight", 3, c->clip_weight, d.clip_weight);
+    setting_row(b, c, "L1 loss weight", 1, c->l1_weight, d.l1_weight);
+    setting_row(b, c, "CNN seeds (the reference ran one)", 1, c->seeds, d.seeds);
+    setting_row(b, c, "CNN epochs", 10, c->epochs, d.epochs);
+    setting_row(b, c, "labelled training images", 1200, (double)e->train.n, d.train_n);
+    setting_row(b, c, "test images", 300, (double)e->test.n, d.test_n);
     sb_printf(b, "\nGradient mode: `%s` (the gradient of each image's loss flows through all %d generation steps%s).\n",
               c->ft_mode, c->train_steps, strcmp(c->ft_mode, "chain") == 0 ? "" : "; per-step: one update per step");
 }

@@ -175,6 +175,17 @@ static bool find_shipped(const da_experiment *e, const char *format, char *path,
     return found;
 }
 
+/* The tail of a stage's detail: " (read from the cache; computing it took 372 s)" when the
+ * result came from the cache file at path, "" otherwise. */
+static const char *cache_tail(const char *source, const char *path, char *buf, size_t len) {
+    buf[0] = 0;
+    if (strcmp(source, "cache") == 0) {
+        char t[160];
+        snprintf(buf, len, " (%s)", da_exp_cache_time_text(path, 0, t, sizeof t));
+    }
+    return buf;
+}
+
 /* ---- stage 1: the diffusion model --------------------------------------------------------- */
 
 /* The architecture of a diffusion model trained here: the one of the shipped Fashion-MNIST model
@@ -272,10 +283,9 @@ int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
     da_params_hash(&e->model.params, e->model_hash);
     snprintf(e->model_desc, sizeof e->model_desc, "%s (%.2f M parameters)",
              da_unet_config_str(&e->model.cfg, cfgbuf, sizeof cfgbuf), (double)da_unet_num_params(&e->model) / 1e6);
-    char when[128] = "";
-    if (strcmp(source, "cache") == 0) da_exp_cache_time_text(path, when, sizeof when);
-    da_exp_add_stage(e, "diffusion model", da_now() - t0, source, "%s: %s%s%s%s", path, e->model_desc, *when ? " (" : "",
-                     when, *when ? ")" : "");
+    char tail[192];
+    da_exp_add_stage(e, "diffusion model", da_now() - t0, source, "%s: %s%s", path, e->model_desc,
+                     cache_tail(source, path, tail, sizeof tail));
     return 0;
 }
 
@@ -357,10 +367,9 @@ int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
     da_params_hash(&e->clip.params, e->clip_hash);
     char cb[256];
     snprintf(e->clip_desc, sizeof e->clip_desc, "%s", da_clip_config_str(&e->clip.cfg, cb, sizeof cb));
-    char when[128] = "";
-    if (strcmp(source, "cache") == 0) da_exp_cache_time_text(path, when, sizeof when);
-    da_exp_add_stage(e, "CLIP model", da_now() - t0, source, "%s: %s%s%s%s", path, e->clip_desc, *when ? " (" : "", when,
-                     *when ? ")" : "");
+    char tail[192];
+    da_exp_add_stage(e, "CLIP model", da_now() - t0, source, "%s: %s%s", path, e->clip_desc,
+                     cache_tail(source, path, tail, sizeof tail));
     return 0;
 }
 
@@ -427,9 +436,9 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
             st_close(&f);
         }
         da_params_hash(&e->finetuned.params, e->finetuned_hash);
-        char when[128];
-        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s (%s)", path,
-                         da_exp_cache_time_text(path, when, sizeof when));
+        char tail[192];
+        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s%s", path,
+                         cache_tail("cache", path, tail, sizeof tail));
         return 0;
     }
 
@@ -539,21 +548,19 @@ done:
 /* Translates src into out (invert with the source model, generate with the fine-tuned one),
  * resuming from and saving to a partial cache file every batch. */
 static int translate_set(da_experiment *e, const da_dataset *src, const char *stem, da_dataset *out,
-                         const char **source, double *cached_seconds, char *err, size_t errlen) {
+                         const char **source, char *path, size_t path_len, char *err, size_t errlen) {
     double t_begin = da_now();
-    *cached_seconds = -1;
     const da_exp_config *c = &e->cfg;
     uint64_t dh = da_dataset_hash(src);
-    char desc[1024], key[17], path[4400], partial[4500];
+    char desc[1024], key[17], partial[4500];
     snprintf(desc, sizeof desc, "translate v1|model %s|finetuned %s|data %016llx n %lld|t0 %d inv %d gen %d",
              e->model_hash, e->finetuned_hash, (unsigned long long)dh, (long long)src->n, c->t0, c->inv_steps,
              c->gen_steps);
     da_exp_key(desc, key);
-    da_exp_cache_path(e, stem, key, path, sizeof path);
+    da_exp_cache_path(e, stem, key, path, path_len);
     snprintf(partial, sizeof partial, "%s.partial", path);
     if (da_exp_file_exists(path)) {
         *source = "cache";
-        *cached_seconds = da_exp_cache_seconds(path);
         return load_cached_images(path, src, out, err, errlen);
     }
     *source = "computed";
@@ -627,35 +634,32 @@ int da_exp_reconstruct(const da_experiment *e, const float *x, int64_t n, float 
     return 0;
 }
 
-/* "(0.31 s per image)" for a computed stage; for one read from the cache, what computing it took. */
-static const char *rate_text(const char *source, double seconds, double cached_seconds, int64_t n, char *buf,
-                             size_t len) {
-    bool cached = strcmp(source, "cache") == 0;
-    if (cached) seconds = cached_seconds;
-    if (seconds < 0 || n <= 0) snprintf(buf, len, "(read from the cache)");
-    else if (cached) snprintf(buf, len, "(read from the cache; computing it took %.0f s, %.2f s per image)", seconds,
-                              seconds / (double)n);
-    else snprintf(buf, len, "(%.2f s per image)", seconds / (double)n);
+/* "(0.31 s per image)" for a computed stage; for one read from the cache file at path, what
+ * computing it took. */
+static const char *rate_text(const char *source, double seconds, const char *path, int64_t n, char *buf, size_t len) {
+    char t[160];
+    if (strcmp(source, "cache") == 0) snprintf(buf, len, "(%s)", da_exp_cache_time_text(path, n, t, sizeof t));
+    else snprintf(buf, len, "(%.2f s per image)", seconds / (double)(n > 0 ? n : 1));
     return buf;
 }
 
 int da_exp_stage_translate(da_experiment *e, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;
     const char *source;
-    char rate[128];
-    double cached;
+    char rate[192], path[4400];
     double t0 = da_now();
-    if (translate_set(e, &e->train, "adapted", &e->adapted, &source, &cached, err, errlen) != 0) return -1;
+    if (translate_set(e, &e->train, "adapted", &e->adapted, &source, path, sizeof path, err, errlen) != 0) return -1;
     double dt = da_now() - t0;
     da_exp_add_stage(e, "translate train", dt, source,
                      "%lld training images -> adapted: %d inversion + %d generation steps, t0 %d %s",
                      (long long)e->train.n, c->inv_steps, c->gen_steps, c->t0,
-                     rate_text(source, dt, cached, e->train.n, rate, sizeof rate));
+                     rate_text(source, dt, path, e->train.n, rate, sizeof rate));
     t0 = da_now();
-    if (translate_set(e, &e->test, "target-self", &e->target_self, &source, &cached, err, errlen) != 0) return -1;
+    if (translate_set(e, &e->test, "target-self", &e->target_self, &source, path, sizeof path, err, errlen) != 0)
+        return -1;
     dt = da_now() - t0;
     da_exp_add_stage(e, "translate test", dt, source, "%lld test images -> target-self (the reference protocol), same steps %s",
-                     (long long)e->test.n, rate_text(source, dt, cached, e->test.n, rate, sizeof rate));
+                     (long long)e->test.n, rate_text(source, dt, path, e->test.n, rate, sizeof rate));
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/blas_threads.h"
 #include "tensor/ops.h"
 
 /* In-place stable softmax of one row of n values of which only the first `valid` take part;
@@ -94,16 +95,6 @@ static attn_plan attn_make_plan(int64_t BH, int64_t Tq, int64_t Tk, int64_t D, i
 /* Keys query row i may attend to: j <= i when causal (top-left aligned, as torch's is_causal). */
 static int64_t attn_valid(const attn_plan *a, int64_t i) { return a->causal && i + 1 < a->Tk ? i + 1 : a->Tk; }
 
-/* Runs `body` with OpenBLAS held to one thread when OpenMP has several. */
-static int blas_serial_begin(void) {
-    int old = openblas_get_num_threads();
-    if (omp_get_max_threads() > 1) openblas_set_num_threads(1);
-    return old;
-}
-static void blas_serial_end(int old) {
-    if (omp_get_max_threads() > 1) openblas_set_num_threads(old);
-}
-
 /* Query rows [i0,i1) of one head: S = scale Q K^T, P = softmax(S) into p (rows from i0,
  * leading dim Tk), O = P V. Keys beyond the block's causal reach are skipped in both products. */
 static void attn_rows_forward(const attn_plan *a, const float *q, const float *k, const float *v, float *p,
@@ -159,7 +150,7 @@ static void attention_backward(da_ctx *ctx, da_tape_entry *e) {
     bool want_s = dq || dk;   /* dS is needed only for dQ and dK */
     int nth = a.per_head ? omp_get_max_threads() : 1;
     float *scratch = da_arena_alloc(&ctx->arena, sizeof(float) * (size_t)(nth * Tq * Tk));   /* (threads,Tq,Tk) dS */
-    int old = blas_serial_begin();
+    int old = da_blas_serial_begin();
     if (a.per_head) {
         #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < BH; bh++) {
@@ -188,7 +179,7 @@ static void attention_backward(da_ctx *ctx, da_tape_entry *e) {
                                    dv ? dv + bh * Tk * Dv : NULL, b * a.rb, (b + 1) * a.rb < Tk ? (b + 1) * a.rb : Tk);
         }
     }
-    blas_serial_end(old);
+    da_blas_serial_end(old);
 }
 
 da_tensor *da_attention(da_ctx *ctx, da_tensor *q, da_tensor *k, da_tensor *v, bool causal, float scale) {
@@ -212,7 +203,7 @@ da_tensor *da_attention(da_ctx *ctx, da_tensor *q, da_tensor *k, da_tensor *v, b
     int nth = omp_get_max_threads();
     /* With a tape the probabilities are kept for backward; otherwise one block scratch per thread. */
     float *P = da_arena_alloc(&ctx->arena, sizeof(float) * (size_t)(record ? a.BH * Tq * Tk : nth * rows * Tk));
-    int old = blas_serial_begin();
+    int old = da_blas_serial_begin();
     #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t it = 0; it < a.BH * nrb; it++) {
         int64_t bh = it / nrb, i0 = (it % nrb) * rows, i1 = i0 + rows < Tq ? i0 + rows : Tq;
@@ -220,7 +211,7 @@ da_tensor *da_attention(da_ctx *ctx, da_tensor *q, da_tensor *k, da_tensor *v, b
         attn_rows_forward(&a, q->data + bh * Tq * D, k->data + bh * Tk * D, v->data + bh * Tk * Dv, p,
                           out->data + bh * Tq * Dv, i0, i1);
     }
-    blas_serial_end(old);
+    da_blas_serial_end(old);
     if (record) {
         da_tape_entry *e = da_record(ctx, attention_backward, out, 3, in);
         e->i[0] = a.BH; e->i[1] = Tq; e->i[2] = Tk; e->i[3] = D; e->i[4] = Dv; e->i[5] = causal;

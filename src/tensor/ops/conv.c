@@ -26,6 +26,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/blas_threads.h"
 #include "tensor/ops.h"
 #include "tensor/ops/scratch.h"
 
@@ -191,21 +192,6 @@ static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float 
                 (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-/* OpenBLAS runs single-threaded inside our parallel regions; this restores its setting. */
-typedef struct {
-    int blas_threads;
-} blas_guard;
-
-static blas_guard blas_single(int threads) {
-    blas_guard gd = {openblas_get_num_threads()};
-    if (threads > 1) openblas_set_num_threads(1);
-    return gd;
-}
-
-static void blas_restore(blas_guard gd, int threads) {
-    if (threads > 1) openblas_set_num_threads(gd.blas_threads);
-}
-
 /* ---- forward tile ----------------------------------------------------------------------- */
 
 static void forward_tile(const conv_geom *g, const conv_tile *t, const float *x, const float *w, const float *b,
@@ -318,7 +304,7 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
     /* Bands of one image that share input rows (kh > s) are done in two phases. */
     bool phases = plan.imgs == 1 && plan.bands > 1 && g.kh > g.s && dx;
 
-    blas_guard gd = blas_single(threads);
+    const int blas_old = da_blas_serial_begin();
 #pragma omp parallel num_threads(threads)
     {
         int tid = omp_get_thread_num();
@@ -347,7 +333,7 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
             }
         }
     }
-    blas_restore(gd, threads);
+    da_blas_serial_end(blas_old);
     da_scratch_give_back(ctx, &mark);
 }
 
@@ -403,7 +389,7 @@ da_tensor *da_conv2d_ex(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, i
         int64_t per = col_n + yt_n;
         da_scratch_mark mark;
         float *work = da_scratch_take(ctx, per * threads, &mark);
-        blas_guard gd = blas_single(threads);
+        const int blas_old = da_blas_serial_begin();
 #pragma omp parallel num_threads(threads)
         {
             float *mine = work + per * omp_get_thread_num();
@@ -413,7 +399,7 @@ da_tensor *da_conv2d_ex(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, i
                 forward_tile(&g, &t, x->data, w->data, b ? b->data : NULL, kept, mine, mine + col_n, y->data);
             }
         }
-        blas_restore(gd, threads);
+        da_blas_serial_end(blas_old);
         da_scratch_give_back(ctx, &mark);
     }
 

@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/blas_threads.h"
 #include "tensor/ops.h"
 
 static void sgemm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
@@ -29,12 +30,9 @@ static void gemm_batch(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, in
     const int lda = ta ? (int)M : (int)K, ldb = tb ? (int)K : (int)N;
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (threads > 1 && batch * M * N * K < GEMM_SERIAL_MACS) threads = 1;
-    int blas_threads = openblas_get_num_threads();
-    if (blas_threads != 1) openblas_set_num_threads(1);
-    if (threads <= 1) {
-        for (int64_t i = 0; i < batch; i++) sgemm1(ta, tb, M, N, K, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, N);
-    } else if (batch >= threads && sc != 0) {
-#pragma omp parallel for schedule(static) num_threads(threads)
+    const int blas_old = da_blas_serial_begin();
+    if (threads <= 1 || (batch >= threads && sc != 0)) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
         for (int64_t i = 0; i < batch; i++) sgemm1(ta, tb, M, N, K, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, N);
     } else {
         /* cut the longer side of C; column blocks are multiples of 16 floats */
@@ -56,7 +54,7 @@ static void gemm_batch(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, in
             }
         }
     }
-    if (blas_threads != 1) openblas_set_num_threads(blas_threads);
+    da_blas_serial_end(blas_old);
 }
 
 /* i[0]=ta, i[1]=tb, i[2]=M, i[3]=N, i[4]=K, i[5]=batch, i[6]=b is shared (2-D) */
