@@ -1,5 +1,6 @@
-/* cmd_inspect.c — `diffadapt inspect FILE.safetensors`: lists every tensor (name, dtype, shape,
- * elements), the totals and the metadata, after the reader's full validation of the file. */
+/* cmd_inspect.c — `diffadapt inspect FILE`: lists every tensor (name, dtype, shape, elements),
+ * the totals and the metadata of a safetensors file or PyTorch checkpoint, after the reader's
+ * full validation of the file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +23,18 @@ static void print_clean(const char *s, size_t max) {
 int cmd_inspect(int argc, char **argv) {
     static const da_option opts[] = {{0}};
     static const da_cmd_info info = {
-        "inspect", "FILE.safetensors",
-        "Lists the tensors of a safetensors file (name, dtype, shape, element count), the total\n"
-        "parameter count and size, and the file's metadata. Exits 1 when the file is malformed.",
-        "FILE.safetensors"};
+        "inspect", "FILE.safetensors|FILE.pth",
+        "Lists the tensors of a safetensors file or a PyTorch checkpoint written by torch.save (.pth\n"
+        ".pt .ckpt .bin: name, dtype, shape, element count), the total parameter count and size, and\n"
+        "the file's metadata (for a checkpoint: where its state dict was found). Exits 1 when the\n"
+        "file is malformed or, for a checkpoint, asks for anything but tensors.",
+        "FILE"};
     int npos = 0;
     char **pos = NULL;
     int rc = da_parse_args(&info, opts, argc, argv, &npos, &pos);
     if (rc) return da_args_exit(rc);
     if (npos != 1) {
-        fprintf(stderr, "diffadapt inspect: expected exactly one FILE.safetensors, got %d (see --help)\n", npos);
+        fprintf(stderr, "diffadapt inspect: expected exactly one FILE, got %d (see --help)\n", npos);
         free(pos);
         return 2;
     }

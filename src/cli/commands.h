@@ -9,6 +9,7 @@ typedef struct {
 } da_command;
 
 int cmd_inspect(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 int cmd_train_diffusion(int argc, char **argv); int cmd_sample(int argc, char **argv); int cmd_invert(int argc, char **argv); int cmd_generate(int argc, char **argv); int cmd_edit(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

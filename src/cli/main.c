@@ -5,7 +5,8 @@
 #include "cli/commands.h"
 
 static const da_command COMMANDS[] = {
-    {"inspect", "list the tensors and metadata of a safetensors file", cmd_inspect},
+    {"inspect", "list the tensors and metadata of a safetensors file or PyTorch checkpoint", cmd_inspect},
+    {"convert", "write a PyTorch checkpoint (.pth/.pt/.ckpt/.bin) as safetensors", cmd_convert},
     {"selftest", "a quick check that the engine computes correct gradients", cmd_selftest},
     {"train-diffusion", "train a DDPM UNet (EMA, checkpoints, resume)", cmd_train_diffusion}, {"sample", "DDIM samples from a diffusion model", cmd_sample}, {"invert", "DDIM inversion of images to latents at t0", cmd_invert}, {"generate", "DDIM generation from latents", cmd_generate}, {"edit", "invert with one model, generate with another", cmd_edit},
     {"finetune", "DiffusionCLIP fine-tuning of a diffusion model toward a text", cmd_finetune},

@@ -16,6 +16,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/torch_ckpt.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
 #endif
@@ -354,6 +356,17 @@ fail:
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
+/* The format is told by the first bytes: a zip archive is a torch.save checkpoint. */
+static int parse_any(const unsigned char *buf, size_t size, st_file *f, const char *label, char *err, size_t errlen) {
+    if (da_torch_is_zip(buf, size)) return da_torch_parse(buf, size, 0, f, label, err, errlen);
+    if (da_torch_is_legacy(buf, size)) {
+        set_err(err, errlen, "%s: a torch.save file in the legacy format of PyTorch before 1.6, which is not "
+                "supported; re-save it with a newer PyTorch (torch.save(torch.load(f), g)) or as safetensors", label);
+        return -1;
+    }
+    return parse_header(buf, size, f, label, err, errlen);
+}
+
 int st_open_memory(const void *buf, size_t size, st_file *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     if (!buf && size) {
@@ -361,7 +374,7 @@ int st_open_memory(const void *buf, size_t size, st_file *f, char *err, size_t e
         return -1;
     }
     static const unsigned char empty[1] = {0};
-    return parse_header(buf ? buf : empty, size, f, "<memory>", err, errlen);
+    return parse_any(buf ? buf : empty, size, f, "<memory>", err, errlen);
 }
 
 int st_open(const char *path, st_file *f, char *err, size_t errlen) {
@@ -390,7 +403,7 @@ int st_open(const char *path, st_file *f, char *err, size_t errlen) {
     size_t size = (size_t)st.st_size;
     if (size < 8) {
         set_err(err, errlen, "%s: file is %zu bytes, shorter than the 8-byte header length "
-                "(not a safetensors file)", path, size);
+                "(neither a safetensors file nor a PyTorch checkpoint)", path, size);
         close(fd);
         return -1;
     }
@@ -422,7 +435,7 @@ int st_open(const char *path, st_file *f, char *err, size_t errlen) {
     close(fd);
     f->map = map;
     f->map_size = size;
-    if (parse_header(map, size, f, path, err, errlen)) {
+    if (parse_any(map, size, f, path, err, errlen)) {
         if (f->mapped) munmap(map, size);
         else free(map);
         f->map = NULL;
@@ -436,6 +449,8 @@ int st_open(const char *path, st_file *f, char *err, size_t errlen) {
 void st_close(st_file *f) {
     if (!f) return;
     st_clear(f);
+    free(f->owned);
+    f->owned = NULL;
     if (f->map) {
         if (f->mapped) munmap(f->map, f->map_size);
         else free(f->map);
@@ -674,6 +689,11 @@ void st_writer_add_f32(st_writer *w, const char *name, int ndim, const int64_t *
 
 void st_writer_add_i64(st_writer *w, const char *name, int ndim, const int64_t *shape, const int64_t *data) {
     writer_add(w, name, ST_I64, ndim, shape, data);
+}
+
+void st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data) {
+    if (!st_dtype_size(dtype)) { defer_err(w, "tensor '%s': unknown dtype", name ? name : "?"); return; }
+    writer_add(w, name, dtype, ndim, shape, data);
 }
 
 void st_writer_set_meta(st_writer *w, const char *key, const char *value) {

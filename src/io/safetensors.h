@@ -34,10 +34,15 @@ typedef struct {
     size_t data_size;
     void *map; size_t map_size;   /* whole file (mmap or malloc) */
     bool mapped;
+    void *owned;                  /* NULL, or a buffer data points into that st_close frees
+                                     (a PyTorch archive whose strided views were gathered) */
 } st_file;
 
-/* Opens and validates. On failure returns -1 with a message in err (e.g. "x.safetensors: header
- * length 9999999 exceeds file size 120"), and f is left empty (st_close is still safe). */
+/* Opens and validates a safetensors file, or a PyTorch torch.save zip archive (.pth, .pt, .ckpt,
+ * .bin; see torch_ckpt.h), which is presented the same way: its state dict's tensors with their
+ * names and dtypes. The first bytes decide the format, not the file name. On failure returns -1
+ * with a message in err (e.g. "x.safetensors: header length 9999999 exceeds file size 120"),
+ * and f is left empty (st_close is still safe). */
 int st_open(const char *path, st_file *f, char *err, size_t errlen);
 /* Same, over a buffer owned by the caller (used by the fuzzer and the tests). */
 int st_open_memory(const void *buf, size_t size, st_file *f, char *err, size_t errlen);
@@ -60,6 +65,8 @@ st_writer *st_writer_new(void);
 /* The writer copies nothing: data must stay valid until st_writer_save returns. */
 void st_writer_add_f32(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data);
 void st_writer_add_i64(st_writer *w, const char *name, int ndim, const int64_t *shape, const int64_t *data);
+/* Any dtype: numel * st_dtype_size(dtype) little-endian bytes, e.g. a tensor of another file. */
+void st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data);
 void st_writer_set_meta(st_writer *w, const char *key, const char *value);  /* copies key and value */
 /* Writes path.tmp.<pid> then renames it over path; returns -1 with err set on failure (disk
  * full, permission, ...) and leaves any existing file at path untouched. */

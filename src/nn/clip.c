@@ -404,7 +404,7 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     struct stat st;
     if (stat(path, &st) != 0) {
-        set_err(err, errlen, "CLIP model %s does not exist (pass a .safetensors file or a Hugging Face folder)", path);
+        set_err(err, errlen, "CLIP model %s does not exist (pass a .safetensors or PyTorch .bin/.pth file, or a Hugging Face folder)", path);
         return -1;
     }
     char file[4200], cfg_path[4200] = "";
@@ -412,9 +412,11 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
     if (S_ISDIR(st.st_mode)) {
         snprintf(file, sizeof file, "%s/model.safetensors", path);
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
+        /* older Hugging Face folders hold only the torch.save file */
+        if (!is_file(file)) snprintf(file, sizeof file, "%s/pytorch_model.bin", path);
         if (!is_file(file)) {
-            set_err(err, errlen, "%s: no model.safetensors in this folder (a Hugging Face CLIP folder holds "
-                    "model.safetensors and config.json)", path);
+            set_err(err, errlen, "%s: neither model.safetensors nor pytorch_model.bin in this folder (a Hugging "
+                    "Face CLIP folder holds one of them and config.json)", path);
             return -1;
         }
         char v[4200], mg[4200];

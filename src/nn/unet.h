@@ -95,8 +95,8 @@ void da_unet_zero_grad(da_unet *m);
 /* The parameter with this state_dict key, or NULL. */
 da_tensor *da_unet_param(const da_unet *m, const char *name);
 
-/* Loads a model file (safetensors). The config comes from config_path when given, else from
- * the file's "config" metadata; every tensor must match the config by name and shape (a
+/* Loads a model file (safetensors, or a torch.save checkpoint: see io/torch_ckpt.h). The config
+ * comes from config_path when given, else from the file's "config" metadata; every tensor must match the config by name and shape (a
  * "module." prefix is accepted), else a clear error names the first bad key and shapes.
  * F16/BF16/F64 tensors are converted. */
 int da_unet_load(da_unet *m, const char *path, const char *config_path, char *err, size_t errlen);
