@@ -224,6 +224,62 @@ static void check_loops(void) {
     CHECK(da_ddim_generate(&S, gauss_eps, &g, x, shape, 6, 500, 1.5f, 0, NULL, NULL, err, sizeof err) != 0 && strstr(err, "--eta"), "%s", err);
 }
 
+/* ---- the degree of change: ε = r·ε_a + (1−r)·ε_b ------------------------------------------------ */
+static void check_mix(void) {
+    char err[256];
+    int64_t shape[4] = {2, 1, 4, 4};
+    float lat[32];
+    da_rng rng;
+    da_rng_init(&rng, 5);
+    da_rng_normal(&rng, lat, 32, 0.0f, 1.0f);
+    gauss_denoiser a = {.s2 = 0.25f}, b = {.s2 = 1.0f};
+    da_eps_mix mix = {gauss_eps, &a, gauss_eps, &b, 0.3f};
+
+    /* the mixed ε itself, against the formula */
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_tensor *x = da_from_data(&ctx, 4, shape, lat);
+    da_tensor *e = da_eps_mixed(&ctx, x, 400, &mix), *ea = gauss_eps(&ctx, x, 400, &a), *eb = gauss_eps(&ctx, x, 400, &b);
+    float want[32];
+    for (int i = 0; i < 32; i++) want[i] = 0.3f * ea->data[i] + 0.7f * eb->data[i];
+    tu_close("mixed eps = 0.3 eps_a + 0.7 eps_b", e->data, want, 32, 1e-6, 1e-6);
+    CHECK(fabsf(ea->data[0] - eb->data[0]) > 0.01f, "the two denoisers agree: the mix test would be empty");
+    da_ctx_free(&ctx);
+
+    /* r = 1 is the fine-tuned model itself (no wrapper), r = 0 calls only the original */
+    da_eps_fn fn;
+    void *user;
+    mix.r = 1.0f;
+    da_eps_mix_use(&mix, &fn, &user);
+    CHECK(fn == gauss_eps && user == &a, "r = 1 must hand over model a unwrapped");
+    float g0[32], gb[32], gh[32], ga[32];
+    memcpy(g0, lat, sizeof lat);
+    memcpy(gb, lat, sizeof lat);
+    memcpy(gh, lat, sizeof lat);
+    memcpy(ga, lat, sizeof lat);
+    mix.r = 0.0f;
+    da_eps_mix_use(&mix, &fn, &user);
+    a.calls = b.calls = 0;
+    CHECK(da_ddim_generate(&S, fn, user, g0, shape, 6, 500, 0.0f, 0, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    CHECK(a.calls == 0 && b.calls == 6, "r = 0: %d calls of a, %d of b (expected 0 and 6)", a.calls, b.calls);
+    da_ddim_generate(&S, gauss_eps, &b, gb, shape, 6, 500, 0.0f, 0, NULL, NULL, err, sizeof err);
+    CHECK(!memcmp(g0, gb, sizeof g0), "r = 0 must equal generation with the original model, bit for bit");
+    /* in between: both called at every step, a result between the two ends */
+    mix.r = 0.5f;
+    da_eps_mix_use(&mix, &fn, &user);
+    a.calls = b.calls = 0;
+    da_ddim_generate(&S, fn, user, gh, shape, 6, 500, 0.0f, 0, NULL, NULL, err, sizeof err);
+    CHECK(a.calls == 6 && b.calls == 6, "r = 0.5: %d and %d calls (expected 6 each)", a.calls, b.calls);
+    da_ddim_generate(&S, gauss_eps, &a, ga, shape, 6, 500, 0.0f, 0, NULL, NULL, err, sizeof err);
+    int between = 0;
+    for (int i = 0; i < 32; i++)
+        between += (gh[i] - ga[i]) * (gh[i] - gb[i]) < 0;
+    CHECK(between == 32, "r = 0.5 lies strictly between the two models' results in %d of 32 elements", between);
+    CHECK(da_eps_mix_check_ratio(1.5f, err, sizeof err) != 0 && strstr(err, "--model-ratio"), "ratio 1.5: %s", err);
+    CHECK(da_eps_mix_check_ratio(-0.1f, err, sizeof err) != 0, "ratio -0.1 accepted");
+    CHECK(da_eps_mix_check_ratio(0.0f, err, sizeof err) == 0 && da_eps_mix_check_ratio(1.0f, err, sizeof err) == 0, "ends refused");
+}
+
 /* A tiny random UNet: inversion then generation with the same model comes back close. */
 static void check_unet_round_trip(void) {
     da_unet_config c;
@@ -410,6 +466,7 @@ int main(void) {
         for (int i = 0; i < 3; i++) da_tensor_free(in[i]);
     }
     check_loops();
+    check_mix();
     check_loss();
     check_unet_round_trip();
     check_trainer();

@@ -148,6 +148,43 @@ int main(void) {
     double psnr = ps ? atof(ps + 5) : 0;
     CHECK(psnr > 20, "edit 20/20 PSNR %.2f dB", psnr);
 
+    /* the degree of change in generate: 1 is the "fine-tuned" model (ft, another seed) alone, byte
+     * for byte; 0 the original (a) alone; 0.5 neither */
+    CHECK(run("train-diffusion --data d.safetensors --out ft.safetensors " TINY " --steps 2 --seed 5") == 0, "train ft: %s", OUT);
+    CHECK(run("generate --model ft.safetensors --latents l.safetensors --steps 10 --out gb --threads 1") == 0, "generate b: %s", OUT);
+    CHECK(run("generate --model ft.safetensors --latents l.safetensors --steps 10 --out gb1 --model-ratio 1 --threads 1") == 0,
+          "--model-ratio 1: %s", OUT);
+    CHECK(run("generate --model ft.safetensors --original a.safetensors --latents l.safetensors --steps 10 --out gb0 "
+              "--model-ratio 0 --threads 1") == 0, "--model-ratio 0: %s", OUT);
+    CHECK(run("generate --model ft.safetensors --original a.safetensors --latents l.safetensors --steps 10 --out gbh "
+              "--model-ratio 0.5 --threads 1") == 0, "--model-ratio 0.5: %s", OUT);
+    int same1 = 0, same0 = 0, half_b = 0, half_a = 0;
+    for (int i = 0; i < 5; i++) {
+        char n1[64], n2[64];
+        snprintf(n1, sizeof n1, "gb1/%06d.png", i);
+        snprintf(n2, sizeof n2, "gb/%06d.png", i);
+        same1 += same_file(n1, n2);
+        half_b += snprintf(n1, sizeof n1, "gbh/%06d.png", i) > 0 && same_file(n1, n2);
+        snprintf(n1, sizeof n1, "gb0/%06d.png", i);
+        snprintf(n2, sizeof n2, "gdir/%06d.png", i);
+        same0 += same_file(n1, n2);
+        half_a += snprintf(n1, sizeof n1, "gbh/%06d.png", i) > 0 && same_file(n1, n2);
+    }
+    CHECK(same1 == 5, "--model-ratio 1: %d of 5 images equal plain generation with --model", same1);
+    CHECK(same0 == 5, "--model-ratio 0: %d of 5 images equal generation with the original model", same0);
+    CHECK(half_a == 0 && half_b == 0, "--model-ratio 0.5: %d images equal the original's, %d the fine-tuned's", half_a, half_b);
+    CHECK(run("generate --model ft.safetensors --latents l.safetensors --out gx --model-ratio 0.5") == 2 && strstr(OUT, "--original"),
+          "--model-ratio without --original: %s", OUT);
+    CHECK(run("generate --model ft.safetensors --original a.safetensors --latents l.safetensors --out gx --model-ratio 2") == 2 &&
+          strstr(OUT, "out of range"), "--model-ratio 2: %s", OUT);
+    /* edit: --model-ratio 0 generates with the inverting model, a reconstruction */
+    CHECK(run("edit --model a.safetensors --input d.safetensors --take 4 --t0 200 --inv-steps 20 --gen-steps 20 --out e_rec "
+              "--threads 1") == 0, "edit reconstruction: %s", OUT);
+    CHECK(run("edit --model a.safetensors --model-gen ft.safetensors --model-ratio 0 --input d.safetensors --take 4 --t0 200 "
+              "--inv-steps 20 --gen-steps 20 --out e_r0 --threads 1") == 0, "edit --model-ratio 0: %s", OUT);
+    CHECK(same_file("e_rec/000003.png", "e_r0/000003.png") && same_file("e_rec/000000.png", "e_r0/000000.png"),
+          "edit --model-ratio 0 differs from the reconstruction");
+
     /* bad model files */
     CHECK(run("sample --model junk.safetensors --out x.png") == 1 && strstr(OUT, "junk.safetensors"), "junk model: %s", OUT);
     CHECK(run("sample --model d.safetensors --out x.png") == 1 && strstr(OUT, "--config"), "no config: %s", OUT);

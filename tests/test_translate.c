@@ -21,11 +21,12 @@ static char OUT[1 << 16];
 
 static int run(const char *cmd) { return cli_run(cmd, OUT, sizeof OUT); }
 
-/* Every listed file of dir a equals the one of dir b, byte for byte. */
-static void same_files(const char *what, const char *a, const char *b) {
+/* Every listed file of dir a equals the one of dir b, byte for byte: the N images, and with
+ * `extras` also labels.csv, manifest.json and grid.png. */
+static void same_files(const char *what, const char *a, const char *b, bool extras) {
     const char *extra[] = {"labels.csv", "manifest.json", "grid.png"};
     int bad = 0, missing = 0;
-    for (int i = 0; i < N + 3; i++) {
+    for (int i = 0; i < N + (extras ? 3 : 0); i++) {
         char name[64], pa[4200], pb[4200];
         if (i < N) snprintf(name, sizeof name, "%06d.png", i);
         else snprintf(name, sizeof name, "%s", extra[i - N]);
@@ -178,7 +179,7 @@ int main(void) {
     rc = run(cmd);
     CHECK(rc == 0, "sharded runs: exit %d:\n%s", rc, OUT);
     CHECK(strstr(OUT, "shard 0/2: images 0..5 of 10") && strstr(OUT, "shard 1/2: images 6..9 of 10"), "shard ranges:\n%s", OUT);
-    same_files("2 shards vs one run", sh, full);
+    same_files("2 shards vs one run", sh, full, true);
 
     /* ---- a killed run: two outputs missing, a temporary file left behind ---- */
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", full, res);
@@ -199,7 +200,7 @@ int main(void) {
           "resume summary:\n%s", OUT);
     CHECK(strstr(OUT, "left by an interrupted run") != NULL, "the stale temporary file was not reported:\n%s", OUT);
     CHECK(access(td_path(path, sizeof path, res, tmpname), F_OK) != 0, "the stale temporary file is still there");
-    same_files("resumed vs one run", res, full);
+    same_files("resumed vs one run", res, full, true);
     CHECK(count_entries(res) == N + 3, "%d entries after the resumed run", count_entries(res));
 
     /* nothing left to do */
@@ -217,6 +218,56 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s' translate %s --threads 2 --out '%s' 2>&1", bin, common, res);
     rc = run(cmd);
     CHECK(rc == 1 && strstr(OUT, "threads = 1"), "other thread count: exit %d:\n%s", rc, OUT);
+
+    /* the degree of change: 1 is plain translation, byte for byte (manifest included); 0 is the
+     * reconstruction with --model; in between differs from both and is recorded */
+    char r1[700], r0[700], rec[700], rh[700];
+    td_path(r1, sizeof r1, dir, "ratio1");
+    td_path(r0, sizeof r0, dir, "ratio0");
+    td_path(rec, sizeof rec, dir, "reconstruction");
+    td_path(rh, sizeof rh, dir, "ratio_half");
+    snprintf(cmd, sizeof cmd, "'%s' translate %s --model-ratio 1 --out '%s' 2>&1", bin, common, r1);
+    rc = run(cmd);
+    CHECK(rc == 0, "--model-ratio 1: exit %d:\n%s", rc, OUT);
+    same_files("--model-ratio 1 vs plain translation", r1, full, true);
+    snprintf(cmd, sizeof cmd, "'%s' translate %s --model-ratio 0 --out '%s' 2>&1", bin, common, r0);
+    rc = run(cmd);
+    CHECK(rc == 0, "--model-ratio 0: exit %d:\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' translate --model '%s' --finetuned '%s' --data '%s' --t0 200 --inv-steps 5 --gen-steps 3 "
+             "--batch %d --threads 1 --out '%s' 2>&1", bin, model, model, data, BATCH, rec);
+    rc = run(cmd);
+    CHECK(rc == 0, "reconstruction: exit %d:\n%s", rc, OUT);
+    same_files("--model-ratio 0 vs generating with the original model", r0, rec, false);
+    snprintf(cmd, sizeof cmd, "'%s' translate %s --model-ratio 0.5 --out '%s' 2>&1", bin, common, rh);
+    rc = run(cmd);
+    CHECK(rc == 0, "--model-ratio 0.5: exit %d:\n%s", rc, OUT);
+    {
+        int differ_ft = 0, differ_rec = 0;
+        for (int i = 0; i < N; i++) {
+            char pa[800], pb[800], pc[800];
+            snprintf(pa, sizeof pa, "%s/%06d.png", rh, i);
+            snprintf(pb, sizeof pb, "%s/%06d.png", full, i);
+            snprintf(pc, sizeof pc, "%s/%06d.png", rec, i);
+            size_t la = 0, lb = 0, lc = 0;
+            char *ca = td_slurp(pa, &la), *cb = td_slurp(pb, &lb), *cc = td_slurp(pc, &lc);
+            differ_ft += ca && cb && (la != lb || memcmp(ca, cb, la));
+            differ_rec += ca && cc && (la != lc || memcmp(ca, cc, la));
+            free(ca);
+            free(cb);
+            free(cc);
+        }
+        CHECK(differ_ft == N && differ_rec == N, "--model-ratio 0.5: %d of %d images differ from the fine-tuned "
+              "translation, %d from the reconstruction", differ_ft, N, differ_rec);
+    }
+    char *man_h = td_slurp(td_path(path, sizeof path, rh, "manifest.json"), &len);
+    CHECK(man_h && strstr(man_h, "\"model_ratio\":\t0.5"), "model_ratio missing from the manifest:\n%s", man_h ? man_h : "(none)");
+    free(man_h);
+    snprintf(cmd, sizeof cmd, "'%s' translate %s --out '%s' 2>&1", bin, common, rh);
+    rc = run(cmd);
+    CHECK(rc == 1 && strstr(OUT, "model_ratio = 0.5"), "resuming a --model-ratio 0.5 folder at 1: exit %d:\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' translate %s --model-ratio 1.5 --out '%s' 2>&1", bin, common, rh);
+    rc = run(cmd);
+    CHECK(rc == 2 && strstr(OUT, "--model-ratio 1.5 is out of range"), "--model-ratio 1.5: exit %d:\n%s", rc, OUT);
 
     /* usage errors */
     snprintf(cmd, sizeof cmd, "'%s' translate %s --out '%s' --shard 2/2 2>&1", bin, common, res);

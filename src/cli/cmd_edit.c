@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "diffusion/ddim.h"
 #include "data/image.h"
 
 #define CMD "edit"
@@ -15,7 +16,7 @@
 int cmd_edit(int argc, char **argv) {
     const char *model = NULL, *model_gen = NULL, *config = NULL, *config_gen = NULL, *input = NULL, *out = NULL, *grid = NULL;
     int t0 = 500, inv_steps = 40, gen_steps = 6, batch = 16, seed = 0, threads = 0, grid_n = 16;
-    float eta = 0.0f;
+    float eta = 0.0f, ratio = 1.0f;
     bool force = false;
     da_cli_data dd = {0};
     da_option opts[32] = {
@@ -31,6 +32,7 @@ int cmd_edit(int argc, char **argv) {
         {"--inv-steps", DA_OPT_INT, &inv_steps, "N", "inversion sequence length (N-1 model calls)", false},
         {"--gen-steps", DA_OPT_INT, &gen_steps, "N", "generation steps (N model calls)", false},
         {"--eta", DA_OPT_FLOAT, &eta, "E", "DDIM eta of the generation (0 = deterministic)", false},
+        {"--model-ratio", DA_OPT_FLOAT, &ratio, "R", "degree of change: generate with R*eps(--model-gen) + (1-R)*eps(--model) (1 = --model-gen alone)", false},
         {"--seed", DA_OPT_INT, &seed, "N", "seed of eta's noise", false},
         {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
@@ -48,6 +50,8 @@ int cmd_edit(int argc, char **argv) {
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
     if (grid_n < 1 || seed < 0) { fprintf(stderr, "diffadapt " CMD ": --grid-n must be >= 1 and --seed >= 0\n"); return 2; }
+    char err[2048];
+    if (da_eps_mix_check_ratio(ratio, err, sizeof err)) { fprintf(stderr, "diffadapt " CMD ": %s\n", err); return 2; }
     char grid_buf[4200];
     if (!grid) {
         if (da_ends_with(out, ".safetensors"))
@@ -82,7 +86,8 @@ int cmd_edit(int argc, char **argv) {
     x = malloc(sizeof(float) * (size_t)total);
     memcpy(x, d.images, sizeof(float) * (size_t)total);
     if (da_cli_ddim("invert", &m, x, d.n, batch, DA_CLI_INVERT, inv_steps, t0, 0.0f, 0, false)) goto done;
-    if (da_cli_ddim("generate", gen, x, d.n, batch, DA_CLI_GENERATE, gen_steps, t0, eta, (uint64_t)seed, false)) goto done;
+    if (da_cli_ddim_mixed("generate", gen, &m, ratio, x, d.n, batch, DA_CLI_GENERATE, gen_steps, t0, eta, (uint64_t)seed, false))
+        goto done;
     for (int64_t i = 0; i < total; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     char s_t0[32], s_inv[32], s_gen[32];
     snprintf(s_t0, sizeof s_t0, "%d", t0);
@@ -98,7 +103,6 @@ int cmd_edit(int argc, char **argv) {
         memcpy(pairs + (2 * i) * per, d.images + i * per, sizeof(float) * (size_t)per);
         memcpy(pairs + (2 * i + 1) * per, x + i * per, sizeof(float) * (size_t)per);
     }
-    char err[2048];
     int grc = da_image_write_grid(grid, pairs, 2 * k, (int)d.c, (int)d.h, (int)d.w, k < 4 ? (int)(2 * k) : 8, err, sizeof err);
     free(pairs);
     if (grc) { fprintf(stderr, "error: %s\n", err); goto done; }

@@ -8,18 +8,21 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "diffusion/ddim.h"
 #include "io/safetensors.h"
 
 #define CMD "generate"
 
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *latents = NULL, *out = NULL;
+    const char *model = NULL, *config = NULL, *latents = NULL, *out = NULL, *original = NULL;
     int t0 = 0, steps = 40, batch = 16, seed = 0, threads = 0;
-    float eta = 0.0f;
+    float eta = 0.0f, ratio = 1.0f;
     bool force = false;
     const da_option opts[] = {
         {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model", true},
-        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
+        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none (used for --original too)", false},
+        {"--original", DA_OPT_STRING, &original, "M0.safetensors", "the original model that --model was fine-tuned from (needed when --model-ratio < 1)", false},
+        {"--model-ratio", DA_OPT_FLOAT, &ratio, "R", "degree of change: eps = R*eps(--model) + (1-R)*eps(--original) at every step (1 = --model alone, 0 = --original alone)", false},
         {"--latents", DA_OPT_STRING, &latents, "L.safetensors", "`latents` (N,C,H,W), e.g. from invert", true},
         {"--out", DA_OPT_STRING, &out, "DIR|Y.safetensors", "a folder of PNG files, or `images` (N,C,H,W) in [-1,1]", true},
         {"--t0", DA_OPT_INT, &t0, "T", "timestep of the latents (default: the t0 stored by invert)", false},
@@ -35,16 +38,23 @@ int cmd_generate(int argc, char **argv) {
         CMD, "--model M --latents L --out DIR|Y.safetensors [--t0 T] [--steps N]",
         "DDIM generation: with seq = int(linspace(0,1,N)*t0) and seq_next = [-1] + seq[:-1], steps\n"
         "(t, t_next) in zip(reversed(seq), reversed(seq_next)) take the latents from t0 to images\n"
-        "(N model calls). Labels in the latents file are copied (labels.csv in a PNG folder).",
+        "(N model calls). Labels in the latents file are copied (labels.csv in a PNG folder).\n"
+        "With --model-ratio R < 1 every step mixes the fine-tuned and the original model's eps\n"
+        "(R*eps(--model) + (1-R)*eps(--original)), the reference's \"degree of change\".",
         NULL};
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
     if (seed < 0) { fprintf(stderr, "diffadapt " CMD ": --seed must not be negative\n"); return 2; }
+    char err[2048];
+    if (da_eps_mix_check_ratio(ratio, err, sizeof err)) { fprintf(stderr, "diffadapt " CMD ": %s\n", err); return 2; }
+    if (ratio < 1 && !original) {
+        fprintf(stderr, "diffadapt " CMD ": --model-ratio %g below 1 mixes in the original model: pass --original\n", (double)ratio);
+        return 2;
+    }
     if (da_check_output(out, force)) return 1;
     da_set_threads(threads);
 
     st_file f;
-    char err[2048];
     if (st_open(latents, &f, err, sizeof err)) {
         fprintf(stderr, "error: cannot read latents %s: %s\n", latents, err);
         return 1;
@@ -68,8 +78,9 @@ int cmd_generate(int argc, char **argv) {
     float *x = malloc(sizeof(float) * (size_t)li->numel);
     int64_t *labels = NULL;
     int status = 1;
-    da_unet m;
+    da_unet m, m0;
     memset(&m, 0, sizeof m);
+    memset(&m0, 0, sizeof m0);
     if (st_read_f32(&f, li, x, err, sizeof err)) { fprintf(stderr, "error: %s: %s\n", latents, err); goto done; }
     if (lab) {
         if (lab->numel != n) {
@@ -85,14 +96,28 @@ int cmd_generate(int argc, char **argv) {
                 (long long)C, (long long)H, (long long)W, m.cfg.in_channels, m.cfg.resolution, m.cfg.resolution);
         goto done;
     }
+    if (ratio < 1) {
+        if (da_cli_load_unet(original, config, &m0)) goto done;
+        if (m0.cfg.in_channels != m.cfg.in_channels || m0.cfg.out_ch != m.cfg.out_ch || m0.cfg.resolution != m.cfg.resolution) {
+            fprintf(stderr, "error: --original takes %dx%dx%d images but --model %dx%dx%d; pass the model --model was fine-tuned from\n",
+                    m0.cfg.resolution, m0.cfg.resolution, m0.cfg.in_channels, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
+            goto done;
+        }
+    }
     for (int64_t i = 0; i < li->numel; i++)
         if (!isfinite(x[i])) { fprintf(stderr, "error: %s holds non-finite values\n", latents); goto done; }
-    if (da_cli_ddim("generate", &m, x, n, batch, DA_CLI_GENERATE, steps, t0, eta, (uint64_t)seed, false)) goto done;
+    if (da_cli_ddim_mixed("generate", &m, ratio < 1 ? &m0 : NULL, ratio, x, n, batch, DA_CLI_GENERATE, steps, t0, eta,
+                          (uint64_t)seed, false))
+        goto done;
     for (int64_t i = 0; i < li->numel; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     char s_t0[32], s_steps[32];
     snprintf(s_t0, sizeof s_t0, "%d", t0);
     snprintf(s_steps, sizeof s_steps, "%d", steps);
-    const char *meta[] = {"model", model, "latents", latents, "t0", s_t0, "gen_steps", s_steps, NULL};
+    char s_ratio[32];
+    snprintf(s_ratio, sizeof s_ratio, "%g", (double)ratio);
+    /* the ratio is recorded only when it mixes, so that default outputs stay as they were */
+    const char *meta[] = {"model", model, "latents", latents, "t0", s_t0, "gen_steps", s_steps,
+                          ratio < 1 ? "model_ratio" : NULL, s_ratio, ratio < 1 ? "original" : NULL, original, NULL};
     if (da_cli_write_images(out, x, n, C, H, W, labels, meta)) goto done;
     fprintf(stderr, "wrote %lld images to %s\n", (long long)n, out);
     status = 0;
@@ -101,5 +126,6 @@ done:
     free(x);
     free(labels);
     da_unet_free(&m);
+    da_unet_free(&m0);
     return status;
 }

@@ -115,6 +115,16 @@ static int check_manifest(const char *path, const cJSON *now) {
             break;
         }
     }
+    if (!rc) {
+        /* model_ratio is written only when below 1 */
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(old, "model_ratio"), *b = cJSON_GetObjectItemCaseSensitive(now, "model_ratio");
+        double ra = cJSON_IsNumber(a) ? a->valuedouble : 1.0, rb = cJSON_IsNumber(b) ? b->valuedouble : 1.0;
+        if (ra != rb) {
+            fprintf(stderr, "error: %s was written with model_ratio = %g, this run has %g: use another --out, the same "
+                    "settings, or --force to translate everything again\n", path, ra, rb);
+            rc = -1;
+        }
+    }
     cJSON_Delete(old);
     return rc;
 }
@@ -137,6 +147,7 @@ static void on_call(void *user, int done, int total) {
 int cmd_translate(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *finetuned = NULL, *data_spec = NULL, *out = NULL, *shard_s = "0/1";
     int t0 = 500, inv_steps = 40, gen_steps = 6, batch = 8, threads = 0, grid_images = 8;
+    float ratio = 1.0f;
     bool force = false;
     da_cli_data dd = {0};
     da_option opts[32] = {
@@ -148,6 +159,7 @@ int cmd_translate(int argc, char **argv) {
         {"--t0", DA_OPT_INT, &t0, "T", "return step", false},
         {"--inv-steps", DA_OPT_INT, &inv_steps, "N", "inversion sequence length (N-1 model calls)", false},
         {"--gen-steps", DA_OPT_INT, &gen_steps, "N", "generation steps", false},
+        {"--model-ratio", DA_OPT_FLOAT, &ratio, "R", "degree of change: generate with R*eps(--finetuned) + (1-R)*eps(--model) at every step (1 = --finetuned alone, 0 = a reconstruction)", false},
         {"--batch", DA_OPT_INT, &batch, "N", "images per model call; also fixes the partition shards share", false},
         {"--shard", DA_OPT_STRING, &shard_s, "I/N", "translate only the I-th of N equal parts of the batches (0-based)", false},
         {"--grid-images", DA_OPT_INT, &grid_images, "N", "how many of the first images grid.png shows (0 = no grid)", false},
@@ -160,7 +172,7 @@ int cmd_translate(int argc, char **argv) {
     static const da_cmd_info info = {
         CMD, "--model M --finetuned M_ft --data D --out DIR [--shard I/N] [options]",
         "Translates every image: DDIM inversion (eta 0) with --model up to --t0, then generation with\n"
-        "--finetuned. Writes DIR/000000.png, ... in source order (each file atomically), labels.csv\n"
+        "--finetuned (with --model-ratio R < 1: R*eps(--finetuned) + (1-R)*eps(--model)). Writes DIR/000000.png, ... in source order (each file atomically), labels.csv\n"
         "(file,label) and manifest.json (settings, model hashes, counts). A re-run skips the images\n"
         "already written. With --shard I/N the batches are split into N contiguous parts and only part I\n"
         "is translated; the N shards (separate processes or machines, same --batch and --threads)\n"
@@ -189,6 +201,13 @@ int cmd_translate(int argc, char **argv) {
     if (batch < 1 || grid_images < 0) {
         fprintf(stderr, "diffadapt " CMD ": --batch must be at least 1 and --grid-images not negative\n");
         return 2;
+    }
+    {
+        char rerr[256];
+        if (da_eps_mix_check_ratio(ratio, rerr, sizeof rerr)) {
+            fprintf(stderr, "diffadapt " CMD ": %s\n", rerr);
+            return 2;
+        }
     }
     da_set_threads(threads);
 
@@ -268,6 +287,8 @@ int cmd_translate(int argc, char **argv) {
     cJSON_AddNumberToObject(man, "t0", t0);
     cJSON_AddNumberToObject(man, "inv_steps", inv_steps);
     cJSON_AddNumberToObject(man, "gen_steps", gen_steps);
+    /* only when it mixes: a manifest of plain translation stays as it was */
+    if (ratio < 1) cJSON_AddNumberToObject(man, "model_ratio", ratio);
     cJSON_AddNumberToObject(man, "eta", 0);
     cJSON_AddNumberToObject(man, "batch", batch);
     cJSON_AddNumberToObject(man, "threads", da_get_threads());
@@ -358,6 +379,10 @@ int cmd_translate(int argc, char **argv) {
     da_progress prog;
     da_progress_begin(&prog, "translate", todo, "img");
     int64_t done_imgs = 0;
+    da_eps_mix mix = {da_unet_eps, &ft, da_unet_eps, &m, ratio};
+    da_eps_fn gen_fn;
+    void *gen_user;
+    da_eps_mix_use(&mix, &gen_fn, &gen_user);
     double t_start = da_now();
     for (int64_t b = b_first; b < b_end; b++) {
         int64_t i0 = b * batch, nb = d.n - i0 < batch ? d.n - i0 : batch;
@@ -376,7 +401,7 @@ int cmd_translate(int argc, char **argv) {
             goto done;
         }
         cp.calls_before = inv_steps - 1;
-        if (da_ddim_generate(&sf, da_unet_eps, &ft, x, shape, gen_steps, t0, 0.0f, 0, on_call, &cp, err, sizeof err)) {
+        if (da_ddim_generate(&sf, gen_fn, gen_user, x, shape, gen_steps, t0, 0.0f, 0, on_call, &cp, err, sizeof err)) {
             fprintf(stderr, "\nerror: %s\n", err);
             goto done;
         }

@@ -115,7 +115,16 @@ static void ddim_progress_cb(void *user, int done, int total) {
 
 int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
                 int steps, int t0, float eta, uint64_t seed, bool clip_x0) {
+    return da_cli_ddim_mixed(label, m, NULL, 1.0f, x, n, batch, mode, steps, t0, eta, seed, clip_x0);
+}
+
+int da_cli_ddim_mixed(const char *label, const da_unet *m, const da_unet *orig, float ratio, float *x, int64_t n,
+                      int batch, da_cli_ddim_mode mode, int steps, int t0, float eta, uint64_t seed, bool clip_x0) {
     char err[1024];
+    da_eps_mix mix = {da_unet_eps, (void *)m, da_unet_eps, (void *)orig, ratio};
+    da_eps_fn eps_fn;
+    void *eps_user;
+    da_eps_mix_use(&mix, &eps_fn, &eps_user);
     da_schedule s;
     if (da_schedule_linear(&s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, sizeof err) ||
         da_ddim_check_steps(&s, steps, t0, err, sizeof err)) {
@@ -134,8 +143,8 @@ int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int ba
         int64_t shape[4] = {nb, m->cfg.in_channels, m->cfg.resolution, m->cfg.resolution};
         ddim_progress p = {&prog, b0, nb, 0};
         int rc = mode == DA_CLI_INVERT
-                     ? da_ddim_invert(&s, da_unet_eps, (void *)m, x + b0 * per, shape, steps, t0, ddim_progress_cb, &p, err, sizeof err)
-                     : da_ddim_generate_ex(&s, da_unet_eps, (void *)m, x + b0 * per, shape, steps, t0, eta,
+                     ? da_ddim_invert(&s, eps_fn, eps_user, x + b0 * per, shape, steps, t0, ddim_progress_cb, &p, err, sizeof err)
+                     : da_ddim_generate_ex(&s, eps_fn, eps_user, x + b0 * per, shape, steps, t0, eta,
                                            da_rng_at(seed, (uint64_t)b0), clip_x0, ddim_progress_cb, &p, err, sizeof err);
         if (rc) {
             fprintf(stderr, "\nerror: %s\n", err);

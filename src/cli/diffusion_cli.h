@@ -38,6 +38,10 @@ int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t
 typedef enum { DA_CLI_INVERT, DA_CLI_GENERATE } da_cli_ddim_mode;
 int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
                 int steps, int t0, float eta, uint64_t seed, bool clip_x0);
+/* The same with ε = ratio·ε_m + (1−ratio)·ε_orig at every step (the degree of change; orig may
+ * be NULL when ratio is 1). */
+int da_cli_ddim_mixed(const char *label, const da_unet *m, const da_unet *orig, float ratio, float *x, int64_t n,
+                      int batch, da_cli_ddim_mode mode, int steps, int t0, float eta, uint64_t seed, bool clip_x0);
 
 /* PSNR in dB of images in [-1,1] (peak-to-peak 2) over n elements. */
 double da_psnr(const float *a, const float *b, int64_t n);

@@ -44,6 +44,32 @@ da_tensor *da_ddim_run(da_ctx *ctx, const da_schedule *s, da_eps_fn eps_fn, void
     return x;
 }
 
+da_tensor *da_eps_mixed(da_ctx *ctx, da_tensor *x, int t, void *user) {
+    const da_eps_mix *m = user;
+    if (m->r == 1.0f) return m->a(ctx, x, t, m->a_user);
+    if (m->r == 0.0f) return m->b(ctx, x, t, m->b_user);
+    da_tensor *ea = m->a(ctx, x, t, m->a_user), *eb = m->b(ctx, x, t, m->b_user);
+    da_check(da_same_shape(ea, eb), "eps_mixed", "the two models predict eps of different shapes");
+    return da_add(ctx, da_scale(ctx, ea, m->r), da_scale(ctx, eb, 1.0f - m->r));
+}
+
+void da_eps_mix_use(da_eps_mix *mix, da_eps_fn *fn, void **user) {
+    if (mix->r == 1.0f || !mix->b) {
+        *fn = mix->a;
+        *user = mix->a_user;
+    } else {
+        *fn = da_eps_mixed;
+        *user = mix;
+    }
+}
+
+int da_eps_mix_check_ratio(float r, char *err, size_t errlen) {
+    if (r >= 0.0f && r <= 1.0f) return 0;
+    snprintf(err, errlen, "--model-ratio %g is out of range: it must lie in [0,1] (1 = the fine-tuned model "
+             "alone, 0 = the original model alone)", (double)r);
+    return -1;
+}
+
 /* An ε function wrapped so that x0 is clipped to [-1,1]: eps' = (x - sqrt(ā)·clip(x0)) / sqrt(1-ā)
  * with x0 = (x - sqrt(1-ā)·eps) / sqrt(ā). */
 typedef struct {

@@ -13,6 +13,26 @@
  * tensor of x's shape. Records on the tape when ctx has grad enabled. */
 typedef da_tensor *(*da_eps_fn)(da_ctx *ctx, da_tensor *x, int t, void *user);
 
+/* The "degree of change" of the reference's translation (its model_ratio): at every step
+ *   ε = r·ε_a(x, t) + (1−r)·ε_b(x, t),   a = the fine-tuned model, b = the original one.
+ * r = 1 is plain generation with a, r = 0 a reconstruction with b. */
+typedef struct {
+    da_eps_fn a;
+    void *a_user;
+    da_eps_fn b;
+    void *b_user;
+    float r;                      /* in [0,1] */
+} da_eps_mix;
+/* An ε function with user = const da_eps_mix *. At r = 1 only a is called and at r = 0 only b,
+ * so those ends give exactly the single models' outputs; between, both are called and mixed
+ * with differentiable ops. */
+da_tensor *da_eps_mixed(da_ctx *ctx, da_tensor *x, int t, void *user);
+/* The ε function and user to pass to the loops below: straight a when r == 1 (or b is NULL),
+ * else the mix. */
+void da_eps_mix_use(da_eps_mix *mix, da_eps_fn *fn, void **user);
+/* 0 when r lies in [0,1]; else -1 with a message naming --model-ratio. */
+int da_eps_mix_check_ratio(float r, char *err, size_t errlen);
+
 /* One DDIM step from t to t_next (t_next = -1 means ā_next = 1), differentiable in x and eps:
  *   x0_t   = (x - sqrt(1-ā_t)·eps) / sqrt(ā_t)
  *   x_next = sqrt(ā_next)·x0_t + c2·eps + c1·z,  c1 = η·sqrt((1-ā_t/ā_next)(1-ā_next)/(1-ā_t)),

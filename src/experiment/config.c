@@ -29,6 +29,7 @@ void da_exp_defaults(da_exp_config *c) {
     c->inv_steps = 40;
     c->train_steps = 6;
     c->gen_steps = 6;
+    c->model_ratio = 1.0f;
     c->ft_images = 50;
     c->ft_epochs = 5;
     c->ft_batch = 1;

@@ -45,6 +45,7 @@ typedef struct {
     /* DiffusionCLIP fine-tuning and translation */
     const char *src_text, *tgt_text;   /* "photo", "sketch" */
     int t0, inv_steps, train_steps, gen_steps;
+    float model_ratio;        /* degree of change when translating: r·ε_ft + (1−r)·ε_orig; 1 = ε_ft */
     int ft_images, ft_epochs, ft_batch;
     float ft_lr, ft_lr_gamma, clip_weight, l1_weight;
     const char *ft_mode;      /* "chain" or "per-step" */

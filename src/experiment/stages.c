@@ -556,6 +556,10 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     snprintf(desc, sizeof desc, "translate v1|model %s|finetuned %s|data %016llx n %lld|t0 %d inv %d gen %d",
              e->model_hash, e->finetuned_hash, (unsigned long long)dh, (long long)src->n, c->t0, c->inv_steps,
              c->gen_steps);
+    if (c->model_ratio != 1.0f) {   /* appended only when mixing, so earlier caches stay valid */
+        size_t len = strlen(desc);
+        snprintf(desc + len, sizeof desc - len, "|ratio %.9g", (double)c->model_ratio);
+    }
     da_exp_key(desc, key);
     da_exp_cache_path(e, stem, key, path, path_len);
     snprintf(partial, sizeof partial, "%s.partial", path);
@@ -582,6 +586,10 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     }
     da_schedule sched;
     if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto fail;
+    da_eps_mix mix = {da_unet_eps, &e->finetuned, da_unet_eps, &e->model, c->model_ratio};
+    da_eps_fn gen_fn;
+    void *gen_user;
+    da_eps_mix_use(&mix, &gen_fn, &gen_user);
     da_progress pr;
     int64_t calls_per_batch_img = (c->inv_steps - 1) + c->gen_steps;
     int64_t n_batches = (n - done + c->translate_batch - 1) / c->translate_batch, calls = 0;
@@ -598,8 +606,7 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
             goto fail;
         calls += c->inv_steps - 1;
         dp.calls_done_before = calls;
-        if (da_ddim_generate(&sched, da_unet_eps, &e->finetuned, x, shape, c->gen_steps, c->t0, 0.0f, 0, on_ddim, &dp,
-                             err, errlen))
+        if (da_ddim_generate(&sched, gen_fn, gen_user, x, shape, c->gen_steps, c->t0, 0.0f, 0, on_ddim, &dp, err, errlen))
             goto fail;
         calls += c->gen_steps;
         if (b0 + bs < n && save_images(partial, out, b0 + bs, key, err, errlen) != 0) goto fail;
