@@ -1,8 +1,9 @@
 /* test_torch_ckpt.c — PyTorch checkpoints (golden/torch/, written by torch.save through
  * golden/make_torch_ckpt.py) read through st_open: plain, nested (state_dict / model / ema / a
  * list), "module." prefixes, F16/BF16, shared storages with offsets and a strided view, a tiny
- * UNet that gives the same ε as its safetensors twin; hostile pickles, TorchScript, the legacy
- * format, truncated and corrupted archives refused with messages; `inspect` and `convert`. */
+ * UNet that gives the same ε as its safetensors twin, CLIP from pytorch_model.bin and from an
+ * OpenAI-layout TorchScript archive, a TorchScript module; hostile pickles, the legacy format,
+ * truncated and corrupted archives refused with messages; `inspect` and `convert`. */
 #include <unistd.h>
 
 #include "cli_run.h"
@@ -131,6 +132,60 @@ static void check_unet(const char *dir) {
     da_unet_free(&st);
 }
 
+/* A TorchScript archive (torch.jit.save): the module's parameters under their state_dict names. */
+static void check_torchscript(void) {
+    st_file f;
+    char err[1024];
+    int rc = st_open(G "torchscript.pt", &f, err, sizeof err);
+    CHECK(rc == 0, "torchscript.pt: %s", err);
+    if (rc) return;
+    CHECK(f.n_tensors == 2, "torchscript.pt: %d tensors", f.n_tensors);
+    expect_values(&f, "fc.weight", ST_F32, 6, (const float[]){0, 0.1f, 0.2f, 0.3f, 0.4f, 0.5f});
+    expect_values(&f, "fc.bias", ST_F32, 3, (const float[]){1, 2, 3});
+    const char *sd = st_meta_get(&f, "state_dict");
+    CHECK(sd && strstr(sd, "TorchScript module"), "torchscript.pt: state_dict metadata '%s'", sd ? sd : "(none)");
+    st_close(&f);
+}
+
+/* Image and text embeddings of two loaded CLIPs are bit-identical (and not trivially zero). */
+static void same_clip_outputs(const char *what, const da_clip *a, const da_clip *b) {
+    char err[512];
+    st_file g;
+    CHECK(st_open("golden/clip_tiny.safetensors", &g, err, sizeof err) == 0, "%s", err);
+    const st_tensor_info *ti = st_find(&g, "in.x_rgb");
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_set_grad(&ctx, false);
+    da_tensor *x = da_new(&ctx, ti->ndim, ti->shape);
+    CHECK(st_read_f32(&g, ti, x->data, err, sizeof err) == 0, "%s", err);
+    da_tensor *ea = da_clip_image_features(&ctx, a, x), *eb = da_clip_image_features(&ctx, b, x);
+    CHECK(ea->numel == eb->numel && !memcmp(ea->data, eb->data, sizeof(float) * (size_t)ea->numel),
+          "%s: image embeddings differ", what);
+    int64_t ids[2 * 5] = {1, 7, 9, 513, 0, 1, 30, 40, 50, 513};
+    da_tensor *ta = da_clip_encode_text(&ctx, a, ids, 2, 5), *tb = da_clip_encode_text(&ctx, b, ids, 2, 5);
+    float mx = 0;
+    for (int64_t i = 0; i < ta->numel; i++) mx = fmaxf(mx, fabsf(ta->data[i]));
+    CHECK(ta->numel == tb->numel && !memcmp(ta->data, tb->data, sizeof(float) * (size_t)ta->numel) && mx > 1e-4f,
+          "%s: text embeddings differ (or are zero)", what);
+    da_ctx_free(&ctx);
+    st_close(&g);
+}
+
+/* OpenAI's TorchScript CLIP layout (tiny openai_clip.pt): renamed, q/k/v split and projections
+ * transposed, it embeds exactly like the same weights in Hugging Face layout (both files without
+ * a config, so both infer the same heads). */
+static void check_openai_clip(void) {
+    da_clip a, b;
+    char err[1024];
+    int ra = da_clip_load(&a, G "openai_clip.pt", err, sizeof err);
+    CHECK(ra == 0, "openai_clip.pt: %s", err);
+    int rb = da_clip_load(&b, G "clip_hf/pytorch_model.bin", err, sizeof err);
+    CHECK(rb == 0, "clip_hf/pytorch_model.bin: %s", err);
+    if (!ra && !rb) same_clip_outputs("OpenAI TorchScript CLIP vs Hugging Face layout", &a, &b);
+    if (!ra) da_clip_free(&a);
+    if (!rb) da_clip_free(&b);
+}
+
 /* An older Hugging Face CLIP folder (pytorch_model.bin + config.json) loads and embeds exactly
  * like the safetensors file its weights came from. */
 static void check_clip_folder(void) {
@@ -140,22 +195,9 @@ static void check_clip_folder(void) {
     CHECK(ra == 0, "clip_hf: %s", err);
     int rb = da_clip_load(&b, "golden/clip_tiny.safetensors", err, sizeof err);
     CHECK(rb == 0, "clip_tiny: %s", err);
-    if (ra || rb) return;
-    st_file g;
-    CHECK(st_open("golden/clip_tiny.safetensors", &g, err, sizeof err) == 0, "%s", err);
-    const st_tensor_info *ti = st_find(&g, "in.x_rgb");
-    da_ctx ctx;
-    da_ctx_init(&ctx);
-    da_set_grad(&ctx, false);
-    da_tensor *x = da_new(&ctx, ti->ndim, ti->shape);
-    CHECK(st_read_f32(&g, ti, x->data, err, sizeof err) == 0, "%s", err);
-    da_tensor *ea = da_clip_image_features(&ctx, &a, x), *eb = da_clip_image_features(&ctx, &b, x);
-    CHECK(ea->numel == eb->numel && !memcmp(ea->data, eb->data, sizeof(float) * (size_t)ea->numel),
-          "image embeddings from pytorch_model.bin differ from the safetensors model's");
-    da_ctx_free(&ctx);
-    st_close(&g);
-    da_clip_free(&a);
-    da_clip_free(&b);
+    if (!ra && !rb) same_clip_outputs("pytorch_model.bin folder vs safetensors", &a, &b);
+    if (!ra) da_clip_free(&a);
+    if (!rb) da_clip_free(&b);
 }
 
 static void expect_refused(const char *file, const char *a, const char *b) {
@@ -176,7 +218,6 @@ static void check_hostile(void) {
     expect_refused(G "hostile_view.pt", "outside its storage", NULL);
     expect_refused(G "hostile_missing.pt", "missing from the archive", NULL);
     expect_refused(G "hostile_expand.pt", "more elements than its storage", NULL);
-    expect_refused(G "torchscript.pt", "TorchScript", NULL);
     expect_refused(G "legacy.pt", "legacy format", NULL);
     /* the control: the same hand-made container with a well-formed tensor loads */
     st_file f;
@@ -312,6 +353,8 @@ int main(void) {
     check_dtypes_and_views();
     check_unet(dir);
     check_clip_folder();
+    check_torchscript();
+    check_openai_clip();
     check_hostile();
     check_damage(dir);
     check_cli(dir);

@@ -63,7 +63,7 @@ static int resolve_storage(void *user, const char *key, size_t *offset, size_t *
 
 /* ---- finding data.pkl ------------------------------------------------------------------- */
 
-/* The folder holding data.pkl (the only one), refusing TorchScript archives by their code/. */
+/* The folder holding data.pkl (the only one). */
 static int find_pickle(const da_zip *z, const char *label, char *prefix, size_t plen,
                        const da_zip_entry **pkl, char *err, size_t errlen) {
     *pkl = NULL;
@@ -85,16 +85,6 @@ static int find_pickle(const da_zip *z, const char *label, char *prefix, size_t 
         da_errf(err, errlen, "%s: a zip archive without <folder>/data.pkl: not a torch.save checkpoint "
                 "(first entry: %.100s)", label, z->n ? z->entries[0].name : "none");
         return -1;
-    }
-    size_t n = strlen(prefix);
-    for (int i = 0; i < z->n; i++) {
-        const char *nm = z->entries[i].name;
-        if (!strncmp(nm, prefix, n) && nm[n] == '/' && (!strncmp(nm + n + 1, "code/", 5) || !strcmp(nm + n + 1, "constants.pkl"))) {
-            da_errf(err, errlen, "%s: this is a TorchScript archive (torch.jit.save, e.g. OpenAI's CLIP ViT-B-32.pt), "
-                    "which is not supported; use the Hugging Face version of the model (model.safetensors "
-                    "or pytorch_model.bin), or a torch.save of its state dict", label);
-            return -1;
-        }
     }
     return 0;
 }
@@ -140,6 +130,11 @@ static const pk_obj *select_state_dict(const pk_obj *root, char *path, size_t pl
             o += (size_t)snprintf(path + o, o < plen ? plen - o : 0, "[%d]", i);
             node = node->items[i];
             continue;
+        }
+        if (node->kind == PK_OBJECT) {
+            /* torch.jit.save: the module's attributes hold its parameters and submodules */
+            snprintf(path + o, o < plen ? plen - o : 0, "%sTorchScript module %.100s", o ? " " : "", node->cls->s);
+            return node;
         }
         if (node->kind != PK_DICT) break;
         const pk_obj *next = NULL;
@@ -202,26 +197,102 @@ static void clear_file(st_file *f) {
     f->data = NULL; f->data_size = 0;
 }
 
-/* Fills f from the chosen dict: names, dtypes, shapes and byte ranges of buf (or of f->owned). */
-static int fill_tensors(const pk_obj *sd, const unsigned char *buf, size_t size, st_file *f, const char *label,
-                        char *err, size_t errlen) {
-    int n = 0;
-    size_t gathered = 0;
-    for (int i = 0; i + 1 < sd->n; i += 2) {
-        const pk_obj *k = sd->items[i], *v = sd->items[i + 1];
-        if (k->kind != PK_STR || v->kind != PK_TENSOR) continue;
-        if (strlen(k->s) != k->slen || !k->slen) {
-            da_errf(err, errlen, "%s: a state dict key is empty or holds a NUL byte", label);
+/* The state dict's tensors under their names (owned). */
+typedef struct {
+    char **names;
+    const pk_obj **tensors;
+    int n, cap;
+} tensor_list;
+
+static void list_free(tensor_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->names[i]);
+    free(l->names);
+    free(l->tensors);
+}
+
+/* Appends name (copied, len bytes) -> t; -1 when out of memory. */
+static int list_add(tensor_list *l, const char *name, size_t len, const pk_obj *t) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        char **nn = realloc(l->names, sizeof *nn * (size_t)cap);
+        if (nn) l->names = nn;
+        const pk_obj **nt = realloc(l->tensors, sizeof *nt * (size_t)cap);
+        if (nt) l->tensors = nt;
+        if (!nn || !nt) return -1;
+        l->cap = cap;
+    }
+    char *s = malloc(len + 1);
+    if (!s) return -1;
+    memcpy(s, name, len);
+    s[len] = 0;
+    l->names[l->n] = s;
+    l->tensors[l->n++] = t;
+    return 0;
+}
+
+static bool valid_key(const pk_obj *k) {
+    return k->kind == PK_STR && k->slen && strlen(k->s) == k->slen;
+}
+
+/* The tensors of a state dict (string keys; other entries are skipped). */
+static int collect_dict(const pk_obj *d, tensor_list *l, const char *label, char *err, size_t errlen) {
+    for (int i = 0; i + 1 < d->n; i += 2) {
+        const pk_obj *k = d->items[i], *v = d->items[i + 1];
+        if (v->kind != PK_TENSOR || k->kind != PK_STR) continue;
+        if (!valid_key(k)) { da_errf(err, errlen, "%s: a state dict key is empty or holds a NUL byte", label); return -1; }
+        if (list_add(l, k->s, k->slen, v)) { da_errf(err, errlen, "%s: out of memory", label); return -1; }
+    }
+    return 0;
+}
+
+#define MAX_MODULE_DEPTH 32
+#define MAX_NAME 1024
+
+/* The tensors of a TorchScript module and its submodules, named like its state_dict ("a.b.weight").
+ * Each module object is walked once (mark), so shared or cyclic references cost nothing. */
+static int collect_module(pk_obj *mod, char *name, size_t len, int depth, tensor_list *l, const char *label,
+                          char *err, size_t errlen) {
+    if (mod->mark || !mod->attrs) return 0;
+    mod->mark = 1;
+    if (depth > MAX_MODULE_DEPTH) {
+        da_errf(err, errlen, "%s: TorchScript modules nested more than %d deep", label, MAX_MODULE_DEPTH);
+        return -1;
+    }
+    const pk_obj *d = mod->attrs;
+    for (int i = 0; i + 1 < d->n; i += 2) {
+        const pk_obj *k = d->items[i];
+        pk_obj *v = d->items[i + 1];
+        if ((v->kind != PK_TENSOR && v->kind != PK_OBJECT) || !valid_key(k)) continue;
+        size_t nl = len + (len ? 1 : 0) + k->slen;
+        if (nl >= MAX_NAME) { da_errf(err, errlen, "%s: a TorchScript attribute path is longer than %d bytes", label, MAX_NAME); return -1; }
+        if (len) name[len] = '.';
+        memcpy(name + len + (len ? 1 : 0), k->s, k->slen);
+        name[nl] = 0;
+        int rc = v->kind == PK_TENSOR ? list_add(l, name, nl, v) : collect_module(v, name, nl, depth + 1, l, label, err, errlen);
+        if (rc) {
+            if (v->kind == PK_TENSOR) da_errf(err, errlen, "%s: out of memory", label);
             return -1;
         }
-        n++;
+        name[len] = 0;
+    }
+    return 0;
+}
+
+/* Fills f from the named tensors: dtypes, shapes and byte ranges of buf (or of f->owned). The
+ * names move into f. */
+static int fill_tensors(tensor_list *l, const unsigned char *buf, size_t size, st_file *f, const char *label,
+                        char *err, size_t errlen) {
+    int n = l->n;
+    size_t gathered = 0;
+    for (int i = 0; i < n; i++) {
+        const pk_obj *v = l->tensors[i];
         if (v->contiguous) continue;
         /* a view that repeats elements (stride 0, overlapping strides) could ask for far more
          * memory than the file holds: gather only views no larger than their storage, and no
          * more in all than the archive's own size */
         if (v->tnumel > v->storage->numel) {
             da_errf(err, errlen, "%s: tensor '%.200s' is a strided view with more elements than its storage "
-                    "(an expanded tensor?); save it with .contiguous() or .clone()", label, k->s);
+                    "(an expanded tensor?); save it with .contiguous() or .clone()", label, l->names[i]);
             return -1;
         }
         gathered += (size_t)v->tnumel * st_dtype_size(v->storage->dtype);
@@ -249,13 +320,11 @@ static int fill_tensors(const pk_obj *sd, const unsigned char *buf, size_t size,
     }
     size_t tail = size;
     bool all_module = true;
-    for (int i = 0; i + 1 < sd->n; i += 2) {
-        const pk_obj *k = sd->items[i], *v = sd->items[i + 1];
-        if (k->kind != PK_STR || v->kind != PK_TENSOR) continue;
-        st_tensor_info *t = &f->tensors[f->n_tensors];
-        t->name = strdup(k->s);
-        if (!t->name) { da_errf(err, errlen, "%s: out of memory", label); return -1; }
-        f->n_tensors++;
+    for (int i = 0; i < n; i++) {
+        const pk_obj *v = l->tensors[i];
+        st_tensor_info *t = &f->tensors[f->n_tensors++];
+        t->name = l->names[i];
+        l->names[i] = NULL;
         if (strncmp(t->name, "module.", 7)) all_module = false;
         t->dtype = v->storage->dtype;
         t->ndim = v->ndim;
@@ -293,6 +362,7 @@ int da_torch_parse(const unsigned char *buf, size_t size, int flags, st_file *f,
     da_zip z;
     if (da_zip_open(buf, size, &z, label, err, errlen)) return -1;
     pk_doc doc = {0};
+    tensor_list list = {0};
     storages s = {buf, &z, NULL, calloc((size_t)z.n + 1, 1), flags, label};
     char prefix[512];
     const da_zip_entry *pkl;
@@ -305,7 +375,12 @@ int da_torch_parse(const unsigned char *buf, size_t size, int flags, st_file *f,
     char path[200];
     const pk_obj *sd = select_state_dict(doc.root, path, sizeof path, label, err, errlen);
     if (!sd) goto done;
-    if (fill_tensors(sd, buf, size, f, label, err, errlen)) goto done;
+    char name[MAX_NAME];
+    name[0] = 0;
+    if (sd->kind == PK_OBJECT ? collect_module((pk_obj *)sd, name, 0, 0, &list, label, err, errlen)
+                              : collect_dict(sd, &list, label, err, errlen))
+        goto done;
+    if (fill_tensors(&list, buf, size, f, label, err, errlen)) goto done;
     f->meta = calloc(2, sizeof *f->meta);
     if (!f->meta || add_meta(f, 2, "source", "torch.save archive") ||
         add_meta(f, 2, "state_dict", path[0] ? path : "top level")) {
@@ -315,6 +390,7 @@ int da_torch_parse(const unsigned char *buf, size_t size, int flags, st_file *f,
     rc = 0;
 done:
     if (rc) clear_file(f);
+    list_free(&list);
     pk_free(&doc);
     free(s.checked);
     da_zip_free(&z);

@@ -2,7 +2,9 @@
  * Hugging Face pytorch_model.bin) read without Python and presented as an st_file, so every
  * model loader takes them like safetensors. The state dict is the top-level dict, or the one
  * nested under state_dict / model_state_dict / model / ema / module / net, or the first dict of
- * a top-level list; a DataParallel "module." prefix on every name is dropped. Tensors keep
+ * a top-level list; a DataParallel "module." prefix on every name is dropped. A TorchScript
+ * archive (torch.jit.save) gives its module's parameters and buffers under their state_dict
+ * names ("visual.conv1.weight"); its code is never read. Tensors keep
  * their dtype (F32/F16/BF16/F64 and integers) and point into the archive; strided views are
  * gathered into a buffer the st_file owns. */
 #ifndef DA_TORCH_CKPT_H

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { G_ODICT, G_REBUILD_V2, G_REBUILD, G_REBUILD_PARAM, G_STORAGE };
+enum { G_ODICT, G_REBUILD_V2, G_REBUILD, G_REBUILD_PARAM, G_STORAGE, G_FIRST_ARG };
 
 /* The only globals a torch.save state dict needs. */
 static const struct {
@@ -31,6 +31,12 @@ static const struct {
     {"torch", "CharStorage", G_STORAGE, ST_I8},
     {"torch", "ByteStorage", G_STORAGE, ST_U8},
     {"torch", "BoolStorage", G_STORAGE, ST_BOOL},
+    /* TorchScript's typed containers: each returns its first argument */
+    {"torch.jit._pickle", "build_intlist", G_FIRST_ARG, ST_F32},
+    {"torch.jit._pickle", "build_doublelist", G_FIRST_ARG, ST_F32},
+    {"torch.jit._pickle", "build_boollist", G_FIRST_ARG, ST_F32},
+    {"torch.jit._pickle", "build_tensorlist", G_FIRST_ARG, ST_F32},
+    {"torch.jit._pickle", "restore_type_tag", G_FIRST_ARG, ST_F32},
 };
 #define N_GLOBALS ((int)(sizeof GLOBALS / sizeof GLOBALS[0]))
 
@@ -205,10 +211,20 @@ static int push_global(vm *m, const char *module, const char *name) {
             o->i = g;
             return push(m, o);
         }
-    if (!strncmp(module, "__torch__", 9))
-        return fail(m, "refusing global '%.100s.%.100s': this is TorchScript (torch.jit.save), which is not "
-                    "supported; load the model's state dict in PyTorch and save it with torch.save or as "
-                    "safetensors", module, name);
+    if (!strcmp(module, "__torch__") || !strncmp(module, "__torch__.", 10)) {
+        /* a TorchScript module class: kept as a name for NEWOBJ, never looked up */
+        pk_obj *o = new_obj(m, PK_GLOBAL);
+        if (!o) return -1;
+        o->i = -1;
+        size_t lm = strlen(module), ln = strlen(name);
+        o->s = malloc(lm + ln + 2);
+        if (!o->s) return fail(m, "out of memory");
+        memcpy(o->s, module, lm);
+        o->s[lm] = '.';
+        memcpy(o->s + lm + 1, name, ln + 1);
+        o->slen = lm + ln + 1;
+        return push(m, o);
+    }
     return fail(m, "refusing global '%.100s.%.100s': a torch.save checkpoint only needs OrderedDict, the "
                 "tensor-rebuild functions and storage types; this file asks for other Python code and may "
                 "be hostile (if you trust it, load it in PyTorch and save the state dict as safetensors)",
@@ -246,7 +262,7 @@ static int op_persid(vm *m) {
     pk_obj *pid = pop(m);
     if (!pid) return -1;
     if (pid->kind != PK_TUPLE || pid->n != 5 || pid->items[0]->kind != PK_STR || strcmp(pid->items[0]->s, "storage") ||
-        pid->items[1]->kind != PK_GLOBAL || GLOBALS[pid->items[1]->i].kind != G_STORAGE ||
+        pid->items[1]->kind != PK_GLOBAL || pid->items[1]->i < 0 || GLOBALS[pid->items[1]->i].kind != G_STORAGE ||
         pid->items[2]->kind != PK_STR || pid->items[3]->kind != PK_STR || !is_int(pid->items[4]))
         return fail(m, "persistent id is not ('storage', torch.<Type>Storage, key, location, numel) as torch.save writes it");
     const pk_obj *key = pid->items[2];
@@ -314,6 +330,7 @@ static int op_reduce(vm *m) {
     pk_obj *args = pop(m), *fn = args ? pop(m) : NULL;
     if (!fn) return -1;
     if (fn->kind != PK_GLOBAL || args->kind != PK_TUPLE) return fail(m, "REDUCE of something other than an allowed global");
+    if (fn->i < 0) return fail(m, "REDUCE of the TorchScript class %.200s (TorchScript builds modules with NEWOBJ)", fn->s);
     switch (GLOBALS[fn->i].kind) {
     case G_ODICT:
         if (args->n != 0) return fail(m, "OrderedDict called with arguments (torch.save passes none)");
@@ -324,9 +341,37 @@ static int op_reduce(vm *m) {
     case G_REBUILD_PARAM:
         if (args->n < 1 || args->items[0]->kind != PK_TENSOR) return fail(m, "_rebuild_parameter without a tensor");
         return push(m, args->items[0]);
+    case G_FIRST_ARG:
+        if (args->n < 1) return fail(m, "torch.jit._pickle.%s without arguments", GLOBALS[fn->i].name);
+        return push(m, args->items[0]);
     default:
         return fail(m, "REDUCE of torch.%s, which torch.save never calls", GLOBALS[fn->i].name);
     }
+}
+
+/* NEWOBJ of a TorchScript module class: an object whose attributes BUILD sets. */
+static int op_newobj(vm *m) {
+    pk_obj *args = pop(m), *cls = args ? pop(m) : NULL;
+    if (!cls) return -1;
+    if (cls->kind != PK_GLOBAL || cls->i >= 0 || args->kind != PK_TUPLE || args->n != 0)
+        return fail(m, "NEWOBJ of something other than a TorchScript module class");
+    pk_obj *o = new_obj(m, PK_OBJECT);
+    if (!o) return -1;
+    o->cls = cls;
+    return push(m, o);
+}
+
+/* BUILD: a TorchScript module's attributes, or an OrderedDict's _metadata (ignored). */
+static int op_build(vm *m) {
+    pk_obj *state = pop(m), *target = state ? top(m) : NULL;
+    if (!target) return -1;
+    if (target->kind == PK_DICT) return 0;
+    if (target->kind == PK_OBJECT && !target->attrs && state->kind == PK_DICT) {
+        target->attrs = state;
+        return 0;
+    }
+    return fail(m, "BUILD on something other than an OrderedDict or a new TorchScript module (torch.save "
+                "writes it only for a state dict's _metadata and TorchScript modules' attributes)");
 }
 
 /* One opcode; 1 after STOP. */
@@ -458,13 +503,10 @@ static int step(vm *m) {
         return op_reduce(m);
     case 'Q':
         return op_persid(m);
-    case 'b':                                         /* BUILD: only an OrderedDict's _metadata, ignored */
-        a = pop(m);
-        b = a ? top(m) : NULL;
-        if (!b) return -1;
-        if (b->kind != PK_DICT) return fail(m, "BUILD on something other than an OrderedDict (torch.save "
-                                            "writes it only for a state dict's _metadata)");
-        return 0;
+    case 'b':
+        return op_build(m);
+    case 0x81:
+        return op_newobj(m);
     default:
         if (op >= 0x20 && op < 0x7f)
             return fail(m, "opcode '%c' (0x%02x) is not one torch.save writes; refusing the file", op, op);

@@ -2,8 +2,11 @@
  * security boundary: it builds plain values (None, bool, int, float, str, tuple, list, dict)
  * and only the objects torch.save writes for tensors — collections.OrderedDict,
  * torch._utils._rebuild_tensor_v2 / _rebuild_tensor / _rebuild_parameter and the typed storage
- * classes named in persistent ids. Any other global, and any opcode that torch.save does not
- * write, is refused with a message; nothing is ever called. Memory is bounded by the pickle's
+ * classes named in persistent ids. TorchScript archives (torch.jit.save) add module objects of
+ * `__torch__.*` classes and torch.jit._pickle's list builders: a module becomes a record of its
+ * attributes (its class is only a name; no code of the archive is read or run). Any other
+ * global, and any opcode that torch.save does not write, is refused with a message; nothing is
+ * ever called. Memory is bounded by the pickle's
  * length (every object comes from one opcode), and storages are bounded by the archive's real
  * entry sizes through the resolver. */
 #ifndef DA_TORCH_PICKLE_H
@@ -16,15 +19,18 @@
 #include "io/safetensors.h"
 
 typedef enum {
-    PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL, PK_STORAGE, PK_TENSOR
+    PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL, PK_STORAGE, PK_TENSOR,
+    PK_OBJECT                     /* a TorchScript module: class name and attribute dict */
 } pk_kind;
 
 typedef struct pk_obj pk_obj;
 struct pk_obj {
     pk_kind kind;
-    int64_t i;                    /* BOOL, INT; GLOBAL: which allowed global (internal) */
+    int64_t i;                    /* BOOL, INT; GLOBAL: which allowed global (internal; -1 for a
+                                     TorchScript class) */
     double f;                     /* FLOAT */
-    char *s;                      /* STR: NUL-terminated copy (bytes and py2 strings too) */
+    char *s;                      /* STR: NUL-terminated copy (bytes and py2 strings too);
+                                     GLOBAL of a TorchScript class: "module.name" */
     size_t slen;
     pk_obj **items;               /* TUPLE/LIST: n items; DICT: n keys and values, alternating */
     int n, cap;
@@ -39,6 +45,10 @@ struct pk_obj {
     int64_t shape[ST_MAX_DIMS], stride[ST_MAX_DIMS];
     int64_t tnumel;
     bool contiguous;              /* row-major dense from storage_offset */
+    /* OBJECT */
+    const pk_obj *cls;            /* its GLOBAL */
+    const pk_obj *attrs;          /* DICT set by BUILD, or NULL */
+    int mark;                     /* scratch for walks over the objects (0 after pk_load) */
 };
 
 /* Maps a storage key ("0", "1", ...) to its bytes in the archive: sets *offset and *nbytes, or

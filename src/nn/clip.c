@@ -1,6 +1,7 @@
 /* clip.c — the CLIP ViT model (see clip.h): config handling, parameters under the Hugging Face
  * keys, loading/saving, the image preprocessing and both transformer towers. */
 #include "nn/clip.h"
+#include "nn/clip_openai.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -432,6 +433,18 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
         set_err(err, errlen, "%s", inner);
         free(dir);
         return -1;
+    }
+    if (da_clip_is_openai(&f)) {
+        /* OpenAI's TorchScript archives (ViT-B-32.pt, ...) use their own names and layout */
+        st_file hf;
+        int bad = da_clip_openai_to_hf(&f, &hf, inner, sizeof inner);
+        st_close(&f);
+        if (bad) {
+            set_err(err, errlen, "%s: %s", file, inner);
+            free(dir);
+            return -1;
+        }
+        f = hf;
     }
     da_clip_config c;
     int rc = infer_config(&f, file, &c, err, errlen);

@@ -82,8 +82,10 @@ void da_clip_free(da_clip *m);
 /* Freezes (no gradient buffer at all; the ops then allocate none) or unfreezes every weight. */
 void da_clip_requires_grad(da_clip *m, bool on);
 
-/* `path`: a .safetensors file, or a Hugging Face folder with model.safetensors (+ config.json,
- * + vocab.json/merges.txt as the default vocabulary). Config: metadata "clip_config", else
+/* `path`: a .safetensors file or PyTorch checkpoint (Hugging Face keys, or OpenAI's TorchScript
+ * ViT archives such as ViT-B-32.pt, renamed by clip_openai.h), or a Hugging Face folder with
+ * model.safetensors or pytorch_model.bin (+ config.json, + vocab.json/merges.txt as the default
+ * vocabulary). Config: metadata "clip_config", else
  * config.json, over what the shapes say. Every tensor is checked by key and shape (missing or
  * misshapen ones are named in err); F16/BF16 are converted; integer buffers are ignored. */
 int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen);

@@ -65,11 +65,17 @@ def main():
     unet = collections.OrderedDict(("module." + n, param_value(k, n, s)) for k, (n, s) in enumerate(names))
     save(unet, "unet.pth")
 
-    # formats that are refused with a message: TorchScript and the pre-1.6 (non-zip) torch.save
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), os.path.join(OUT, "torchscript.pt"))
+    # TorchScript (torch.jit.save): a module of modules; weight = arange(6)/10 as (3,2), bias = [1,2,3]
+    lin = torch.nn.Sequential(collections.OrderedDict([("fc", torch.nn.Linear(2, 3))]))
+    with torch.no_grad():
+        lin.fc.weight.copy_(torch.arange(6, dtype=torch.float32).reshape(3, 2) / 10)
+        lin.fc.bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    torch.jit.save(torch.jit.trace(lin, torch.zeros(1, 2)), os.path.join(OUT, "torchscript.pt"))
+    # the pre-1.6 (non-zip) torch.save format: refused with a message
     torch.save(sd, os.path.join(OUT, "legacy.pt"), _use_new_zipfile_serialization=False)
 
     write_clip_folder()
+    write_openai_clip()
     write_hostile()
 
 
@@ -101,6 +107,109 @@ def write_clip_folder():
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump({"architectures": ["CLIPModel"], "projection_dim": 24, "text_config": {"num_attention_heads": 4},
                    "vision_config": {"num_attention_heads": 2, "patch_size": 4}}, f)
+
+
+# ---- an OpenAI CLIP TorchScript archive (the layout of ViT-B-32.pt), tiny ------------------------
+
+class OpenAIBlock(torch.nn.Module):
+    """The attribute names of OpenAI's ResidualAttentionBlock."""
+
+    def __init__(self, w, mlp, heads):
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(w, heads)
+        self.ln_1 = torch.nn.LayerNorm(w)
+        self.mlp = torch.nn.Sequential(collections.OrderedDict([("c_fc", torch.nn.Linear(w, mlp)),
+                                                                ("c_proj", torch.nn.Linear(mlp, w))]))
+        self.ln_2 = torch.nn.LayerNorm(w)
+
+
+class OpenAITransformer(torch.nn.Module):
+    def __init__(self, w, mlp, heads, layers):
+        super().__init__()
+        self.resblocks = torch.nn.Sequential(*[OpenAIBlock(w, mlp, heads) for _ in range(layers)])
+
+
+class OpenAIVision(torch.nn.Module):
+    def __init__(self, w, mlp, heads, layers, patch, tokens, embed):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, w, patch, patch, bias=False)
+        self.class_embedding = torch.nn.Parameter(torch.zeros(w))
+        self.positional_embedding = torch.nn.Parameter(torch.zeros(tokens, w))
+        self.ln_pre = torch.nn.LayerNorm(w)
+        self.transformer = OpenAITransformer(w, mlp, heads, layers)
+        self.ln_post = torch.nn.LayerNorm(w)
+        self.proj = torch.nn.Parameter(torch.zeros(w, embed))
+
+
+class OpenAICLIP(torch.nn.Module):
+    """Only the parameters and their names; the forward exists for tracing."""
+
+    def __init__(self, hf):
+        super().__init__()
+        vw = hf["vision_model.embeddings.class_embedding"].shape[0]
+        tw = hf["text_model.final_layer_norm.weight"].shape[0]
+        vm = hf["vision_model.encoder.layers.0.mlp.fc1.weight"].shape[0]
+        tm = hf["text_model.encoder.layers.0.mlp.fc1.weight"].shape[0]
+        self.vl = sum(1 for k in hf if k.startswith("vision_model.encoder.layers.") and k.endswith(".layer_norm1.weight"))
+        self.tl = sum(1 for k in hf if k.startswith("text_model.encoder.layers.") and k.endswith(".layer_norm1.weight"))
+        patch = hf["vision_model.embeddings.patch_embedding.weight"].shape[2]
+        tokens = hf["vision_model.embeddings.position_embedding.weight"].shape[0]
+        embed = hf["visual_projection.weight"].shape[0]
+        self.visual = OpenAIVision(vw, vm, 1, self.vl, patch, tokens, embed)
+        self.transformer = OpenAITransformer(tw, tm, 1, self.tl)
+        self.token_embedding = torch.nn.Embedding(*hf["text_model.embeddings.token_embedding.weight"].shape)
+        self.positional_embedding = torch.nn.Parameter(torch.zeros(hf["text_model.embeddings.position_embedding.weight"].shape))
+        self.ln_final = torch.nn.LayerNorm(tw)
+        self.text_projection = torch.nn.Parameter(torch.zeros(tw, embed))
+        self.logit_scale = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x * self.logit_scale
+
+
+def openai_names(vl, tl):
+    """OpenAI name -> (Hugging Face name, how): how is None (as is), "T" (transposed) or "qkv"
+    (the three HF q/k/v tensors stacked along dim 0)."""
+    m = {"visual.class_embedding": ("vision_model.embeddings.class_embedding", None),
+         "visual.conv1.weight": ("vision_model.embeddings.patch_embedding.weight", None),
+         "visual.positional_embedding": ("vision_model.embeddings.position_embedding.weight", None),
+         "visual.proj": ("visual_projection.weight", "T"),
+         "token_embedding.weight": ("text_model.embeddings.token_embedding.weight", None),
+         "positional_embedding": ("text_model.embeddings.position_embedding.weight", None),
+         "text_projection": ("text_projection.weight", "T"),
+         "logit_scale": ("logit_scale", None)}
+    for p in ["weight", "bias"]:
+        m["visual.ln_pre." + p] = ("vision_model.pre_layrnorm." + p, None)
+        m["visual.ln_post." + p] = ("vision_model.post_layernorm." + p, None)
+        m["ln_final." + p] = ("text_model.final_layer_norm." + p, None)
+    for src, dst, n in [("visual.transformer", "vision_model.encoder", vl), ("transformer", "text_model.encoder", tl)]:
+        for i in range(n):
+            a, b = f"{src}.resblocks.{i}.", f"{dst}.layers.{i}."
+            for p in ["weight", "bias"]:
+                m[a + "ln_1." + p] = (b + "layer_norm1." + p, None)
+                m[a + "ln_2." + p] = (b + "layer_norm2." + p, None)
+                m[a + "attn.out_proj." + p] = (b + "self_attn.out_proj." + p, None)
+                m[a + "mlp.c_fc." + p] = (b + "mlp.fc1." + p, None)
+                m[a + "mlp.c_proj." + p] = (b + "mlp.fc2." + p, None)
+                m[a + "attn.in_proj_" + p] = (b + "self_attn.{}_proj." + p, "qkv")
+    return m
+
+
+def write_openai_clip():
+    """torch/openai_clip.pt: the weights of clip_hf/pytorch_model.bin in OpenAI's names and
+    layout (q/k/v stacked, projections transposed), dtypes kept, saved with torch.jit.save."""
+    hf = read_safetensors(os.path.join(os.path.dirname(OUT), "clip_tiny.safetensors"))
+    model = OpenAICLIP(hf)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, (dst, how) in openai_names(model.vl, model.tl).items():
+            if how == "qkv":
+                v = torch.cat([hf[dst.format(x)] for x in "qkv"], dim=0)
+            else:
+                v = hf[dst].t() if how == "T" else hf[dst]
+            params[name].data = v.clone()
+    assert all(p.dtype != torch.float32 or p.abs().sum() > 0 for p in params.values())
+    torch.jit.save(torch.jit.trace(model, torch.zeros(1)), os.path.join(OUT, "openai_clip.pt"))
 
 
 # ---- hostile archives: the torch.save container with a pickle that asks for more -------------------
