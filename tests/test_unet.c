@@ -10,16 +10,6 @@
 
 #include "unet_golden_weights.h"
 
-static float *read_f32(const st_file *f, const char *name, int64_t *numel) {
-    const st_tensor_info *ti = st_find(f, name);
-    if (!ti) { fprintf(stderr, "golden tensor %s missing\n", name); exit(1); }
-    float *buf = malloc(sizeof(float) * (size_t)ti->numel);
-    char err[256];
-    if (st_read_f32(f, ti, buf, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
-    if (numel) *numel = ti->numel;
-    return buf;
-}
-
 typedef struct {
     const char *name;
     int in_ch, out_ch, ch, n_mult, mult[4], nrb, n_attn, attn[2], res;
@@ -51,15 +41,15 @@ static void check_golden(const st_file *g, const golden_cfg *gc) {
 
     int64_t nx, ny, nt;
     snprintf(key, sizeof key, "%s.x", gc->name);
-    float *x = read_f32(g, key, &nx);
+    float *x = golden_f32(g, key, &nx);
     snprintf(key, sizeof key, "%s.t", gc->name);
-    float *t = read_f32(g, key, &nt);
+    float *t = golden_f32(g, key, &nt);
     snprintf(key, sizeof key, "%s.y", gc->name);
-    float *y = read_f32(g, key, &ny);
+    float *y = golden_f32(g, key, &ny);
     snprintf(key, sizeof key, "%s.R", gc->name);
-    float *R = read_f32(g, key, NULL);
+    float *R = golden_f32(g, key, NULL);
     snprintf(key, sizeof key, "%s.dx", gc->name);
-    float *dx = read_f32(g, key, NULL);
+    float *dx = golden_f32(g, key, NULL);
 
     da_ctx ctx;
     da_ctx_init(&ctx);
@@ -75,24 +65,7 @@ static void check_golden(const st_file *g, const golden_cfg *gc) {
     da_backward_from(&ctx, out);
     snprintf(what, sizeof what, "config %s d/dx", gc->name);
     tu_close(what, xt->grad, dx, (long)nx, 1e-4, 1e-3);
-    int n_checked = 0;
-    for (size_t i = 0; i < sizeof GRADS / sizeof GRADS[0]; i++) {
-        snprintf(key, sizeof key, "%s.grad.%s", gc->name, GRADS[i]);
-        if (!st_find(g, key)) continue;
-        int64_t n;
-        float *ref = read_f32(g, key, &n);
-        da_tensor *p = da_unet_param(&m, GRADS[i]);
-        CHECK(p && p->numel == n, "config %s: parameter %s", gc->name, GRADS[i]);
-        if (p) {
-            /* scale the tolerance with the gradient's size (sums over many positions) */
-            double mx = 0;
-            for (int64_t j = 0; j < n; j++) mx = fmax(mx, fabs(ref[j]));
-            snprintf(what, sizeof what, "config %s d/d %s", gc->name, GRADS[i]);
-            tu_close(what, p->grad, ref, (long)n, 1e-4 * fmax(mx, 1.0), 1e-3);
-            n_checked++;
-        }
-        free(ref);
-    }
+    int n_checked = golden_check_grads(g, gc->name, &m.params, GRADS, (int)(sizeof GRADS / sizeof GRADS[0]));
     CHECK(n_checked >= 5, "config %s: only %d parameter gradients checked", gc->name, n_checked);
     da_ctx_free(&ctx);
     free(x); free(t); free(y); free(R); free(dx);
