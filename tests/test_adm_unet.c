@@ -1,11 +1,19 @@
 /* test_adm_unet.c — the improved-DDPM / ADM UNet against a float64 PyTorch reference
  * (golden/gen_adm_unet.py) on tiny configs (scale-shift norm on/off, resblock_updown, conv and
  * plain resampling, both attention head orders, heads by count and by width, learn_sigma):
- * parameter names and counts, forward, input and parameter gradients; the ε half of a
- * learned-variance output; config validation. */
+ * parameter names (key by key) and counts, forward, input and parameter gradients; the ε half of
+ * a learned-variance output; config validation; as a da_unet: a YAML config with
+ * guided-diffusion's names, save/load, and the CLI (train-diffusion, sample, invert, generate,
+ * translate) on an ADM model. */
+#include <unistd.h>
+
+#include "cli_run.h"
 #include "io/safetensors.h"
 #include "nn/adm_unet.h"
+#include "nn/clip.h"
+#include "nn/unet.h"
 #include "test_util.h"
+#include "tmpdir.h"
 #include "unet_golden_weights.h"
 
 typedef struct {
@@ -55,6 +63,17 @@ static void check_golden(const st_file *g, const golden_cfg *gc) {
     CHECK(rc == 0, "config %s: %s", gc->name, err);
     if (rc) return;
     set_golden_params(&m.params);
+    /* the reference's keys, in its order */
+    snprintf(key, sizeof key, "%s.names", gc->name);
+    const char *names = st_meta_get(g, key);
+    int same = names != NULL, k = 0;
+    for (const char *p = names; same && p && *p && k < m.params.n; k++) {
+        size_t len = strcspn(p, ",");
+        same = strlen(m.params.items[k].name) == len && !strncmp(m.params.items[k].name, p, len);
+        if (!same) fprintf(stderr, "  config %s: parameter %d is %s, the reference has %.*s\n", gc->name, k, m.params.items[k].name, (int)len, p);
+        p += len + (p[len] == ',');
+    }
+    CHECK(same && k == m.params.n, "config %s: the parameter names differ from the reference's", gc->name);
     snprintf(key, sizeof key, "%s.n_params", gc->name);
     int64_t counts[2];
     CHECK(st_read_i64(g, st_find(g, key), counts, err, sizeof err) == 0, "%s", err);
@@ -119,6 +138,126 @@ static void check_config(void) {
     CHECK(da_adm_config_validate(&c, err, sizeof err) != 0 && strstr(err, "image_size"), "image size 100: %s", err);
 }
 
+/* Config "a" written as a reference-style YAML with guided-diffusion's names. */
+static const char *ADM_YML =
+    "data:\n    image_size: 8\n    channels: 3\n"
+    "model:\n    type: \"adm\"\n    in_channels: 3\n    num_channels: 32\n    num_res_blocks: 1\n"
+    "    channel_mult: \"1,2\"\n    attention_resolutions: \"4\"\n    num_heads: 4\n    num_head_channels: 16\n"
+    "    num_heads_upsample: -1\n    use_scale_shift_norm: True\n    resblock_updown: True\n    learn_sigma: True\n"
+    "    dropout: 0.0\n    conv_resample: True\n    use_new_attention_order: False\n"
+    "diffusion:\n    beta_schedule: linear\n    beta_start: 0.0001\n    beta_end: 0.02\n    num_diffusion_timesteps: 1000\n";
+
+/* The ADM as a da_unet: YAML config, forward through da_unet_eps, save/load. */
+static void check_as_unet(const st_file *g, const char *dir) {
+    char path[4200], saved[4200], err[1024];
+    td_write_text(dir, "adm.yml", ADM_YML);
+    td_path(path, sizeof path, dir, "adm.yml");
+    da_unet_config c;
+    da_unet_config_default(&c);
+    int rc = da_unet_config_load(path, &c, err, sizeof err);
+    CHECK(rc == 0 && c.is_adm && c.adm.n_levels == 2 && c.adm.channel_mult[1] == 2 && c.adm.n_attn == 1 &&
+          c.adm.attention_ds[0] == 2 && c.adm.num_head_channels == 16 && c.adm.learn_sigma && c.in_channels == 3 &&
+          c.out_ch == 3 && c.resolution == 8, "ADM YAML: %s", rc ? err : "parsed wrongly");
+    if (rc) return;
+    da_unet m, m2;
+    CHECK(da_unet_init(&m, &c, 3, err, sizeof err) == 0, "%s", err);
+    set_golden_params(&m.params);
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_set_grad(&ctx, false);
+    float *x = golden_f32(g, "a.x", NULL), *t = golden_f32(g, "a.t", NULL), *y = golden_f32(g, "a.y", NULL);
+    da_tensor *xt = da_from_data(&ctx, DA_SHAPE(1, 3, 8, 8), x);
+    da_tensor *e = da_unet_eps(&ctx, xt, (int)t[0], &m);
+    CHECK(e->shape[1] == 3, "da_unet_eps of an ADM: %lld channels", (long long)e->shape[1]);
+    tu_close("da_unet_eps of the ADM from YAML = golden eps", e->data, y, 192, 2e-5, 1e-4);
+    td_path(saved, sizeof saved, dir, "adm.safetensors");
+    CHECK(da_unet_save(&m, saved, NULL, 0, err, sizeof err) == 0, "%s", err);
+    rc = da_unet_load(&m2, saved, NULL, err, sizeof err);
+    CHECK(rc == 0 && m2.adm && m2.params.n == m.params.n, "reload: %s", rc ? err : "not an ADM");
+    if (!rc) {
+        da_tensor *e2 = da_unet_eps(&ctx, xt, (int)t[0], &m2);
+        CHECK(!memcmp(e->data, e2->data, sizeof(float) * 192), "the reloaded ADM differs");
+        char a[512], b[512];
+        CHECK(!strcmp(da_unet_config_str(&m.cfg, a, sizeof a), da_unet_config_str(&m2.cfg, b, sizeof b)) && strstr(a, "ADM"),
+              "config after reload: '%s' vs '%s'", a, b);
+        da_unet_free(&m2);
+    }
+    /* a DDPM config does not load ADM weights, with a message naming a key */
+    da_unet_config dc;
+    da_unet_config_default(&dc);
+    char *js = da_unet_config_to_json(&dc);
+    td_write_text(dir, "ddpm.json", js);
+    free(js);
+    td_path(path, sizeof path, dir, "ddpm.json");
+    CHECK(da_unet_load(&m2, saved, path, err, sizeof err) != 0 && strstr(err, "temb.dense.0.weight"), "ADM file, DDPM config: %s", err);
+    free(x); free(t); free(y);
+    da_ctx_free(&ctx);
+    da_unet_free(&m);
+}
+
+static char OUT[1 << 16];
+
+/* The commands on an ADM model: train-diffusion from the YAML, then sample, invert, generate,
+ * fine-tuning (with the golden tiny CLIP and a byte-level vocabulary) and translate with it. */
+static void check_cli(const char *dir) {
+    const char *bin = getenv("DA_BIN");
+    if (!bin || access(bin, X_OK)) {
+        printf("note: DA_BIN not set, CLI checks skipped\n");
+        return;
+    }
+    float img[6 * 3 * 64];
+    for (int i = 0; i < 6 * 3 * 64; i++) img[i] = sinf(0.21f * (float)i) * 0.8f;
+    int64_t labels[6] = {0, 1, 0, 1, 0, 1};
+    st_writer *w = st_writer_new();
+    st_writer_add_f32(w, "images", DA_SHAPE(6, 3, 8, 8), img);
+    st_writer_add_i64(w, "labels", DA_SHAPE(6), labels);
+    char path[4200], err[512], cmd[16384];
+    CHECK(st_writer_save(w, td_path(path, sizeof path, dir, "d.safetensors"), err, sizeof err) == 0, "%s", err);
+    st_writer_free(w);
+    /* a tiny random CLIP with a byte-level vocabulary and room for the prompt templates */
+    da_clip clip;
+    da_clip_config cc;
+    da_clip_config_default(&cc);
+    CHECK(da_clip_config_from_json("{\"projection_dim\": 16, \"text_config\": {\"hidden_size\": 32, \"num_hidden_layers\": 1,"
+                                   " \"num_attention_heads\": 2, \"intermediate_size\": 64, \"vocab_size\": 514},"
+                                   " \"vision_config\": {\"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
+                                   " \"intermediate_size\": 64, \"image_size\": 16, \"patch_size\": 8}}",
+                                   "tiny CLIP", &cc, err, sizeof err) == 0, "%s", err);
+    CHECK(da_clip_init(&clip, &cc, 5, err, sizeof err) == 0, "%s", err);
+    clip.bpe_merges = strdup("#version: 0.2\n");
+    CHECK(da_clip_save(&clip, td_path(path, sizeof path, dir, "clip.safetensors"), NULL, err, sizeof err) == 0, "%s", err);
+    da_clip_free(&clip);
+    struct { const char *args, *expect; } runs[] = {
+        {"train-diffusion --data d.safetensors --config adm.yml --out t.safetensors --steps 2 --batch 3 --threads 1", "t.safetensors"},
+        {"sample --model t.safetensors --n 2 --steps 3 --out s.safetensors --threads 1", "s.safetensors"},
+        {"invert --model t.safetensors --input d.safetensors --t0 200 --steps 4 --out l.safetensors --threads 1", "l.safetensors"},
+        {"generate --model adm.safetensors --original t.safetensors --model-ratio 0.5 --latents l.safetensors --steps 3 "
+         "--out g --threads 1", "g/000005.png"},
+        {"finetune --model t.safetensors --clip clip.safetensors --src-text photo --tgt-text sketch --data d.safetensors "
+         "--t0 200 --inv-steps 4 --train-steps 2 --images 2 --batch 1 --epochs 1 --lr 1e-3 --threads 1 --out ft.safetensors",
+         "ft.safetensors"},
+        {"translate --model t.safetensors --finetuned ft.safetensors --data d.safetensors --t0 200 --inv-steps 4 "
+         "--gen-steps 3 --batch 3 --threads 1 --out tr", "tr/000005.png"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", dir, bin, runs[i].args);
+        int rc = cli_run(cmd, OUT, sizeof OUT);
+        CHECK(rc == 0 && access(td_path(path, sizeof path, dir, runs[i].expect), F_OK) == 0, "%s: exit %d\n%s",
+              runs[i].args, rc, OUT);
+    }
+    da_unet m, f;
+    CHECK(da_unet_load(&m, td_path(path, sizeof path, dir, "t.safetensors"), NULL, err, sizeof err) == 0 && m.adm,
+          "the trained model is not an ADM: %s", err);
+    CHECK(da_unet_load(&f, td_path(path, sizeof path, dir, "ft.safetensors"), NULL, err, sizeof err) == 0 && f.adm,
+          "the fine-tuned model is not an ADM: %s", err);
+    if (m.params.n && f.params.n) {
+        char hm[17], hf[17];
+        CHECK(strcmp(da_params_hash(&m.params, hm), da_params_hash(&f.params, hf)) != 0, "fine-tuning changed nothing");
+    }
+    if (m.params.n) da_unet_free(&m);
+    if (f.params.n) da_unet_free(&f);
+}
+
 int main(void) {
     st_file g;
     char err[512];
@@ -127,7 +266,12 @@ int main(void) {
         return 1;
     }
     for (size_t i = 0; i < sizeof CONFIGS / sizeof CONFIGS[0]; i++) check_golden(&g, &CONFIGS[i]);
-    st_close(&g);
     check_config();
+    char dir[4096];
+    td_make(dir, sizeof dir, "adm_unet");
+    check_as_unet(&g, dir);
+    check_cli(dir);
+    td_remove(dir);
+    st_close(&g);
     return tu_finish("test_adm_unet");
 }

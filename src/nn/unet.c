@@ -102,9 +102,28 @@ static bool has_attn(const da_unet_config *c, int res) {
     return false;
 }
 
+/* The ADM family: its layers in m->adm, its parameters moved into m->params. */
+static int init_adm(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err, size_t errlen) {
+    m->cfg = *cfg;
+    m->adm = calloc(1, sizeof *m->adm);
+    if (!m->adm) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (da_adm_init(m->adm, &cfg->adm, seed, err, errlen)) {
+        free(m->adm);
+        m->adm = NULL;
+        return -1;
+    }
+    m->params = m->adm->params;
+    memset(&m->adm->params, 0, sizeof m->adm->params);
+    return 0;
+}
+
 int da_unet_init(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     if (da_unet_config_validate(cfg, err, errlen)) return -1;
+    if (cfg->is_adm) return init_adm(m, cfg, seed, err, errlen);
     m->cfg = *cfg;
     da_params_init(&m->params);
     builder bb = {.m = m}, *b = &bb;
@@ -193,7 +212,11 @@ int da_unet_init(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err
     return 0;
 }
 
-void da_unet_free(da_unet *m) { da_params_free(&m->params); }
+void da_unet_free(da_unet *m) {
+    da_params_free(&m->params);
+    free(m->adm);
+    m->adm = NULL;
+}
 
 int64_t da_unet_num_params(const da_unet *m) { return da_params_count(&m->params); }
 
@@ -258,6 +281,7 @@ static da_tensor *attnblock(da_ctx *ctx, const da_unet_attn *a, da_tensor *x) {
 }
 
 da_tensor *da_unet_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const float *t) {
+    if (m->adm) return da_adm_forward(ctx, m->adm, x, t);
     const da_unet_config *c = &m->cfg;
     da_check(x->ndim == 4 && x->shape[1] == c->in_channels && x->shape[2] == c->resolution &&
              x->shape[3] == c->resolution, "unet", "input must be (B,%d,%d,%d)", c->in_channels, c->resolution,
@@ -309,18 +333,25 @@ da_tensor *da_unet_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const fl
     return da_conv2d(ctx, h, m->conv_out.w, m->conv_out.b, 1, 1);
 }
 
+/* ε: the DDPM UNet's output, or the first in_channels channels of the ADM's (the rest is the
+ * learned variance, which DDIM does not use). */
+static da_tensor *eps_of(da_ctx *ctx, const da_unet *m, da_tensor *x, const float *t) {
+    da_tensor *y = da_unet_forward(ctx, m, x, t);
+    return y->shape[1] == m->cfg.out_ch ? y : da_slice(ctx, y, 1, 0, m->cfg.out_ch);
+}
+
 da_tensor *da_unet_eps(da_ctx *ctx, da_tensor *x, int t, void *user) {
     int64_t B = x->shape[0];
     float *tf = da_arena_alloc(&ctx->arena, sizeof(float) * (size_t)B);
     for (int64_t b = 0; b < B; b++) tf[b] = (float)t;
-    return da_unet_forward(ctx, user, x, tf);
+    return eps_of(ctx, user, x, tf);
 }
 
 da_tensor *da_unet_eps_batch(da_ctx *ctx, da_tensor *x, const int *t, void *user) {
     int64_t B = x->shape[0];
     float *tf = da_arena_alloc(&ctx->arena, sizeof(float) * (size_t)B);
     for (int64_t b = 0; b < B; b++) tf[b] = (float)t[b];
-    return da_unet_forward(ctx, user, x, tf);
+    return eps_of(ctx, user, x, tf);
 }
 
 /* ---- files --------------------------------------------------------------------------------- */

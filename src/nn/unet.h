@@ -1,5 +1,8 @@
-/* unet.h — the DDPM UNet of Ho et al. in the SDEdit/DiffusionCLIP configuration space, with
- * parameters named by that family's state_dict keys, its config (YAML/JSON/file metadata) and I/O. */
+/* unet.h — the diffusion model: the DDPM UNet of Ho et al. in the SDEdit/DiffusionCLIP
+ * configuration space ("simple"), or the improved-DDPM / ADM UNet (nn/adm_unet.h, model type
+ * "adm"), with parameters named by each family's state_dict keys, its config (YAML/JSON/file
+ * metadata) and I/O. Everything that takes a da_unet (training, inversion, generation,
+ * fine-tuning, translation) works with either family. */
 #ifndef DA_UNET_H
 #define DA_UNET_H
 
@@ -7,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/adm_unet.h"
 #include "nn/params.h"
 #include "tensor/ops.h"
 
@@ -21,7 +25,13 @@
  *    "data": {"image_size": 32, "channels": 1},
  *    "diffusion": {"beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02,
  *                  "num_diffusion_timesteps": 1000}}
- * Unknown keys are ignored (the reference files carry many); "diffusion" is optional. */
+ * Unknown keys are ignored (the reference files carry many); "diffusion" is optional.
+ * The ADM family: "model": {"type": "adm", "in_channels": 3, "num_channels": 256,
+ *   "num_res_blocks": 2, "channel_mult": "1,1,2,2,4,4" (or a list; "" = the reference default
+ *   for the image size), "attention_resolutions": "32,16,8" (pixels, or a list), "num_heads": 4,
+ *   "num_head_channels": 64, "num_heads_upsample": -1, "use_scale_shift_norm": true,
+ *   "resblock_updown": true, "learn_sigma": true, "dropout": 0.0, "conv_resample": true,
+ *   "use_new_attention_order": false} — guided-diffusion's argument names. */
 typedef struct {
     int in_channels, out_ch, ch, resolution;
     int ch_mult[DA_UNET_MAX_LEVELS];
@@ -36,6 +46,10 @@ typedef struct {
     /* noise schedule (linear only) */
     double beta_start, beta_end;
     int num_timesteps;
+    /* the family: false = the DDPM UNet above; true = the ADM UNet configured by `adm`, and then
+     * in_channels, out_ch (the ε channels, = in_channels), resolution and dropout mirror it */
+    bool is_adm;
+    da_adm_config adm;
 } da_unet_config;
 
 /* Defaults: ch 64, ch_mult 1,2,2, 2 res blocks, attention at 16, dropout 0.1, resamp_with_conv,
@@ -82,6 +96,7 @@ typedef struct {
     da_unet_attn mid_attn_1;
     /* every parameter under its state_dict key, in the reference state_dict order */
     da_params params;
+    da_adm_unet *adm;             /* the ADM family's layers (its parameters are in params), or NULL */
 } da_unet;
 
 /* Builds the parameters for cfg (validated first) with PyTorch's default initialisation drawn
@@ -106,7 +121,7 @@ int da_unet_save(const da_unet *m, const char *path, const char *const *extra, i
 
 /* ---- forward ----------------------------------------------------------------------------- */
 /* ε prediction. x (B,in_channels,R,R), t (B) timesteps (float, as the reference passes them)
- * -> (B,out_ch,R,R). Dropout is active when ctx->training. Records the tape when ctx has grad
+ * -> (B,out_ch,R,R) (an ADM model with learn_sigma: (B,2·out_ch,R,R), ε first). Dropout is active when ctx->training. Records the tape when ctx has grad
  * enabled and any parameter or x requires grad. */
 da_tensor *da_unet_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const float *t);
 /* The sinusoidal embedding (B,dim): [sin(t·f_i), cos(t·f_i)], f_i = exp(-ln(10000)·i/(half-1)),

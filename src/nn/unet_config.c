@@ -32,6 +32,16 @@ void da_unet_config_default(da_unet_config *c) {
 
 int da_unet_config_validate(const da_unet_config *c, char *err, size_t errlen) {
 #define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
+    if (c->is_adm) {
+        if (da_adm_config_validate(&c->adm, err, errlen)) return -1;
+        if (c->in_channels != c->adm.in_channels || c->out_ch != c->adm.in_channels || c->resolution != c->adm.image_size)
+            BAD("model config: in_channels/out_ch/resolution %d/%d/%d disagree with the ADM settings %d/%d", c->in_channels,
+                c->out_ch, c->resolution, c->adm.in_channels, c->adm.image_size);
+        if (!(c->beta_start > 0 && c->beta_start <= c->beta_end && c->beta_end < 1) || c->num_timesteps < 2)
+            BAD("model config: beta_start %g / beta_end %g / %d timesteps are not a valid schedule", c->beta_start,
+                c->beta_end, c->num_timesteps);
+        return 0;
+    }
     if (c->in_channels < 1 || c->in_channels > 64) BAD("model config: in_channels %d must lie in 1..64", c->in_channels);
     if (c->out_ch < 1 || c->out_ch > 64) BAD("model config: out_ch %d must lie in 1..64", c->out_ch);
     if (c->ch < 32 || c->ch % 32) BAD("model config: ch %d must be a positive multiple of 32 (GroupNorm uses 32 groups)", c->ch);
@@ -112,6 +122,84 @@ static int get_int_list(const cJSON *o, const char *key, int *dst, int *n, int c
     return 0;
 }
 
+/* A list of integers given as a YAML/JSON list, one number, or a comma-separated string
+ * ("32,16,8", as guided-diffusion's flags); "" leaves *n at 0. */
+static int get_int_list_or_csv(const cJSON *o, const char *key, int *dst, int *n, int cap, const char *what, char *err,
+                               size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(v)) return get_int_list(o, key, dst, n, cap, what, err, errlen);
+    int k = 0;
+    for (const char *p = v->valuestring; *p;) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || k == cap || x < 1 || x > 100000 || (*end && *end != ',')) {
+            snprintf(err, errlen, "%s: '%s' must be comma-separated positive integers (at most %d), got \"%.60s\"", what,
+                     key, cap, v->valuestring);
+            return -1;
+        }
+        dst[k++] = (int)x;
+        p = *end ? end + 1 : end;
+    }
+    *n = k;
+    return 0;
+}
+
+/* The ADM family's "model" block (guided-diffusion's argument names); image_size is known. */
+static int adm_from_tree(const cJSON *model, const char *what, da_unet_config *c, char *err, size_t errlen) {
+    da_adm_config *a = &c->adm;
+    int res = c->resolution, in = c->in_channels, n_res = 0, res_px[DA_ADM_MAX_LEVELS];
+    da_adm_config_default(a);
+    double dropout = 0;
+    a->n_levels = 0;
+    if (get_int(model, "in_channels", &in, what, err, errlen) ||
+        get_int(model, "num_channels", &a->model_channels, what, err, errlen) ||
+        get_int(model, "num_res_blocks", &a->num_res_blocks, what, err, errlen) ||
+        get_int_list_or_csv(model, "channel_mult", a->channel_mult, &a->n_levels, DA_ADM_MAX_LEVELS, what, err, errlen) ||
+        get_int_list_or_csv(model, "attention_resolutions", res_px, &n_res, DA_ADM_MAX_LEVELS, what, err, errlen) ||
+        get_int(model, "num_heads", &a->num_heads, what, err, errlen) ||
+        get_int(model, "num_head_channels", &a->num_head_channels, what, err, errlen) ||
+        get_int(model, "num_heads_upsample", &a->num_heads_upsample, what, err, errlen) ||
+        get_bool(model, "use_scale_shift_norm", &a->use_scale_shift_norm, what, err, errlen) ||
+        get_bool(model, "resblock_updown", &a->resblock_updown, what, err, errlen) ||
+        get_bool(model, "learn_sigma", &a->learn_sigma, what, err, errlen) ||
+        get_bool(model, "conv_resample", &a->conv_resample, what, err, errlen) ||
+        get_bool(model, "use_new_attention_order", &a->use_new_attention_order, what, err, errlen) ||
+        get_double(model, "dropout", &dropout, what, err, errlen))
+        return -1;
+    bool class_cond = false;
+    if (get_bool(model, "class_cond", &class_cond, what, err, errlen)) return -1;
+    if (class_cond) {
+        snprintf(err, errlen, "%s: class-conditional ADM models (class_cond) are not supported", what);
+        return -1;
+    }
+    if (!a->n_levels) {
+        /* guided-diffusion's defaults by image size */
+        static const int m256[] = {1, 1, 2, 2, 4, 4}, m128[] = {1, 1, 2, 3, 4}, m64[] = {1, 2, 3, 4};
+        const int *m = res == 256 ? m256 : res == 128 ? m128 : res == 64 ? m64 : NULL;
+        if (!m) {
+            snprintf(err, errlen, "%s: give channel_mult for image_size %d (defaults exist for 64, 128 and 256)", what, res);
+            return -1;
+        }
+        a->n_levels = res == 256 ? 6 : res == 128 ? 5 : 4;
+        memcpy(a->channel_mult, m, sizeof(int) * (size_t)a->n_levels);
+    }
+    a->n_attn = n_res;
+    for (int i = 0; i < n_res; i++) {
+        if (res % res_px[i]) {
+            snprintf(err, errlen, "%s: attention resolution %d does not divide image_size %d", what, res_px[i], res);
+            return -1;
+        }
+        a->attention_ds[i] = res / res_px[i];
+    }
+    a->image_size = res;
+    a->in_channels = in;
+    a->dropout = (float)dropout;
+    c->is_adm = true;
+    c->in_channels = c->out_ch = in;
+    c->dropout = a->dropout;
+    return 0;
+}
+
 static int config_from_tree(const cJSON *root, const char *what, da_unet_config *c, char *err, size_t errlen) {
     if (!cJSON_IsObject(root)) {
         snprintf(err, errlen, "%s: the config must be a mapping with a 'model' block", what);
@@ -123,11 +211,13 @@ static int config_from_tree(const cJSON *root, const char *what, da_unet_config 
         return -1;
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
-    if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "simple"))) {
-        snprintf(err, errlen, "%s: model type '%s' is not supported (only \"simple\")", what,
-                 cJSON_IsString(type) ? type->valuestring : "?");
+    bool adm = cJSON_IsString(type) && !strcmp(type->valuestring, "adm");
+    if (type && !adm && (!cJSON_IsString(type) || strcmp(type->valuestring, "simple"))) {
+        snprintf(err, errlen, "%s: model type '%s' is not supported (\"simple\": the DDPM UNet, \"adm\": the "
+                 "improved-DDPM / ADM UNet)", what, cJSON_IsString(type) ? type->valuestring : "?");
         return -1;
     }
+    c->is_adm = false;
     double dropout = c->dropout, ema = c->ema_rate;
     if (get_int(model, "in_channels", &c->in_channels, what, err, errlen) ||
         get_int(model, "out_ch", &c->out_ch, what, err, errlen) ||
@@ -154,6 +244,7 @@ static int config_from_tree(const cJSON *root, const char *what, da_unet_config 
             return -1;
         }
     }
+    if (adm && adm_from_tree(model, what, c, err, errlen)) return -1;
     const cJSON *diff = cJSON_GetObjectItemCaseSensitive(root, "diffusion");
     if (diff) {
         const cJSON *bs = cJSON_GetObjectItemCaseSensitive(diff, "beta_schedule");
@@ -286,9 +377,34 @@ int da_unet_config_load(const char *path, da_unet_config *c, char *err, size_t e
     return rc;
 }
 
+/* The ADM "model" block (the inverse of adm_from_tree). */
+static void adm_to_json(cJSON *m, const da_adm_config *a) {
+    cJSON_AddStringToObject(m, "type", "adm");
+    cJSON_AddNumberToObject(m, "in_channels", a->in_channels);
+    cJSON_AddNumberToObject(m, "num_channels", a->model_channels);
+    cJSON_AddNumberToObject(m, "num_res_blocks", a->num_res_blocks);
+    cJSON_AddItemToObject(m, "channel_mult", cJSON_CreateIntArray(a->channel_mult, a->n_levels));
+    int px[DA_ADM_MAX_LEVELS];
+    for (int i = 0; i < a->n_attn; i++) px[i] = a->image_size / a->attention_ds[i];
+    cJSON_AddItemToObject(m, "attention_resolutions", cJSON_CreateIntArray(px, a->n_attn));
+    cJSON_AddNumberToObject(m, "num_heads", a->num_heads);
+    cJSON_AddNumberToObject(m, "num_head_channels", a->num_head_channels);
+    cJSON_AddNumberToObject(m, "num_heads_upsample", a->num_heads_upsample);
+    cJSON_AddBoolToObject(m, "use_scale_shift_norm", a->use_scale_shift_norm);
+    cJSON_AddBoolToObject(m, "resblock_updown", a->resblock_updown);
+    cJSON_AddBoolToObject(m, "learn_sigma", a->learn_sigma);
+    cJSON_AddBoolToObject(m, "conv_resample", a->conv_resample);
+    cJSON_AddBoolToObject(m, "use_new_attention_order", a->use_new_attention_order);
+    cJSON_AddNumberToObject(m, "dropout", a->dropout);
+}
+
 char *da_unet_config_to_json(const da_unet_config *c) {
     cJSON *root = cJSON_CreateObject();
     cJSON *m = cJSON_AddObjectToObject(root, "model");
+    if (c->is_adm) {
+        adm_to_json(m, &c->adm);
+        goto data;
+    }
     cJSON_AddStringToObject(m, "type", "simple");
     cJSON_AddNumberToObject(m, "in_channels", c->in_channels);
     cJSON_AddNumberToObject(m, "out_ch", c->out_ch);
@@ -301,6 +417,7 @@ char *da_unet_config_to_json(const da_unet_config *c) {
     cJSON_AddNumberToObject(m, "ema_rate", c->ema_rate);
     cJSON_AddTrueToObject(m, "ema");
     cJSON_AddBoolToObject(m, "resamp_with_conv", c->resamp_with_conv);
+data:;
     cJSON *d = cJSON_AddObjectToObject(root, "data");
     cJSON_AddNumberToObject(d, "image_size", c->resolution);
     cJSON_AddNumberToObject(d, "channels", c->in_channels);
@@ -317,6 +434,18 @@ char *da_unet_config_to_json(const da_unet_config *c) {
 const char *da_unet_config_str(const da_unet_config *c, char *buf, size_t len) {
     char mult[64] = "", attn[64] = "";
     size_t n = 0;
+    if (c->is_adm) {
+        const da_adm_config *a = &c->adm;
+        for (int i = 0; i < a->n_levels; i++) n += (size_t)snprintf(mult + n, sizeof mult - n, i ? ",%d" : "%d", a->channel_mult[i]);
+        n = 0;
+        for (int i = 0; i < a->n_attn; i++)
+            n += (size_t)snprintf(attn + n, sizeof attn - n, i ? ",%d" : "%d", a->image_size / a->attention_ds[i]);
+        snprintf(buf, len, "ADM: %d channels, mult %s, %d res blocks, attention at %s, %s%s%s%dx%dx%d -> %d%s", a->model_channels,
+                 mult, a->num_res_blocks, a->n_attn ? attn : "none", a->use_scale_shift_norm ? "scale-shift norm, " : "",
+                 a->resblock_updown ? "resblock up/down, " : "", a->use_new_attention_order ? "new head order, " : "",
+                 a->image_size, a->image_size, a->in_channels, a->in_channels, a->learn_sigma ? " (+ learned variance)" : "");
+        return buf;
+    }
     for (int i = 0; i < c->n_levels; i++) n += (size_t)snprintf(mult + n, sizeof mult - n, i ? ",%d" : "%d", c->ch_mult[i]);
     n = 0;
     for (int i = 0; i < c->n_attn; i++) n += (size_t)snprintf(attn + n, sizeof attn - n, i ? ",%d" : "%d", c->attn_resolutions[i]);

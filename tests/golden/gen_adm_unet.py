@@ -207,7 +207,9 @@ def main():
         for name in GRADS:
             if name in P:
                 out[p + "grad." + name] = P[name].grad.to(torch.float32)
-    save("adm_unet.safetensors", out)
+    # the parameter names in registration order, to compare key by key
+    meta = {c["name"] + ".names": ",".join(name for name, _ in build(c)[0]) for c in CONFIGS}
+    save("adm_unet.safetensors", out, meta)
 
 
 if __name__ == "__main__":
