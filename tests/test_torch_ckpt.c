@@ -9,6 +9,7 @@
 #include "cli_run.h"
 #include "io/safetensors.h"
 #include "io/torch_ckpt.h"
+#include "io/torch_pickle.h"
 #include "io/zip.h"
 #include "nn/clip.h"
 #include "nn/unet.h"
@@ -227,6 +228,52 @@ static void check_hostile(void) {
     st_close(&f);
 }
 
+static int no_storage(void *user, const char *key, size_t *offset, size_t *nbytes, char *err, size_t errlen) {
+    (void)user; (void)offset; (void)nbytes;
+    snprintf(err, errlen, "no storage %s", key);
+    return -1;
+}
+
+/* Hand-written pickles: what the unpickler refuses, each with its reason in the message. */
+static void check_pickle_rules(void) {
+    /* a literal and its length (it may hold NUL bytes) */
+#define PK(lit) lit, sizeof lit - 1
+    static const struct { const char *bytes; size_t n; const char *why; } BAD[] = {
+        {PK("\x80\x02N\x72\xff\x00\x00\x00."), "skips ahead"},                          /* LONG_BINPUT 255 first */
+        {PK("\x80\x02(cos\nsystem\nX\x02\x00\x00\x00lstR."), "refusing global 'os.system'"},   /* GLOBAL + REDUCE */
+        {PK("\x80\x02(X\x02\x00\x00\x00lsios\nsystem\n."), "opcode 'i'"},                  /* INST os.system */
+        {PK("\x80\x02" "ctorch\nFloatStorage\n)R."), "never calls"},                  /* REDUCE of a storage type */
+        {PK("\x80\x02]N\x85" "b."), "BUILD on something other"},                          /* BUILD on a list */
+        {PK("\x80\x02" "ccollections\nOrderedDict\n)\x81."), "NEWOBJ of something other"},
+        {PK("\x80\x02X\xff\xff\xff\x7f."), "runs past the end"},                        /* a 2 GB string */
+        {PK("\x80\x02N"), "without STOP"},
+        {PK("\x80\x02\x8a\x09\x01\x02\x03\x04\x05\x06\x07\x08\x09."), "at most 8"},   /* a 9-byte integer */
+        {PK("\x80\x02u."), "no MARK"},
+        {PK("\x80\x02" "c__builtin__\neval\n."), "refusing global '__builtin__.eval'"},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        pk_doc doc;
+        char err[512] = "";
+        int rc = pk_load((const unsigned char *)BAD[i].bytes, BAD[i].n, no_storage, NULL, &doc, "hand", err, sizeof err);
+        CHECK(rc != 0 && strstr(err, BAD[i].why) && strstr(err, "data.pkl byte"), "pickle %zu: rc %d, '%s' lacks '%s'", i, rc,
+              err, BAD[i].why);
+        pk_free(&doc);
+    }
+#undef PK
+    /* and a well-formed one: {"a": [1, -2, 3.5, True, None], "b": OrderedDict()} */
+    static const char GOOD[] = "\x80\x02}q\x00(X\x01\x00\x00\x00" "aq\x01](K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00\x88Ne"
+                               "X\x01\x00\x00\x00" "bccollections\nOrderedDict\n)Ru.";
+    pk_doc doc;
+    char err[512] = "";
+    int rc = pk_load((const unsigned char *)GOOD, sizeof GOOD - 1, no_storage, NULL, &doc, "hand", err, sizeof err);
+    CHECK(rc == 0, "good pickle: %s", err);
+    const pk_obj *a = rc ? NULL : pk_dict_get(doc.root, "a"), *b = rc ? NULL : pk_dict_get(doc.root, "b");
+    CHECK(a && a->kind == PK_LIST && a->n == 5 && a->items[0]->i == 1 && a->items[1]->i == -2 && a->items[2]->f == 3.5 &&
+          a->items[3]->kind == PK_BOOL && a->items[3]->i == 1 && a->items[4]->kind == PK_NONE && b && b->kind == PK_DICT,
+          "good pickle read wrongly");
+    pk_free(&doc);
+}
+
 /* Truncations at every length and single-byte corruptions at every offset are refused or read
  * cleanly, never crash (the sanitizer build checks the "cleanly"); a changed storage byte fails
  * the CRC check. */
@@ -356,6 +403,7 @@ int main(void) {
     check_torchscript();
     check_openai_clip();
     check_hostile();
+    check_pickle_rules();
     check_damage(dir);
     check_cli(dir);
     td_remove(dir);

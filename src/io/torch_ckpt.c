@@ -160,9 +160,9 @@ static const pk_obj *select_state_dict(const pk_obj *root, char *path, size_t pl
 }
 
 /* Copies the elements of a strided view into dst, row-major. */
-static void gather(unsigned char *dst, const unsigned char *src, const pk_obj *t, size_t es) {
+static void gather(unsigned char *dst, const unsigned char *src, const pk_tensor *t, size_t es) {
     int64_t idx[ST_MAX_DIMS] = {0};
-    for (int64_t n = 0; n < t->tnumel; n++) {
+    for (int64_t n = 0; n < t->numel; n++) {
         int64_t off = t->storage_offset;
         for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
         memcpy(dst + (size_t)n * es, src + (size_t)off * es, es);
@@ -285,17 +285,17 @@ static int fill_tensors(tensor_list *l, const unsigned char *buf, size_t size, s
     int n = l->n;
     size_t gathered = 0;
     for (int i = 0; i < n; i++) {
-        const pk_obj *v = l->tensors[i];
+        const pk_tensor *v = l->tensors[i]->t;
         if (v->contiguous) continue;
         /* a view that repeats elements (stride 0, overlapping strides) could ask for far more
          * memory than the file holds: gather only views no larger than their storage, and no
          * more in all than the archive's own size */
-        if (v->tnumel > v->storage->numel) {
+        if (v->numel > v->storage->numel) {
             da_errf(err, errlen, "%s: tensor '%.200s' is a strided view with more elements than its storage "
                     "(an expanded tensor?); save it with .contiguous() or .clone()", label, l->names[i]);
             return -1;
         }
-        gathered += (size_t)v->tnumel * st_dtype_size(v->storage->dtype);
+        gathered += (size_t)v->numel * st_dtype_size(v->storage->dtype);
         if (gathered > size) {
             da_errf(err, errlen, "%s: the strided (non-contiguous) tensors add up to more bytes than the archive; "
                     "save the state dict with .contiguous() tensors", label);
@@ -321,7 +321,7 @@ static int fill_tensors(tensor_list *l, const unsigned char *buf, size_t size, s
     size_t tail = size;
     bool all_module = true;
     for (int i = 0; i < n; i++) {
-        const pk_obj *v = l->tensors[i];
+        const pk_tensor *v = l->tensors[i]->t;
         st_tensor_info *t = &f->tensors[f->n_tensors++];
         t->name = l->names[i];
         l->names[i] = NULL;
@@ -329,7 +329,7 @@ static int fill_tensors(tensor_list *l, const unsigned char *buf, size_t size, s
         t->dtype = v->storage->dtype;
         t->ndim = v->ndim;
         memcpy(t->shape, v->shape, sizeof t->shape);
-        t->numel = v->tnumel;
+        t->numel = v->numel;
         size_t es = st_dtype_size(t->dtype), bytes = (size_t)t->numel * es;
         if (v->contiguous) {
             t->begin = v->storage->offset + (size_t)v->storage_offset * es;

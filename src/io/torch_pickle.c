@@ -40,6 +40,10 @@ static const struct {
 };
 #define N_GLOBALS ((int)(sizeof GLOBALS / sizeof GLOBALS[0]))
 
+/* A state dict needs ~15 objects per tensor: this allows ~250k tensors and bounds memory near
+ * 400 MB for a hostile pickle however long it is. */
+#define PK_MAX_OBJECTS (1 << 22)
+
 typedef struct {
     const unsigned char *buf;
     size_t size, pos, op_at;
@@ -50,6 +54,7 @@ typedef struct {
     int nmarks, mcap;
     pk_obj **memo;
     size_t memo_cap, memo_len;
+    pk_obj *none, *yes, *no;      /* shared: immutable values cost one object each */
     pk_resolver resolve;
     void *user;
     const char *label;
@@ -85,6 +90,10 @@ static int grow(void **p, int *cap, int need, size_t sz) {
 
 static pk_obj *new_obj(vm *m, pk_kind kind) {
     pk_doc *d = m->doc;
+    if (d->n_all >= PK_MAX_OBJECTS) {
+        fail(m, "the pickle builds more than %d objects; a state dict needs far fewer (refusing the file)", PK_MAX_OBJECTS);
+        return NULL;
+    }
     if (grow((void **)&d->all, &d->cap_all, d->n_all + 1, sizeof *d->all)) { fail(m, "out of memory"); return NULL; }
     pk_obj *o = calloc(1, sizeof *o);
     if (!o) { fail(m, "out of memory"); return NULL; }
@@ -181,8 +190,9 @@ static int collect(vm *m, pk_kind kind, int from) {
 static int memo_put(vm *m, uint64_t idx) {
     pk_obj *o = top(m);
     if (!o) return -1;
-    /* a pickler numbers memo entries 0, 1, 2, ...: each costs at least 2 bytes of pickle */
-    if (idx >= m->size) return fail(m, "memo index %llu is larger than the pickle", (unsigned long long)idx);
+    /* picklers number memo entries 0, 1, 2, ... in order: a jump ahead is refused, which also
+     * bounds the memo by the number of PUT opcodes */
+    if (idx > m->memo_len) return fail(m, "memo index %llu skips ahead of the %zu entries so far", (unsigned long long)idx, m->memo_len);
     if (idx >= m->memo_cap) {
         size_t cap = m->memo_cap ? m->memo_cap : 64;
         while (cap <= idx) cap *= 2;
@@ -293,8 +303,10 @@ static int make_tensor(vm *m, const pk_obj *args) {
         return fail(m, "_rebuild_tensor arguments are not (storage, offset, size, stride)");
     if (sz->n > ST_MAX_DIMS || sd->n != sz->n)
         return fail(m, "tensor with %d dims and %d strides (at most %d dims)", sz->n, sd->n, ST_MAX_DIMS);
-    pk_obj *t = new_obj(m, PK_TENSOR);
-    if (!t) return -1;
+    pk_obj *to = new_obj(m, PK_TENSOR);
+    if (!to) return -1;
+    pk_tensor *t = to->t = calloc(1, sizeof *t);
+    if (!t) return fail(m, "out of memory");
     t->storage = st;
     t->storage_offset = off->i;
     t->ndim = sz->n;
@@ -317,13 +329,13 @@ static int make_tensor(vm *m, const pk_obj *args) {
         if (expect && a->i > INT64_MAX / expect) expect = 0;   /* only matters for contiguity */
         else expect *= a->i;
     }
-    t->tnumel = numel;
+    t->numel = numel;
     if (!numel) t->contiguous = true;     /* no bytes to gather */
     int64_t last = numel ? extent : -1;   /* highest element index relative to the offset */
     if (t->storage_offset > st->numel || last >= st->numel - t->storage_offset)
         return fail(m, "tensor view (offset %lld, %lld elements reached) lies outside its storage of %lld elements",
                     (long long)t->storage_offset, (long long)(last + 1), (long long)st->numel);
-    return push(m, t);
+    return push(m, to);
 }
 
 static int op_reduce(vm *m) {
@@ -409,12 +421,13 @@ static int step(vm *m) {
         a = top(m);
         return a ? push(m, a) : -1;
     case 'N':
-        return push(m, new_obj(m, PK_NONE));
-    case 0x88: case 0x89:                             /* NEWTRUE, NEWFALSE */
-        a = new_obj(m, PK_BOOL);
-        if (!a) return -1;
-        a->i = op == 0x88;
-        return push(m, a);
+        if (!m->none) m->none = new_obj(m, PK_NONE);
+        return push(m, m->none);
+    case 0x88: case 0x89: {                           /* NEWTRUE, NEWFALSE */
+        pk_obj **b = op == 0x88 ? &m->yes : &m->no;
+        if (!*b && (*b = new_obj(m, PK_BOOL))) (*b)->i = op == 0x88;
+        return push(m, *b);
+    }
     case 'J':                                         /* BININT: signed 32 */
         return operand(m, 4, &u) ? -1 : push_int(m, (int32_t)(uint32_t)u);
     case 'K':                                         /* BININT1 */
@@ -538,6 +551,7 @@ void pk_free(pk_doc *doc) {
     for (int i = 0; i < doc->n_all; i++) {
         free(doc->all[i]->s);
         free(doc->all[i]->items);
+        free(doc->all[i]->t);
         free(doc->all[i]);
     }
     free(doc->all);

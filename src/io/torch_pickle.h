@@ -24,6 +24,17 @@ typedef enum {
 } pk_kind;
 
 typedef struct pk_obj pk_obj;
+
+/* A tensor: a view of a storage. */
+typedef struct pk_tensor {
+    const pk_obj *storage;
+    int64_t storage_offset;       /* in elements */
+    int ndim;
+    int64_t shape[ST_MAX_DIMS], stride[ST_MAX_DIMS];
+    int64_t numel;
+    bool contiguous;              /* row-major dense from storage_offset */
+} pk_tensor;
+
 struct pk_obj {
     pk_kind kind;
     int64_t i;                    /* BOOL, INT; GLOBAL: which allowed global (internal; -1 for a
@@ -38,13 +49,7 @@ struct pk_obj {
     st_dtype dtype;
     size_t offset;                /* of its first byte in the archive */
     int64_t numel;                /* elements it holds */
-    /* TENSOR: a view of a storage */
-    const pk_obj *storage;
-    int64_t storage_offset;       /* in elements */
-    int ndim;
-    int64_t shape[ST_MAX_DIMS], stride[ST_MAX_DIMS];
-    int64_t tnumel;
-    bool contiguous;              /* row-major dense from storage_offset */
+    struct pk_tensor *t;          /* TENSOR (allocated only for tensors, to keep objects small) */
     /* OBJECT */
     const pk_obj *cls;            /* its GLOBAL */
     const pk_obj *attrs;          /* DICT set by BUILD, or NULL */

@@ -39,13 +39,13 @@ static void check_pickle(const uint8_t *data, size_t size) {
     }
     if (!doc.root) abort();
     for (int i = 0; i < doc.n_all; i++) {
-        const pk_obj *o = doc.all[i];
-        if (o->kind != PK_TENSOR) continue;
+        if (doc.all[i]->kind != PK_TENSOR) continue;
+        const pk_tensor *o = doc.all[i]->t;
         /* the view's highest element lies inside its storage */
         int64_t last = o->storage_offset;
         for (int d = 0; d < o->ndim; d++)
             if (o->shape[d] > 0) last += (o->shape[d] - 1) * o->stride[d];
-        if (o->tnumel && last >= o->storage->numel) abort();
+        if (o->numel && last >= o->storage->numel) abort();
         if ((size_t)o->storage->numel * st_dtype_size(o->storage->dtype) > FAKE_STORAGE) abort();
     }
     pk_free(&doc);
