@@ -143,11 +143,6 @@ int cmd_experiment(int argc, char **argv) {
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
     if (scan) scan_default = strcmp(scan, "default") == 0;
-    char err[4096];
-    if (da_eps_mix_check_ratio(c.model_ratio, err, sizeof err)) {
-        fprintf(stderr, "diffadapt experiment: %s\n", err);
-        return 2;
-    }
     if (c.seeds < 1 || c.epochs < 1 || c.train_n < 2 || c.test_n < 2 || c.pool_n < 0 || c.data_seed < 0 ||
         c.size < 0 || c.threads < 0 || (c.channels != 0 && c.channels != 1 && c.channels != 3) || c.batch < 1 ||
         c.translate_batch < 1 || c.diff_steps < 1 || c.clip_steps < 1 || c.seeds > 1000) {
@@ -163,6 +158,11 @@ int cmd_experiment(int argc, char **argv) {
         if (!task_given) c.task = NULL;
     }
     da_set_threads(c.threads);
+    char err[4096];
+    if (da_eps_mix_check_ratio(c.model_ratio, err, sizeof err)) {
+        fprintf(stderr, "diffadapt experiment: %s\n", err);
+        return 2;
+    }
     if (scan) {
         if (da_exp_scan_pairs(&c, scan_default ? DEFAULT_SCAN_PAIRS : scan, scan_styles, err, sizeof err) != 0) {
             fprintf(stderr, "error: %s\n", err);
