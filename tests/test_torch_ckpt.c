@@ -72,6 +72,10 @@ static void check_layouts(void) {
     check_small(G "nested_model.pth", "model", 0);      /* model is taken before ema */
     check_small(G "nested_ema.bin", "ema", 100);
     check_small(G "list_module.pth", "[0]", 0);
+    /* FILE#key: the state dict under a chosen key or list index */
+    check_small(G "nested_model.pth#ema", "#ema", 100);
+    check_small(G "list_module.pth#0", "#0", 0);
+    check_small(G "nested_state_dict.ckpt#state_dict", "#state_dict", 0);
 }
 
 static void check_dtypes_and_views(void) {
@@ -220,6 +224,10 @@ static void check_hostile(void) {
     expect_refused(G "hostile_missing.pt", "missing from the archive", NULL);
     expect_refused(G "hostile_expand.pt", "more elements than its storage", NULL);
     expect_refused(G "legacy.pt", "legacy format", NULL);
+    expect_refused(G "nested_model.pth#nope", "has no 'nope'", "model, ema, step");
+    expect_refused(G "list_module.pth#7", "has no '7'", "indices 0..3");
+    expect_refused(G "list_module.pth#2", "no state dict found", NULL);      /* the epoch, an int */
+    expect_refused("golden/unet.safetensors#ema", "is not one", NULL);
     /* the control: the same hand-made container with a well-formed tensor loads */
     st_file f;
     char err[1024];
@@ -344,6 +352,9 @@ static void check_cli(const char *dir) {
     int rc = cli_run(cmd, OUT, sizeof OUT);
     CHECK(rc == 0 && strstr(OUT, "4 tensors") && strstr(OUT, "conv.weight") && strstr(OUT, "(2,1,2,2)") &&
           strstr(OUT, "state_dict = [0]") && !strstr(OUT, " module.conv"), "inspect .pth: exit %d\n%s", rc, OUT);
+    snprintf(cmd, sizeof cmd, "'%s' inspect '" G "nested_model.pth#ema' 2>&1", bin);
+    rc = cli_run(cmd, OUT, sizeof OUT);
+    CHECK(rc == 0 && strstr(OUT, "4 tensors") && strstr(OUT, "state_dict = #ema"), "inspect FILE#ema: exit %d\n%s", rc, OUT);
     snprintf(cmd, sizeof cmd, "'%s' inspect " G "hostile_system.pt 2>&1", bin);
     rc = cli_run(cmd, OUT, sizeof OUT);
     CHECK(rc == 1 && strstr(OUT, "refusing global"), "inspect hostile: exit %d\n%s", rc, OUT);

@@ -356,9 +356,15 @@ fail:
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
-/* The format is told by the first bytes: a zip archive is a torch.save checkpoint. */
-static int parse_any(const unsigned char *buf, size_t size, st_file *f, const char *label, char *err, size_t errlen) {
-    if (da_torch_is_zip(buf, size)) return da_torch_parse(buf, size, 0, f, label, err, errlen);
+/* The format is told by the first bytes: a zip archive is a torch.save checkpoint. select (or
+ * NULL) picks an object inside one (st_open's "FILE#key"). */
+static int parse_any(const unsigned char *buf, size_t size, st_file *f, const char *label, const char *select,
+                     char *err, size_t errlen) {
+    if (da_torch_is_zip(buf, size)) return da_torch_parse_select(buf, size, 0, select, f, label, err, errlen);
+    if (select) {
+        set_err(err, errlen, "%s: '#%s' picks a state dict inside a PyTorch checkpoint, and this file is not one", label, select);
+        return -1;
+    }
     if (da_torch_is_legacy(buf, size)) {
         set_err(err, errlen, "%s: a torch.save file in the legacy format of PyTorch before 1.6, which is not "
                 "supported; re-save it with a newer PyTorch (torch.save(torch.load(f), g)) or as safetensors", label);
@@ -374,10 +380,11 @@ int st_open_memory(const void *buf, size_t size, st_file *f, char *err, size_t e
         return -1;
     }
     static const unsigned char empty[1] = {0};
-    return parse_any(buf ? buf : empty, size, f, "<memory>", err, errlen);
+    return parse_any(buf ? buf : empty, size, f, "<memory>", NULL, err, errlen);
 }
 
-int st_open(const char *path, st_file *f, char *err, size_t errlen) {
+/* Maps `path` (messages name `label`) and parses it. */
+static int open_file(const char *path, const char *label, const char *select, st_file *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -435,7 +442,7 @@ int st_open(const char *path, st_file *f, char *err, size_t errlen) {
     close(fd);
     f->map = map;
     f->map_size = size;
-    if (parse_any(map, size, f, path, err, errlen)) {
+    if (parse_any(map, size, f, label, select, err, errlen)) {
         if (f->mapped) munmap(map, size);
         else free(map);
         f->map = NULL;
@@ -444,6 +451,24 @@ int st_open(const char *path, st_file *f, char *err, size_t errlen) {
         return -1;
     }
     return 0;
+}
+
+int st_open(const char *path, st_file *f, char *err, size_t errlen) {
+    /* "FILE.pth#key" picks the state dict under a key (or list index) of a PyTorch checkpoint,
+     * e.g. ckpt.pth#ema; a file whose name holds '#' itself is taken as it is */
+    const char *hash = strrchr(path, '#');
+    if (hash && hash[1] && access(path, F_OK) != 0) {
+        char *base = strndup(path, (size_t)(hash - path));
+        if (!base) {
+            memset(f, 0, sizeof *f);
+            set_err(err, errlen, "%s: out of memory", path);
+            return -1;
+        }
+        int rc = open_file(base, path, hash + 1, f, err, errlen);
+        free(base);
+        return rc;
+    }
+    return open_file(path, path, NULL, f, err, errlen);
 }
 
 void st_close(st_file *f) {

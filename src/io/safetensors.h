@@ -40,9 +40,10 @@ typedef struct {
 
 /* Opens and validates a safetensors file, or a PyTorch torch.save zip archive (.pth, .pt, .ckpt,
  * .bin; see torch_ckpt.h), which is presented the same way: its state dict's tensors with their
- * names and dtypes. The first bytes decide the format, not the file name. On failure returns -1
- * with a message in err (e.g. "x.safetensors: header length 9999999 exceeds file size 120"),
- * and f is left empty (st_close is still safe). */
+ * names and dtypes; "FILE.pth#key" takes the state dict under a key or list index of the
+ * checkpoint (ckpt.pth#ema, ckpt.pth#4). The first bytes decide the format, not the file name.
+ * On failure returns -1 with a message in err (e.g. "x.safetensors: header length 9999999
+ * exceeds file size 120"), and f is left empty (st_close is still safe). */
 int st_open(const char *path, st_file *f, char *err, size_t errlen);
 /* Same, over a buffer owned by the caller (used by the fuzzer and the tests). */
 int st_open_memory(const void *buf, size_t size, st_file *f, char *err, size_t errlen);

@@ -356,8 +356,47 @@ static int fill_tensors(tensor_list *l, const unsigned char *buf, size_t size, s
     return 0;
 }
 
+/* Walks the '/'-separated keys (dict keys, or list indices) of select from root. */
+static const pk_obj *select_path(const pk_obj *root, const char *select, const char *label, char *err, size_t errlen) {
+    const pk_obj *node = root;
+    for (const char *p = select; *p;) {
+        size_t len = strcspn(p, "/");
+        char key[128];
+        if (!len || len >= sizeof key) {
+            da_errf(err, errlen, "%s: '#%s' is not a key path (keys separated by '/', each 1..127 bytes)", label, select);
+            return NULL;
+        }
+        memcpy(key, p, len);
+        key[len] = 0;
+        const pk_obj *next = NULL;
+        if (node->kind == PK_DICT) {
+            next = pk_dict_get(node, key);
+        } else if (node->kind == PK_LIST || node->kind == PK_TUPLE) {
+            char *end;
+            long i = strtol(key, &end, 10);
+            if (!*end && i >= 0 && i < node->n) next = node->items[i];
+        }
+        if (!next) {
+            char keys[400] = "";
+            if (node->kind == PK_DICT) list_keys(node, keys, sizeof keys);
+            else if (node->kind == PK_LIST || node->kind == PK_TUPLE) snprintf(keys, sizeof keys, "indices 0..%d", node->n - 1);
+            da_errf(err, errlen, "%s: the checkpoint has no '%s' in '#%s' (there: %s)", label, key, select,
+                    keys[0] ? keys : "no keys");
+            return NULL;
+        }
+        node = next;
+        p += len + (p[len] == '/');
+    }
+    return node;
+}
+
 int da_torch_parse(const unsigned char *buf, size_t size, int flags, st_file *f, const char *label,
                    char *err, size_t errlen) {
+    return da_torch_parse_select(buf, size, flags, NULL, f, label, err, errlen);
+}
+
+int da_torch_parse_select(const unsigned char *buf, size_t size, int flags, const char *select, st_file *f,
+                          const char *label, char *err, size_t errlen) {
     clear_file(f);
     da_zip z;
     if (da_zip_open(buf, size, &z, label, err, errlen)) return -1;
@@ -372,9 +411,13 @@ int da_torch_parse(const unsigned char *buf, size_t size, int flags, st_file *f,
     s.prefix = prefix;
     if (da_zip_check_stored(buf, pkl, label, !(flags & DA_TORCH_NO_CRC), err, errlen)) goto done;
     if (pk_load(buf + pkl->offset, pkl->size, resolve_storage, &s, &doc, label, err, errlen)) goto done;
-    char path[200];
-    const pk_obj *sd = select_state_dict(doc.root, path, sizeof path, label, err, errlen);
+    const pk_obj *start = select && *select ? select_path(doc.root, select, label, err, errlen) : doc.root;
+    if (!start) goto done;
+    char path[200], where[400];
+    const pk_obj *sd = select_state_dict(start, path, sizeof path, label, err, errlen);
     if (!sd) goto done;
+    if (select && *select) snprintf(where, sizeof where, "#%s%s%s", select, path[0] ? " " : "", path);
+    else snprintf(where, sizeof where, "%s", path[0] ? path : "top level");
     char name[MAX_NAME];
     name[0] = 0;
     if (sd->kind == PK_OBJECT ? collect_module((pk_obj *)sd, name, 0, 0, &list, label, err, errlen)
@@ -383,7 +426,7 @@ int da_torch_parse(const unsigned char *buf, size_t size, int flags, st_file *f,
     if (fill_tensors(&list, buf, size, f, label, err, errlen)) goto done;
     f->meta = calloc(2, sizeof *f->meta);
     if (!f->meta || add_meta(f, 2, "source", "torch.save archive") ||
-        add_meta(f, 2, "state_dict", path[0] ? path : "top level")) {
+        add_meta(f, 2, "state_dict", where)) {
         da_errf(err, errlen, "%s: out of memory", label);
         goto done;
     }

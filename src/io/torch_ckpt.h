@@ -30,5 +30,10 @@ bool da_torch_is_legacy(const unsigned char *buf, size_t size);
  * naming label, and those fields are left empty. */
 int da_torch_parse(const unsigned char *buf, size_t size, int flags, st_file *f, const char *label,
                    char *err, size_t errlen);
+/* The same, starting from the object at `select` (NULL or "" = the top): keys of dicts or indices
+ * of lists separated by '/', e.g. "ema" or "4" (the DDIM code's EMA weights) or "model/ema";
+ * from there the state dict is found as above. */
+int da_torch_parse_select(const unsigned char *buf, size_t size, int flags, const char *select, st_file *f,
+                          const char *label, char *err, size_t errlen);
 
 #endif

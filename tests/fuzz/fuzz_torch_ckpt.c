@@ -51,12 +51,12 @@ static void check_pickle(const uint8_t *data, size_t size) {
     pk_free(&doc);
 }
 
-static void check_archive(const uint8_t *data, size_t size) {
+static void check_archive(const uint8_t *data, size_t size, const char *select) {
     st_file f;
     memset(&f, 0, sizeof f);
     char err[512];
     err[0] = 0;
-    if (da_torch_parse(data, size, DA_TORCH_NO_CRC, &f, "<fuzz>", err, sizeof err)) {
+    if (da_torch_parse_select(data, size, DA_TORCH_NO_CRC, select, &f, "<fuzz>", err, sizeof err)) {
         if (!err[0] || f.n_tensors || f.tensors || f.meta || f.owned) abort();
         return;
     }
@@ -72,7 +72,11 @@ static void check_archive(const uint8_t *data, size_t size) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (da_torch_is_zip(data, size)) check_archive(data, size);
-    else check_pickle(data, size);
+    if (da_torch_is_zip(data, size)) {
+        check_archive(data, size, NULL);
+        check_archive(data, size, "model/0");   /* the FILE#key walk */
+    } else {
+        check_pickle(data, size);
+    }
     return 0;
 }
