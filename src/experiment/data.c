@@ -32,7 +32,12 @@ const char *da_exp_fashion_class(int label) {
     return label >= 0 && label < 10 ? FASHION_CLASSES[label] : NULL;
 }
 
-/* The spec and options of one draw: part 0 = training images, 1 = test images, 2 = pool. */
+/* The draws of the experiment. Training-split draws share one seeded order, so skipping the
+ * images an earlier draw took keeps them disjoint: the validation images follow the labelled
+ * training images, the target images (--tgt-images N) follow the validation images. */
+enum { DRAW_TRAIN, DRAW_TEST, DRAW_POOL, DRAW_VALIDATION, DRAW_TARGET };
+
+/* The spec and options of one draw. */
 static void draw_opts(const da_experiment *e, int part, const char **spec, da_data_opts *o) {
     const da_exp_config *c = &e->cfg;
     memset(o, 0, sizeof *o);
@@ -43,24 +48,28 @@ static void draw_opts(const da_experiment *e, int part, const char **spec, da_da
     o->pad = c->pad > 0 ? c->pad : (e->kind == DA_EXP_FASHION && c->size == 0 ? 2 : 0);
     if (e->kind == DA_EXP_FASHION && o->channels == 0) o->channels = 1;
     bool all = !c->task || strcmp(c->task, "all") == 0;
+    /* one data source for everything (DA_EXP_OTHER): the test draw comes after the training one */
+    int64_t test_skip = e->kind == DA_EXP_OTHER ? c->test_n : 0;
+    switch (part) {
+    case DRAW_TRAIN: o->take = c->train_n; break;
+    case DRAW_TEST: o->take = c->test_n; o->skip = e->kind == DA_EXP_OTHER ? c->train_n : 0; break;
+    case DRAW_POOL: o->take = c->pool_n; break;
+    case DRAW_VALIDATION: o->take = c->val_n; o->skip = c->train_n + test_skip; break;
+    case DRAW_TARGET: o->take = c->tgt_n; o->skip = c->train_n + test_skip + c->val_n; break;
+    }
     switch (e->kind) {
     case DA_EXP_FASHION:
-        *spec = part == 1 ? "fashion-mnist:test" : "fashion-mnist:train";
-        o->classes = part == 2 || all ? NULL : c->task;
-        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
+        *spec = part == DRAW_TEST ? "fashion-mnist:test" : "fashion-mnist:train";
+        o->classes = part == DRAW_POOL || all ? NULL : c->task;
         break;
     case DA_EXP_CELEBA:
         *spec = c->data;
-        o->attr = part == 2 ? NULL : c->attr;
-        o->split = part == 1 ? "test" : "train";
-        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
+        o->attr = part == DRAW_POOL ? NULL : c->attr;
+        o->split = part == DRAW_TEST ? "test" : "train";
         break;
     case DA_EXP_OTHER:
-        /* one source for everything: the test draw skips the training draw (disjoint) */
         *spec = c->data;
-        o->classes = part == 2 || all ? NULL : c->task;
-        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
-        o->skip = part == 1 ? c->train_n : 0;
+        o->classes = part == DRAW_POOL || all ? NULL : c->task;
         break;
     }
 }
@@ -131,21 +140,25 @@ int da_exp_load_data(da_experiment *e, char *err, size_t errlen) {
             o += (size_t)snprintf(e->class_names + o, sizeof e->class_names - o, "%s%s", i ? "," : "", nm ? nm : num);
         }
     }
-    const char *names[2] = {"training", "test"};
+    const char *names[3] = {"training", "test", "validation"};
     /* (the pool is loaded by da_exp_load_pool only when a model must be trained) */
-    da_dataset *sets[2] = {&e->train, &e->test};
-    for (int part = 0; part < 2; part++) {
+    da_dataset *sets[3] = {&e->train, &e->test, &e->validation};
+    int parts[3] = {DRAW_TRAIN, DRAW_TEST, DRAW_VALIDATION};
+    for (int k = 0; k < 3; k++) {
+        int part = parts[k];
         const char *spec = NULL;
         da_data_opts opt;
         draw_opts(e, part, &spec, &opt);
         char sub[2048];
-        if (da_dataset_load(spec, &opt, sets[part], sub, sizeof sub) != 0) {
-            snprintf(err, errlen, "loading the %s images (%s): %s", names[part], spec, sub);
+        if (da_dataset_load(spec, &opt, sets[k], sub, sizeof sub) != 0) {
+            snprintf(err, errlen, "loading the %s images (%s): %s%s", names[k], spec, sub,
+                     part == DRAW_VALIDATION ? " (the validation images are drawn after the training images: lower "
+                                               "--val-n or --train-n)" : "");
             return -1;
         }
-        if (!sets[part]->labels) {
+        if (!sets[k]->labels) {
             snprintf(err, errlen, "the %s images (%s) have no labels; the experiment needs labelled images "
-                     "(a labels.csv next to PNG files, IDX labels, or CelebA with --attr)", names[part], spec);
+                     "(a labels.csv next to PNG files, IDX labels, or CelebA with --attr)", names[k], spec);
             return -1;
         }
     }
@@ -170,7 +183,7 @@ int da_exp_load_data(da_experiment *e, char *err, size_t errlen) {
 int da_exp_load_pool(const da_experiment *e, da_dataset *pool, char *err, size_t errlen) {
     const char *spec = NULL;
     da_data_opts opt;
-    draw_opts(e, 2, &spec, &opt);
+    draw_opts(e, DRAW_POOL, &spec, &opt);
     char sub[2048];
     if (da_dataset_load(spec, &opt, pool, sub, sizeof sub) != 0) {
         snprintf(err, errlen, "loading the unlabelled images (%s): %s", spec, sub);

@@ -663,19 +663,36 @@ int da_exp_stage_translate(da_experiment *e, char *err, size_t errlen) {
     return 0;
 }
 
+/* dst = src drawn by style s (the images seeded by data_seed, as in every run). */
+static int render_set(const da_experiment *e, const da_style *s, const da_dataset *src, da_dataset *dst, char *err,
+                      size_t errlen) {
+    if (dataset_like(src, dst, err, errlen) != 0) return -1;
+    da_style_render_batch(s, src->images, src->n, (int)src->c, (int)src->h, (int)src->w, dst->images,
+                          (uint64_t)e->cfg.data_seed);
+    return 0;
+}
+
 int da_exp_stage_heldout(da_experiment *e, char *err, size_t errlen) {
     double t0 = da_now();
-    const da_style *s = da_style_find("pencil");
-    if (!s || !s->held_out) {
-        snprintf(err, errlen, "the style bank has no held-out \"pencil\" renderer (data/styles.c)");
+    const da_style *panel[DA_EXP_PANEL_N];
+    const da_style *val = da_style_validation();
+    if (da_style_test_panel(panel, DA_EXP_PANEL_N) != DA_EXP_PANEL_N || strcmp(panel[0]->name, "pencil") != 0 || !val) {
+        snprintf(err, errlen, "the style bank lacks its test panel (pencil, hatching, stipple) or its validation style "
+                 "(data/styles.c)");
         return -1;
     }
-    if (dataset_like(&e->test, &e->target_heldout, err, errlen) != 0) return -1;
-    da_style_render_batch(s, e->test.images, e->test.n, (int)e->test.c, (int)e->test.h, (int)e->test.w,
-                          e->target_heldout.images, (uint64_t)e->cfg.data_seed);
-    da_exp_add_stage(e, "held-out target", da_now() - t0, "computed",
-                     "%lld test images -> target-heldout with the \"%s\" renderer (%s)%s",
-                     (long long)e->test.n, s->name, s->description,
-                     e->cfg.clip ? "" : ", which the mini-CLIP never saw");
+    da_dataset *dst[DA_EXP_PANEL_N] = {&e->target_heldout, &e->target_hatching, &e->target_stipple};
+    for (int k = 0; k < DA_EXP_PANEL_N; k++)
+        if (render_set(e, panel[k], &e->test, dst[k], err, errlen) != 0) return -1;
+    /* the validation images are replaced by their rendering: nothing else uses the originals */
+    da_dataset drawn;
+    if (render_set(e, val, &e->validation, &drawn, err, errlen) != 0) return -1;
+    da_dataset_free(&e->validation);
+    e->validation = drawn;
+    da_exp_add_stage(e, "held-out targets", da_now() - t0, "computed",
+                     "%lld test images -> target-heldout (%s), target-hatching (%s), target-stipple (%s)%s; %lld "
+                     "training images outside the labelled draw -> validation (%s)",
+                     (long long)e->test.n, panel[0]->name, panel[1]->name, panel[2]->name,
+                     e->cfg.clip ? "" : ", renderers the mini-CLIP never saw", (long long)e->validation.n, val->name);
     return 0;
 }
