@@ -28,6 +28,11 @@ typedef struct {
     /* chain only: keep just each step's input and rebuild that step's tape during backward
      * (one extra forward per step, memory of one step instead of all of them); same gradient */
     bool recompute;
+    /* the directional loss is averaged over the image itself and `views` random views of x̂0 and
+     * x0 alike (crop of side >= view_min_scale, low-pass, mirror: nn/clip_views.h); 0 = the image
+     * only, as DiffusionCLIP */
+    int views;
+    float view_min_scale;   /* 0.6 */
 } da_ft_config;
 
 /* The defaults of the DiffusionCLIP CelebA-HQ recipe (above), chain mode, no recompute. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/styles.h"
 #include "experiment/experiment.h"
 
 /* "2,4" -> {2,4}: non-negative integers, no repeats. Returns the count, or -1. */
@@ -55,7 +56,7 @@ static void draw_opts(const da_experiment *e, int part, const char **spec, da_da
     case DRAW_TEST: o->take = c->test_n; o->skip = e->kind == DA_EXP_OTHER ? c->train_n : 0; break;
     case DRAW_POOL: o->take = c->pool_n; break;
     case DRAW_VALIDATION: o->take = c->val_n; o->skip = c->train_n + test_skip; break;
-    case DRAW_TARGET: o->take = c->tgt_n; o->skip = c->train_n + test_skip + c->val_n; break;
+    case DRAW_TARGET: o->skip = c->train_n + test_skip + c->val_n; break;   /* take: set by the caller */
     }
     switch (e->kind) {
     case DA_EXP_FASHION:
@@ -175,6 +176,60 @@ int da_exp_load_data(da_experiment *e, char *err, size_t errlen) {
     if (present < 2) {
         snprintf(err, errlen, "the %d training images hold only one class; draw more (--train-n) or check the labels",
                  c->train_n);
+        return -1;
+    }
+    return 0;
+}
+
+int da_exp_load_target_images(const da_experiment *e, da_dataset *out, char *err, size_t errlen) {
+    const char *spec = e->cfg.tgt_images, *colon = strrchr(spec, ':');
+    memset(out, 0, sizeof *out);
+    da_data_opts opt;
+    const char *draw_spec = NULL;
+    char sub[2048], name[128];
+    /* STYLE:N */
+    if (colon && colon > spec && (size_t)(colon - spec) < sizeof name && colon[1] >= '0' && colon[1] <= '9') {
+        snprintf(name, sizeof name, "%.*s", (int)(colon - spec), spec);
+        char *end;
+        long n = strtol(colon + 1, &end, 10);
+        const da_style *st = da_style_find(name);
+        if (st && *end == 0) {
+            if (n < 1 || n > 4096) {
+                snprintf(err, errlen, "--tgt-images %s: take between 1 and 4096 images (16 to 64 is the intended use)", spec);
+                return -1;
+            }
+            draw_opts(e, DRAW_TARGET, &draw_spec, &opt);
+            opt.take = n;
+            if (da_dataset_load(draw_spec, &opt, out, sub, sizeof sub) != 0) {
+                snprintf(err, errlen, "--tgt-images %s: drawing %ld training images after the labelled and validation "
+                         "draws: %s", spec, n, sub);
+                return -1;
+            }
+            da_style_render_batch(st, out->images, out->n, (int)out->c, (int)out->h, (int)out->w, out->images,
+                                  (uint64_t)e->cfg.data_seed ^ 0x7467ULL);
+            free(out->labels);
+            out->labels = NULL;
+            return 0;
+        }
+    }
+    /* any data spec, shaped like the experiment's images */
+    draw_opts(e, DRAW_POOL, &draw_spec, &opt);
+    opt.classes = NULL;
+    opt.attr = NULL;
+    opt.split = NULL;
+    opt.take = 0;
+    if (da_dataset_load(spec, &opt, out, sub, sizeof sub) != 0) {
+        snprintf(err, errlen, "--tgt-images %s (neither STYLE:N with a style of the bank nor readable data): %s", spec,
+                 sub);
+        return -1;
+    }
+    free(out->labels);
+    out->labels = NULL;
+    if (out->c != e->train.c || out->h != e->train.h || out->w != e->train.w) {
+        snprintf(err, errlen, "--tgt-images %s: images of %lldx%lldx%lld, the experiment's are %lldx%lldx%lld (CxHxW)",
+                 spec, (long long)out->c, (long long)out->h, (long long)out->w, (long long)e->train.c,
+                 (long long)e->train.h, (long long)e->train.w);
+        da_dataset_free(out);
         return -1;
     }
     return 0;

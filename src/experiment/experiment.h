@@ -63,10 +63,11 @@ typedef struct {
     int ft_images, ft_epochs, ft_batch;
     float ft_lr, ft_lr_gamma, clip_weight, l1_weight;
     const char *ft_mode;      /* "chain" or "per-step" */
+    int ft_views;             /* random views the directional loss is averaged over (0 = the image only) */
+    float ft_view_scale;      /* smallest crop side of a view, as a share of the image side */
     /* image-guided direction: a few unlabelled target images (NULL = the text direction only) */
     const char *tgt_images;   /* "STYLE:N": N training images outside the labelled and validation draws, drawn by
                                * that renderer; or any --data spec of unlabelled target images */
-    int tgt_n;                /* N of "STYLE:N" (0 otherwise) */
     float tgt_weight;         /* weight of the image direction in the mix with the text direction (1 = image only) */
     int translate_batch;      /* images per inversion/generation batch */
     /* the CNN */
@@ -160,6 +161,10 @@ da_exp_stage *da_exp_add_stage(da_experiment *e, const char *name, double second
 /* ---- data (data.c) ----------------------------------------------------------------- */
 /* Loads the labelled training and test images; sets task_desc and class_names. */
 int da_exp_load_data(da_experiment *e, char *err, size_t errlen);
+/* The unlabelled target images of --tgt-images (labels dropped): "STYLE:N" draws N training
+ * images after the labelled and validation draws and renders them with STYLE; anything else is
+ * loaded as a --data spec with the experiment's size, padding and channels. */
+int da_exp_load_target_images(const da_experiment *e, da_dataset *out, char *err, size_t errlen);
 /* The unlabelled images the diffusion model / mini-CLIP may be trained on (labels dropped). */
 int da_exp_load_pool(const da_experiment *e, da_dataset *pool, char *err, size_t errlen);
 /* Class names of Fashion-MNIST ("t-shirt", ...), NULL beyond 9. */

@@ -251,6 +251,10 @@ static cJSON *settings_json(const da_experiment *e) {
     cJSON_AddNumberToObject(s, "clip_weight", c->clip_weight);
     cJSON_AddNumberToObject(s, "l1_weight", c->l1_weight);
     cJSON_AddStringToObject(s, "ft_mode", c->ft_mode);
+    cJSON_AddNumberToObject(s, "ft_views", c->ft_views);
+    cJSON_AddNumberToObject(s, "ft_view_scale", c->ft_view_scale);
+    if (c->tgt_images) cJSON_AddStringToObject(s, "tgt_images", c->tgt_images);
+    cJSON_AddNumberToObject(s, "tgt_weight", c->tgt_images ? c->tgt_weight : 0);
     cJSON_AddNumberToObject(s, "seeds", c->seeds);
     cJSON_AddNumberToObject(s, "epochs", c->epochs);
     cJSON_AddNumberToObject(s, "batch", c->batch);
@@ -515,6 +519,8 @@ static void settings_table(const da_experiment *e, sbuf *b) {
     setting_row(b, c, "learning-rate factor per epoch", 1.3, c->ft_lr_gamma, d.ft_lr_gamma);
     setting_row(b, c, "directional CLIP loss weight", 3, c->clip_weight, d.clip_weight);
     setting_row(b, c, "L1 loss weight", 1, c->l1_weight, d.l1_weight);
+    setting_row(b, c, "random views of the directional loss", 0, c->ft_views, d.ft_views);
+    setting_row(b, c, "image-direction weight (--tgt-images)", 0, c->tgt_images ? c->tgt_weight : 0, 0);
     setting_row(b, c, "CNN seeds (the reference ran one)", 1, c->seeds, d.seeds);
     setting_row(b, c, "CNN epochs", 10, c->epochs, d.epochs);
     setting_row(b, c, "labelled training images", 1200, (double)e->train.n, d.train_n);
@@ -624,6 +630,11 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
               "(× %g per epoch), loss %g·L_clip + %g·L1\n", c->src_text, c->tgt_text, c->t0, c->inv_steps,
               c->train_steps, c->gen_steps, c->ft_images, c->ft_epochs, c->ft_batch, c->ft_mode, (double)c->ft_lr,
               (double)c->ft_lr_gamma, (double)c->clip_weight, (double)c->l1_weight);
+    sb_printf(&b, "- directional loss over the image and %d random views (crop side >= %g); direction: %s\n", c->ft_views,
+              (double)c->ft_view_scale, c->tgt_images ? "text and target images mixed (see below)" : "the text direction");
+    if (c->tgt_images)
+        sb_printf(&b, "- image-guided direction: `%s`, weight %g against the text direction (1 = images only)\n",
+                  c->tgt_images, (double)c->tgt_weight);
     sb_printf(&b, "- fine-tuning losses (epoch means): directional %.4f -> %.4f, L1 %.4f -> %.4f\n", e->ft_first_dir,
               e->ft_last_dir, e->ft_first_l1, e->ft_last_l1);
     sb_printf(&b, "- CNN: conv 32/64/128 + max-pool, FC 512%s; %s; Adam lr %g, batch %d, %d epochs, seeds 0..%d\n",

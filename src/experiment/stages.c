@@ -405,6 +405,8 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     fc.train_steps = c->train_steps;
     fc.clip_weight = c->clip_weight;
     fc.l1_weight = c->l1_weight;
+    fc.views = c->ft_views;
+    fc.view_min_scale = c->ft_view_scale;
     if (strcmp(c->ft_mode, "chain") == 0) fc.mode = DA_FT_CHAIN;
     else if (strcmp(c->ft_mode, "per-step") == 0) fc.mode = DA_FT_PER_STEP;
     else {
@@ -422,10 +424,27 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
              c->vocab ? c->vocab : "-", c->src_text, c->tgt_text, n, (unsigned long long)dh, c->t0, c->inv_steps,
              c->train_steps, c->ft_epochs, c->ft_batch, (double)c->ft_lr, (double)c->ft_lr_gamma,
              (double)c->clip_weight, (double)c->l1_weight, c->ft_mode);
+    /* settings added later extend the key only when used, so earlier cache files stay valid */
+    size_t dl = strlen(desc);
+    if (c->ft_views > 0)
+        dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|views %d %g", c->ft_views, (double)c->ft_view_scale);
+    da_dataset tgt;
+    memset(&tgt, 0, sizeof tgt);
+    if (c->tgt_images) {
+        if (!(c->tgt_weight >= 0.0f && c->tgt_weight <= 1.0f)) {
+            snprintf(err, errlen, "--tgt-weight must be between 0 and 1 (got %g)", (double)c->tgt_weight);
+            return -1;
+        }
+        if (da_exp_load_target_images(e, &tgt, err, errlen) != 0) return -1;
+        dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|tgt %lld %016llx w %g", (long long)tgt.n,
+                               (unsigned long long)da_dataset_hash(&tgt), (double)c->tgt_weight);
+    }
     da_exp_key(desc, key);
     da_exp_cache_path(e, "finetuned", key, path, sizeof path);
     if (da_exp_file_exists(path)) {
-        if (da_unet_load(&e->finetuned, path, NULL, err, errlen) != 0) return -1;
+        int lrc = da_unet_load(&e->finetuned, path, NULL, err, errlen);
+        da_dataset_free(&tgt);
+        if (lrc != 0) return -1;
         e->have_finetuned = true;
         st_file f;
         if (st_open(path, &f, err, errlen) == 0) {
@@ -443,7 +462,10 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     }
 
     da_bpe *bpe = da_clip_vocab(&e->clip, c->vocab, err, errlen);
-    if (!bpe) return -1;
+    if (!bpe) {
+        da_dataset_free(&tgt);
+        return -1;
+    }
     float *dir = malloc(sizeof(float) * (size_t)e->clip.cfg.embed_dim);
     float *x0 = malloc(sizeof(float) * (size_t)(n * per)), *lat = malloc(sizeof(float) * (size_t)(n * per));
     int rc = -1;
@@ -460,6 +482,27 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
         goto done;
     }
     if (da_clip_text_direction(&e->clip, bpe, c->src_text, c->tgt_text, NULL, 0, dir, err, errlen) != 0) goto done;
+    if (c->tgt_images) {
+        /* the image direction: the target images' mean embedding minus the labelled training images' */
+        int64_t E = e->clip.cfg.embed_dim;
+        float *img_dir = malloc(sizeof(float) * (size_t)E);
+        if (!img_dir) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+        int r1 = da_clip_image_direction(&e->clip, e->train.images, e->train.n, tgt.images, tgt.n, e->train.c,
+                                         e->train.h, e->train.w, img_dir, err, errlen);
+        double cos = 0;
+        for (int64_t k = 0; r1 == 0 && k < E; k++) cos += (double)dir[k] * img_dir[k];
+        if (r1 == 0 && da_clip_mix_directions(dir, img_dir, c->tgt_weight, E, dir) != 0) {
+            snprintf(err, errlen, "the text and image directions cancel at --tgt-weight %g", (double)c->tgt_weight);
+            r1 = -1;
+        }
+        free(img_dir);
+        if (r1 != 0) goto done;
+        fprintf(stderr, "[experiment] image-guided direction from %lld target images (%s), weight %g; cos(text, image "
+                "direction) %.3f\n", (long long)tgt.n, c->tgt_images, (double)c->tgt_weight, cos);
+    }
     if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto done;
     memcpy(x0, e->train.images, sizeof(float) * (size_t)(n * per));
     memcpy(lat, x0, sizeof(float) * (size_t)(n * per));
@@ -533,6 +576,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
                      e->ft_last_l1);
     rc = 0;
 done:
+    da_dataset_free(&tgt);
     if (f_init) da_ft_free(&f);
     da_adam_free(&opt);
     da_ctx_free(&ctx);
