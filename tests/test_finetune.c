@@ -554,6 +554,28 @@ static void test_cli(void) {
     CHECK(da_unet_load(&got, a, NULL, err, sizeof err) == 0, "the fine-tuned model does not load: %s", err);
     da_unet_free(&got);
 
+    /* views and an image-guided direction (the images of `data` turned negative as the "target") */
+    {
+        char tgt[700], c2[700];
+        td_path(tgt, sizeof tgt, dir, "tgt.safetensors");
+        td_path(c2, sizeof c2, dir, "c.safetensors");
+        float neg[NI * CH * RES * RES];
+        for (int i = 0; i < NI * CH * RES * RES; i++) neg[i] = -x[i];
+        st_writer *tw = st_writer_new();
+        st_writer_add_f32(tw, "images", 4, shape, neg);
+        CHECK(st_writer_save(tw, tgt, err, sizeof err) == 0, "%s", err);
+        st_writer_free(tw);
+        snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --views 2 --tgt-images '%s' --tgt-weight 0.5 --out '%s' 2>&1",
+                 bin, common, tgt, c2);
+        rc = run(cmd);
+        CHECK(rc == 0 && strstr(OUT, "image-guided direction from 6 target images, weight 0.5"),
+              "finetune --views --tgt-images: exit %d:\n%s", rc, OUT);
+        snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --tgt-images '%s' --tgt-weight 2 --out '%s' --force 2>&1",
+                 bin, common, tgt, c2);
+        rc = run(cmd);
+        CHECK(rc == 2 && strstr(OUT, "--tgt-weight"), "--tgt-weight 2 accepted: exit %d:\n%s", rc, OUT);
+    }
+
     /* one epoch, then a resumed second one: the same model, byte for byte; latents reused */
     snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --out '%s' 2>&1", bin, common, b);
     rc = run(cmd);
