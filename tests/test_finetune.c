@@ -622,7 +622,7 @@ static void test_cli(void) {
 
 
 /* ---- the directional loss over random views: its chain gradient against finite differences ---- */
-static void test_views_gradient(void) {
+static void test_views_gradient(int views, da_ft_identity identity) {
     da_unet m;
     tiny_unet(&m, 12, 0.0f);
     da_clip clip;
@@ -634,7 +634,8 @@ static void test_views_gradient(void) {
     cfg.t0 = 300;
     cfg.inv_steps = 5;
     cfg.train_steps = 2;
-    cfg.views = 3;
+    cfg.views = views;
+    cfg.identity = identity;
     cfg.view_min_scale = 0.5f;
     da_finetuner f;
     char err[512];
@@ -653,12 +654,15 @@ static void test_views_gradient(void) {
     da_unet_zero_grad(&m);
     da_ft_terms t, t0v;
     da_ft_chain(&ctx, &f, x0, src, NULL, lat, B, 5, true, NULL, &t);
-    /* the same without views: a different loss (the views take part), same L1 */
+    /* the plain recipe: views change the CLIP term only, the edge identity the identity term only */
     f.cfg.views = 0;
+    f.cfg.identity = DA_FT_ID_PIXELS;
     da_ft_chain(&ctx, &f, x0, src, NULL, lat, B, 5, false, NULL, &t0v);
-    f.cfg.views = 3;
-    CHECK(isfinite(t.loss) && t.clip > 0 && fabs(t.clip - t0v.clip) > 1e-6 && fabs(t.l1 - t0v.l1) < 1e-7,
-          "views change the CLIP term only: clip %g vs %g, l1 %g vs %g", t.clip, t0v.clip, t.l1, t0v.l1);
+    f.cfg.views = views;
+    f.cfg.identity = identity;
+    CHECK(isfinite(t.loss) && t.clip > 0 && (fabs(t.clip - t0v.clip) > 1e-6) == (views > 0) &&
+              (fabs(t.l1 - t0v.l1) > 1e-6) == (identity == DA_FT_ID_EDGES),
+          "views %d, identity %d: clip %g vs %g, l1 %g vs %g", views, (int)identity, t.clip, t0v.clip, t.l1, t0v.l1);
     CHECK(fabs(t.loss - (3 * t.clip + t.l1)) < 1e-5 * fabs(t.loss), "loss %g is not the weighted sum", t.loss);
     const struct { const char *name; int64_t idx; } probes[] = {
         {"conv_out.bias", 0}, {"conv_out.weight", 11}, {"conv_in.weight", 4}, {"down.0.block.0.conv1.weight", 30},
@@ -680,7 +684,25 @@ static void test_views_gradient(void) {
         p->data[probes[i].idx] = keep;
         numeric[i] = (float)((lp - lm) / (2.0 * h));
     }
-    tu_close("chain-mode gradient with 3 views vs finite differences", analytic, numeric, n_probe, 2e-4, 2e-2);
+    char what[128];
+    snprintf(what, sizeof what, "chain-mode gradient (%d views, %s identity) vs finite differences", views,
+             identity == DA_FT_ID_EDGES ? "edge" : "pixel");
+    tu_close(what, analytic, numeric, n_probe, 2e-4, 2e-2);
+    if (identity == DA_FT_ID_EDGES) {
+        /* the edge identity does not see the polarity, but sees an added texture */
+        float neg[2 * CH * RES * RES], tex[2 * CH * RES * RES];
+        for (int i = 0; i < 2 * CH * RES * RES; i++) {
+            neg[i] = -x0[i];
+            tex[i] = x0[i] + ((i + i / RES) % 2 ? 0.2f : -0.2f);
+        }
+        da_ctx_reset(&ctx);
+        da_tensor *tx0 = da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), x0);
+        da_tensor *ts = da_from_data(&ctx, DA_SHAPE(2, 16), src);
+        da_ft_terms tn, tt;
+        da_ft_loss(&ctx, &f, tx0, ts, NULL, da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), neg), &tn);
+        da_ft_loss(&ctx, &f, tx0, ts, NULL, da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), tex), &tt);
+        CHECK(tn.l1 < 1e-6 && tt.l1 > 0.1, "edge identity: negative %g (want 0), textured %g (want > 0.1)", tn.l1, tt.l1);
+    }
     /* views are part of the configuration's checks */
     da_ft_config bad = cfg;
     bad.views = 65;
@@ -745,7 +767,8 @@ static void test_image_direction(void) {
 int main(void) {
     da_set_threads(1);
     test_chain_gradient();
-    test_views_gradient();
+    test_views_gradient(3, DA_FT_ID_PIXELS);
+    test_views_gradient(0, DA_FT_ID_EDGES);
     test_image_direction();
     test_per_step();
     run_training(DA_FT_CHAIN, 1.5e-3, 3);

@@ -229,7 +229,7 @@ static void with_suffix(char *buf, size_t len, const char *out, const char *suff
 int cmd_finetune(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *clip_path = NULL, *vocab = NULL, *src_text = NULL, *tgt_text = NULL;
     const char *data_spec = NULL, *out = NULL, *id_path = NULL, *mode_s = "chain", *cache_dir = NULL;
-    const char *tgt_images = NULL;
+    const char *tgt_images = NULL, *identity = "pixels";
     int views = 0;
     float view_scale = 0.6f, tgt_weight = 1.0f;
     int t0 = 500, inv_steps = 40, train_steps = 6, images = 50, epochs = 5, batch = 1, seed = 0, threads = 0;
@@ -259,6 +259,7 @@ int cmd_finetune(int argc, char **argv) {
         {"--l1-weight", DA_OPT_FLOAT, &l1_w, "W", "weight of the L1 distance to the source image", false},
         {"--id-model", DA_OPT_STRING, &id_path, "FILE", "identity network: a CLIP model whose image embedding of x0 should stay put", false},
         {"--id-weight", DA_OPT_FLOAT, &id_w, "W", "weight of 1 - cos(identity embeddings of x0 and the output)", false},
+        {"--identity", DA_OPT_STRING, &identity, "pixels|edges", "what the L1 identity term compares: the pixels (DiffusionCLIP) or the edge magnitudes (outlines stay, paper colour and polarity may change)", false},
         {"--views", DA_OPT_INT, &views, "N", "average the directional loss over the image and N random views (crop, low-pass, mirror) of the output and the source alike (0 = the image only)", false},
         {"--view-scale", DA_OPT_FLOAT, &view_scale, "S", "smallest crop side of a view, as a share of the image side (0 < S <= 1)", false},
         {"--tgt-images", DA_OPT_STRING, &tgt_images, "DATA", "a few unlabelled target images: the direction becomes their mean CLIP embedding minus the training images' (mixed with the text direction by --tgt-weight)", false},
@@ -297,6 +298,12 @@ int cmd_finetune(int argc, char **argv) {
     cfg.id_weight = id_w;
     cfg.recompute = recompute;
     cfg.views = views;
+    if (!strcmp(identity, "pixels")) cfg.identity = DA_FT_ID_PIXELS;
+    else if (!strcmp(identity, "edges")) cfg.identity = DA_FT_ID_EDGES;
+    else {
+        fprintf(stderr, "diffadapt " CMD ": --identity is pixels or edges, got '%s'\n", identity);
+        return 2;
+    }
     cfg.view_min_scale = view_scale;
     if (tgt_images && !(tgt_weight >= 0.0f && tgt_weight <= 1.0f)) {
         fprintf(stderr, "diffadapt " CMD ": --tgt-weight must be between 0 and 1, got %g\n", (double)tgt_weight);
@@ -456,6 +463,7 @@ int cmd_finetune(int argc, char **argv) {
              (double)clip_w, (double)l1_w, (double)id_w, seed, model_hash, dhash, clip_hash, id_hash);
     /* later settings are named only when used, so earlier checkpoints still resume */
     size_t sl = strlen(settings);
+    if (cfg.identity != DA_FT_ID_PIXELS) sl += (size_t)snprintf(settings + sl, sizeof settings - sl, " identity=%s", identity);
     if (views > 0) sl += (size_t)snprintf(settings + sl, sizeof settings - sl, " views=%d view_scale=%.9g", views, (double)view_scale);
     if (tgt_images)
         snprintf(settings + sl, sizeof settings - sl, " tgt=%016" PRIx64 " tgt_weight=%.9g", tgt_hash, (double)tgt_weight);

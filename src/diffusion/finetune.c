@@ -21,6 +21,7 @@ void da_ft_config_default(da_ft_config *c) {
     c->id_weight = 0.0f;
     c->mode = DA_FT_CHAIN;
     c->recompute = false;
+    c->identity = DA_FT_ID_PIXELS;
     c->views = 0;
     c->view_min_scale = 0.6f;
 }
@@ -50,6 +51,10 @@ int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err
     if (c->views < 0 || c->views > 64 || !(c->view_min_scale > 0.0f && c->view_min_scale <= 1.0f)) {
         snprintf(err, errlen, "views must be 0..64 and the view scale in (0, 1] (got %d, %g)", c->views,
                  (double)c->view_min_scale);
+        return -1;
+    }
+    if (c->identity != DA_FT_ID_PIXELS && c->identity != DA_FT_ID_EDGES) {
+        snprintf(err, errlen, "unknown identity term %d", (int)c->identity);
         return -1;
     }
     if (c->mode != DA_FT_CHAIN && c->mode != DA_FT_PER_STEP) {
@@ -137,6 +142,32 @@ void da_ft_source_features(const da_finetuner *f, const float *x0, int64_t B, fl
     da_ctx_free(&ctx);
 }
 
+/* |d| for a tensor of neighbour differences, smooth at 0 so that its gradient is defined. */
+static da_tensor *soft_abs(da_ctx *ctx, da_tensor *d) {
+    return da_sqrt(ctx, da_add_scalar(ctx, da_mul(ctx, d, d), 1e-6f));
+}
+
+/* Horizontal and vertical neighbour differences of x (B,C,H,W): (B,C,H,W-1) and (B,C,H-1,W). */
+static void neighbour_differences(da_ctx *ctx, da_tensor *x, da_tensor **dx, da_tensor **dy) {
+    int64_t H = x->shape[2], W = x->shape[3];
+    *dx = da_sub(ctx, da_slice(ctx, x, 3, 1, W), da_slice(ctx, x, 3, 0, W - 1));
+    *dy = da_sub(ctx, da_slice(ctx, x, 2, 1, H), da_slice(ctx, x, 2, 0, H - 1));
+}
+
+/* The identity term of cfg.identity between x (on the tape) and x0 (constant): a 0-d tensor. */
+static da_tensor *identity_loss(da_ctx *ctx, const da_finetuner *f, da_tensor *x, da_tensor *x0) {
+    if (f->cfg.identity == DA_FT_ID_PIXELS) return da_l1_loss(ctx, x, x0);
+    da_tensor *gx, *gy, *sx, *sy;
+    neighbour_differences(ctx, x, &gx, &gy);
+    bool old = da_set_grad(ctx, false);
+    neighbour_differences(ctx, x0, &sx, &sy);
+    sx = soft_abs(ctx, sx);
+    sy = soft_abs(ctx, sy);
+    da_set_grad(ctx, old);
+    da_tensor *lx = da_l1_loss(ctx, soft_abs(ctx, gx), sx), *ly = da_l1_loss(ctx, soft_abs(ctx, gy), sy);
+    return da_scale(ctx, da_add(ctx, lx, ly), 0.5f);
+}
+
 /* The directional CLIP loss averaged over the image itself and cfg.views random views, the same
  * view for x̂0 and x0. Views are drawn from ctx->seed (the generation step's seed), so a
  * recomputation sees the same ones. */
@@ -173,7 +204,7 @@ da_tensor *da_ft_loss(da_ctx *ctx, const da_finetuner *f, da_tensor *x0, da_tens
         loss = da_scale(ctx, lc, f->cfg.clip_weight);
     }
     if (f->cfg.l1_weight > 0 || !loss) {
-        da_tensor *l1 = da_l1_loss(ctx, x, x0);
+        da_tensor *l1 = identity_loss(ctx, f, x, x0);
         t.l1 = l1->data[0];
         da_tensor *w = da_scale(ctx, l1, f->cfg.l1_weight);
         loss = loss ? da_add(ctx, loss, w) : w;

@@ -39,6 +39,7 @@ void da_exp_defaults(da_exp_config *c) {
     c->clip_weight = 3;
     c->l1_weight = 1;
     c->ft_mode = "chain";
+    c->ft_identity = "pixels";
     c->ft_views = 0;
     c->ft_view_scale = 0.6f;
     c->tgt_images = NULL;

@@ -63,6 +63,7 @@ typedef struct {
     int ft_images, ft_epochs, ft_batch;
     float ft_lr, ft_lr_gamma, clip_weight, l1_weight;
     const char *ft_mode;      /* "chain" or "per-step" */
+    const char *ft_identity;  /* "pixels" (L1 of the images, DiffusionCLIP) or "edges" (L1 of edge magnitudes) */
     int ft_views;             /* random views the directional loss is averaged over (0 = the image only) */
     float ft_view_scale;      /* smallest crop side of a view, as a share of the image side */
     /* image-guided direction: a few unlabelled target images (NULL = the text direction only) */

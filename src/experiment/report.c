@@ -251,6 +251,7 @@ static cJSON *settings_json(const da_experiment *e) {
     cJSON_AddNumberToObject(s, "clip_weight", c->clip_weight);
     cJSON_AddNumberToObject(s, "l1_weight", c->l1_weight);
     cJSON_AddStringToObject(s, "ft_mode", c->ft_mode);
+    cJSON_AddStringToObject(s, "ft_identity", c->ft_identity);
     cJSON_AddNumberToObject(s, "ft_views", c->ft_views);
     cJSON_AddNumberToObject(s, "ft_view_scale", c->ft_view_scale);
     if (c->tgt_images) cJSON_AddStringToObject(s, "tgt_images", c->tgt_images);
@@ -630,7 +631,8 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
               "(× %g per epoch), loss %g·L_clip + %g·L1\n", c->src_text, c->tgt_text, c->t0, c->inv_steps,
               c->train_steps, c->gen_steps, c->ft_images, c->ft_epochs, c->ft_batch, c->ft_mode, (double)c->ft_lr,
               (double)c->ft_lr_gamma, (double)c->clip_weight, (double)c->l1_weight);
-    sb_printf(&b, "- directional loss over the image and %d random views (crop side >= %g); direction: %s\n", c->ft_views,
+    sb_printf(&b, "- identity term on %s; directional loss over the image and %d random views (crop side >= %g); "
+              "direction: %s\n", strcmp(c->ft_identity, "edges") == 0 ? "edge magnitudes" : "pixels", c->ft_views,
               (double)c->ft_view_scale, c->tgt_images ? "text and target images mixed (see below)" : "the text direction");
     if (c->tgt_images)
         sb_printf(&b, "- image-guided direction: `%s`, weight %g against the text direction (1 = images only)\n",

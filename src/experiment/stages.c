@@ -406,6 +406,12 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     fc.clip_weight = c->clip_weight;
     fc.l1_weight = c->l1_weight;
     fc.views = c->ft_views;
+    if (strcmp(c->ft_identity, "pixels") == 0) fc.identity = DA_FT_ID_PIXELS;
+    else if (strcmp(c->ft_identity, "edges") == 0) fc.identity = DA_FT_ID_EDGES;
+    else {
+        snprintf(err, errlen, "--identity must be pixels or edges, got '%s'", c->ft_identity);
+        return -1;
+    }
     fc.view_min_scale = c->ft_view_scale;
     if (strcmp(c->ft_mode, "chain") == 0) fc.mode = DA_FT_CHAIN;
     else if (strcmp(c->ft_mode, "per-step") == 0) fc.mode = DA_FT_PER_STEP;
@@ -426,6 +432,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
              (double)c->clip_weight, (double)c->l1_weight, c->ft_mode);
     /* settings added later extend the key only when used, so earlier cache files stay valid */
     size_t dl = strlen(desc);
+    if (fc.identity != DA_FT_ID_PIXELS) dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|identity %s", c->ft_identity);
     if (c->ft_views > 0)
         dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|views %d %g", c->ft_views, (double)c->ft_view_scale);
     da_dataset tgt;
@@ -565,6 +572,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
         const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
                                "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", desc};
         if (da_unet_save(&e->finetuned, path, extra, 6, err, errlen) != 0) goto done;
+        fprintf(stderr, "[experiment] fine-tuned model saved: %s\n", path);
         da_exp_cache_note_seconds(path, da_now() - t0);
     }
     da_params_hash(&e->finetuned.params, e->finetuned_hash);
