@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,25 +35,6 @@ static const char *base_name(const char *path) {
 /* The output file of image i: DIR/000123.png */
 static void out_name(char *buf, size_t len, const char *dir, int64_t i) {
     snprintf(buf, len, "%s/%06lld.png", dir, (long long)i);
-}
-
-/* Removes "<name>.tmp.<pid>" files that a killed run left behind (only those of processes that
- * no longer exist here, so that a shard still writing into the same folder is not disturbed). */
-static void remove_stale_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        const char *t = strstr(e->d_name, ".tmp.");
-        if (!t) continue;
-        char *end;
-        long pid = strtol(t + 5, &end, 10);
-        if (*end || pid <= 0) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (remove(path) == 0) fprintf(stderr, "removed %s (left by an interrupted run)\n", path);
-    }
-    closedir(d);
 }
 
 static char *read_all(const char *path) {
@@ -337,7 +317,8 @@ int cmd_translate(int argc, char **argv) {
     } else {
         fprintf(stderr, "note: the data carry no labels, so no labels.csv is written\n");
     }
-    remove_stale_tmp(out);
+    /* only our own temporaries (see io/atomic.h), never a user file that merely looks like one */
+    da_remove_stale_tmp(out, NULL);
 
     /* the batches of this shard: a contiguous part of the fixed partition into --batch images */
     int64_t n_batches = (d.n + batch - 1) / batch;
