@@ -361,6 +361,12 @@ int cmd_translate(int argc, char **argv) {
             fprintf(stderr, "\nerror: %s\n", err);
             goto done;
         }
+        int64_t bad = da_count_nonfinite(x, nb * per);
+        if (bad) {
+            fprintf(stderr, "\nerror: images %lld..%lld came out with %lld NaN or infinite values; nothing of this batch "
+                    "was written (check the models and settings)\n", (long long)i0, (long long)(i0 + nb - 1), (long long)bad);
+            goto done;
+        }
         for (int64_t i = i0; i < i0 + nb; i++) {
             out_name(path, sizeof path, out, i);
             if (!force && file_exists(path)) continue;
