@@ -306,6 +306,12 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "diffadapt " CMD ": --lr and --lr-gamma must be positive\n");
         return 2;
     }
+    if (!src_text[strspn(src_text, " \t\n")] || !tgt_text[strspn(tgt_text, " \t\n")] || !strcmp(src_text, tgt_text)) {
+        /* an empty or repeated text gives no direction to move along */
+        fprintf(stderr, "diffadapt " CMD ": --src-text and --tgt-text must be two different, non-empty texts, got \"%s\" "
+                        "and \"%s\"\n", src_text, tgt_text);
+        return 2;
+    }
     if (id_w > 0 && !id_path) {
         fprintf(stderr, "diffadapt " CMD ": --id-weight %g needs --id-model FILE\n", (double)id_w);
         return 2;
@@ -327,6 +333,23 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "error: %s holds the checkpoint of an earlier run: pass --resume to continue it, or --force to start over\n",
                 ckpt);
         return 1;
+    }
+    /* without a checkpoint to continue, the log and the grids would be written anew: they may be
+     * the only record of an earlier run */
+    if (!force && !(resume && file_exists(ckpt))) {
+        char grid[4200];
+        const char *found = file_exists(log_path) ? log_path : NULL;
+        for (int e = 1; e <= epochs && !found; e++) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
+            with_suffix(grid, sizeof grid, out, suffix);
+            if (file_exists(grid)) found = grid;
+        }
+        if (found) {
+            fprintf(stderr, "error: %s exists (an earlier run's, with no checkpoint to continue); pass --force to "
+                    "overwrite it, or choose another --out\n", found);
+            return 1;
+        }
     }
     da_set_threads(threads);
 

@@ -99,6 +99,62 @@ static int check_manifest(const char *path, const cJSON *now) {
     return rc;
 }
 
+/* A name this command writes into its folder: NNNNNN.png (6+ digits), labels.csv, grid.png,
+ * manifest.json. */
+static bool our_name(const char *n) {
+    size_t d = strspn(n, "0123456789");
+    return (d >= 6 && !strcmp(n + d, ".png")) || !strcmp(n, "labels.csv") || !strcmp(n, "grid.png") ||
+           !strcmp(n, "manifest.json");
+}
+
+/* The output folder must be new, empty of the names we write, or one of our own translations (its
+ * manifest.json says so); and never the --data folder itself. --force does not lift this: it
+ * only redoes our own work. Prints why and returns -1. */
+static int check_out_folder(const char *out, const char *data_spec) {
+    struct stat so, sd;
+    const char *data_dir = !strncmp(data_spec, "celeba:", 7) ? data_spec + 7 : data_spec;
+    if (stat(out, &so) != 0) return 0;   /* a new folder */
+    if (!S_ISDIR(so.st_mode)) {
+        fprintf(stderr, "error: --out %s exists and is not a folder\n", out);
+        return -1;
+    }
+    if (stat(data_dir, &sd) == 0 && S_ISDIR(sd.st_mode) && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino) {
+        fprintf(stderr, "error: --out %s is the --data folder; translating there would overwrite its images and "
+                "labels.csv. Choose another --out\n", out);
+        return -1;
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    char *text = read_all(path);
+    if (text) {
+        cJSON *m = cJSON_Parse(text);
+        const cJSON *fmt = m ? cJSON_GetObjectItemCaseSensitive(m, "format") : NULL;
+        bool ours = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, MANIFEST_FORMAT);
+        cJSON_Delete(m);
+        free(text);
+        if (ours) return 0;
+        fprintf(stderr, "error: %s was not written by diffadapt translate; choose a new or empty --out folder\n", path);
+        return -1;
+    }
+    DIR *d = opendir(out);
+    if (!d) {
+        fprintf(stderr, "error: cannot read --out %s: %s\n", out, strerror(errno));
+        return -1;
+    }
+    char first[256] = "";
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (our_name(e->d_name) && n++ == 0) snprintf(first, sizeof first, "%s", e->d_name);
+    closedir(d);
+    if (n) {
+        fprintf(stderr, "error: --out %s holds %d file%s this command would write (%s%s) but no manifest.json, so they "
+                "are not an earlier translation; they are left alone. Choose a new or empty --out folder\n", out, n,
+                n > 1 ? "s" : "", first, n > 1 ? ", ..." : "");
+        return -1;
+    }
+    return 0;
+}
+
 typedef struct {
     da_progress *prog;
     int64_t base, nb;
@@ -170,6 +226,7 @@ int cmd_translate(int argc, char **argv) {
         fprintf(stderr, "diffadapt " CMD ": --batch must be at least 1 and --grid-images not negative\n");
         return 2;
     }
+    if (check_out_folder(out, data_spec)) return 1;
     da_set_threads(threads);
 
     int status = 1;

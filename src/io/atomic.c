@@ -90,6 +90,15 @@ int da_remove_stale_tmp(const char *dir, const char *base) {
     return removed;
 }
 
+int da_remove_stale_tmp_of(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) return da_remove_stale_tmp(".", path);
+    if (slash == path) return da_remove_stale_tmp("/", path + 1);
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    return da_remove_stale_tmp(dir, slash + 1);
+}
+
 int da_atomic_open(da_atomic_file *a, const char *path, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
     if (strlen(path) >= sizeof a->final_path) {

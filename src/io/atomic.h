@@ -27,6 +27,8 @@ bool da_tmp_parse(const char *name, long *pid);
  * regular files of this user, written by a process that no longer exists. Each removal is
  * reported on stderr. Returns how many were removed. */
 int da_remove_stale_tmp(const char *dir, const char *base);
+/* The same for the temporaries of one output file path. */
+int da_remove_stale_tmp_of(const char *path);
 
 /* Opens the temporary file; returns -1 with err set when it cannot be created. */
 int da_atomic_open(da_atomic_file *a, const char *path, char *err, size_t errlen);
