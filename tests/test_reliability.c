@@ -1,6 +1,7 @@
 /* test_reliability.c — hostile inputs end in a clear message and exit 1 or 2, never a crash, a
  * hang, silent NaN or a lost user file: oversized and inconsistent model configs, YAML alias
  * bombs, NaN weights, outputs that would overwrite the user's files, bad options. */
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include "cli/progress.h"
 #include "nn/clip.h"
 #include "nn/unet.h"
+#include "io/atomic.h"
 #include "io/safetensors.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
@@ -260,6 +262,13 @@ static void test_nan_weights(void) {
     }
 }
 
+/* finetune used to advise "lower --lr" for a NaN weight in its input model */
+static void test_nan_finetune(const char *clip) {
+    int rc = run("'%s' finetune --model nan_w.safetensors --clip '%s' --src-text photo --tgt-text sketch --data d.safetensors "
+                 "--out nf.safetensors --images 2 --epochs 1 --t0 100 --inv-steps 3 --train-steps 2 --threads 1", BIN, clip);
+    CHECK(rc == 1 && strstr(OUT, "non-finite") && !strstr(OUT, "--lr"), "finetune of a NaN model: exit %d: %s", rc, OUT);
+}
+
 
 /* ---- the user's files ------------------------------------------------------------------------ */
 
@@ -396,6 +405,90 @@ static void test_full_disk_and_resume(void) {
     CHECK(count_lines_starting("r.csv", "step,") == 1, "the header repeats");
 }
 
+/* ---- kill -9 and resume ------------------------------------------------------------------------ */
+
+static bool same_bytes(const char *a, const char *b) {
+    size_t la = 0, lb = 0;
+    char *x = td_slurp(path_of(a), &la), *y = td_slurp(path_of(b), &lb);
+    bool same = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Files in the temp folder (and one level of sub-folders) named like our temporaries. */
+static int temporaries(const char *sub) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/%s", DIR_, sub);
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += da_tmp_parse(e->d_name, NULL);
+    if (d) closedir(d);
+    return n;
+}
+
+/* Starts `diffadapt ARGS` in the background, waits until `file` appears, kills it with SIGKILL. */
+static void kill_when(const char *file, const char *args) {
+    int rc = run("{ '%s' %s > kill.log 2>&1 & p=$!; i=0; while [ ! -e '%s' ] && [ $i -lt 3000 ] && kill -0 $p 2>/dev/null; "
+                 "do sleep 0.01; i=$((i+1)); done; kill -9 $p; wait $p; echo \"status $?\"; }", BIN, args, file);
+    CHECK(rc == 0 && strstr(OUT, "status 137"), "the run was not killed mid-way (it may have finished first): %s", OUT);
+}
+
+static void test_kill_and_resume(const char *clip) {
+    /* train-diffusion: killed after its first checkpoint, resumed: the same model and checkpoint */
+    const char *td = "train-diffusion --data d.safetensors " TINY " --steps 400 --checkpoint-every 20 --log-every 1";
+    int rc = run("'%s' %s --out k0.safetensors --log k0.csv", BIN, td);
+    CHECK(rc == 0, "uninterrupted training: %s", OUT);
+    char args[9000];
+    snprintf(args, sizeof args, "%s --out k1.safetensors --log k1.csv", td);
+    kill_when("k1.ckpt.safetensors", args);
+    rc = run("'%s' train-diffusion --data d.safetensors --out k1.safetensors --resume k1.ckpt.safetensors --steps 400 "
+             "--threads 1 --log k1.csv --log-every 1 --force", BIN);
+    CHECK(rc == 0 && strstr(OUT, "resuming"), "resume after kill -9: %s", OUT);
+    CHECK(same_bytes("k0.safetensors", "k1.safetensors"), "killed+resumed model differs from the uninterrupted one");
+    CHECK(same_bytes("k0.ckpt.safetensors", "k1.ckpt.safetensors"), "killed+resumed checkpoint differs");
+    CHECK(temporaries(".") == 0, "temporaries left after the resumed training");
+    int rows0 = count_lines_starting("k0.csv", ""), rows1 = count_lines_starting("k1.csv", "");
+    CHECK(rows0 == 401 && rows1 == 401, "log rows: uninterrupted %d, killed+resumed %d (header + 400)", rows0, rows1);
+    for (int step = 1; step <= 400; step += 37) {
+        char p[16];
+        snprintf(p, sizeof p, "%d,", step);
+        CHECK(count_lines_starting("k1.csv", p) == 1, "step %d appears %d times in the resumed log", step,
+              count_lines_starting("k1.csv", p));
+    }
+
+    /* translate: killed after its first image, resumed: the same files */
+    const char *tr = "translate --model a.safetensors --finetuned k0.safetensors --data d.safetensors --batch 1 " FAST_TR;
+    rc = run("'%s' %s --out t0", BIN, tr);
+    CHECK(rc == 0, "uninterrupted translation: %s", OUT);
+    snprintf(args, sizeof args, "%s --out t1", tr);
+    kill_when("t1/000000.png", args);
+    rc = run("'%s' %s --out t1", BIN, tr);
+    CHECK(rc == 0 && strstr(OUT, "skipped"), "resumed translation: %s", OUT);
+    for (int i = 0; i < 24; i += 5) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "t0/%06d.png", i);
+        snprintf(b, sizeof b, "t1/%06d.png", i);
+        CHECK(same_bytes(a, b), "%s differs after kill and resume", b);
+    }
+    CHECK(same_bytes("t0/labels.csv", "t1/labels.csv") && same_bytes("t0/manifest.json", "t1/manifest.json") &&
+          same_bytes("t0/grid.png", "t1/grid.png"), "labels, manifest or grid differ after kill and resume");
+    CHECK(temporaries("t1") == 0, "temporaries left after the resumed translation");
+
+    /* finetune: killed after its first epoch's checkpoint, resumed: the same model */
+    char ft[8192];
+    snprintf(ft, sizeof ft, "finetune --model a.safetensors --clip '%s' --src-text photo --tgt-text sketch --data d.safetensors "
+             "--images 2 --grid-images 1 --epochs 3 --t0 100 --inv-steps 3 --train-steps 2 --threads 1", clip);
+    rc = run("'%s' %s --out g0.safetensors", BIN, ft);
+    CHECK(rc == 0, "uninterrupted fine-tuning: %s", OUT);
+    snprintf(args, sizeof args, "%s --out g1.safetensors", ft);
+    kill_when("g1.ckpt.safetensors", args);
+    rc = run("'%s' %s --out g1.safetensors --resume", BIN, ft);
+    CHECK(rc == 0 && strstr(OUT, "resuming"), "resumed fine-tuning: %s", OUT);
+    CHECK(same_bytes("g0.safetensors", "g1.safetensors"), "killed+resumed fine-tuned model differs");
+    CHECK(temporaries(".") == 0, "temporaries left after the resumed fine-tuning");
+}
+
 int main(void) {
     BIN = getenv("DA_BIN");
     if (!BIN) tu_skip("DA_BIN is not set to the diffadapt binary");
@@ -411,9 +504,11 @@ int main(void) {
     snprintf(clip, sizeof clip, "%s/models/mini_clip.safetensors", srcdir ? srcdir : "..");
     test_clip_files(clip);
     test_nan_weights();
+    test_nan_finetune(clip);
     test_user_files(clip);
     test_outputs_and_options();
     test_full_disk_and_resume();
+    test_kill_and_resume(clip);
 
     td_remove(DIR_);
     return tu_finish("test_reliability");

@@ -334,6 +334,16 @@ int cmd_finetune(int argc, char **argv) {
                 ckpt);
         return 1;
     }
+    /* a killed run leaves the temporaries of what it was writing (the checkpoint: megabytes) */
+    da_remove_stale_tmp_of(out);
+    da_remove_stale_tmp_of(ckpt);
+    da_remove_stale_tmp_of(log_path);
+    for (int e = 1; e <= epochs; e++) {
+        char suffix[32], grid[4200];
+        snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
+        with_suffix(grid, sizeof grid, out, suffix);
+        da_remove_stale_tmp_of(grid);
+    }
     /* without a checkpoint to continue, the log and the grids would be written anew: they may be
      * the only record of an earlier run */
     if (!force && !(resume && file_exists(ckpt))) {
