@@ -72,6 +72,7 @@ static void test_no_follow(const char *dir) {
     if (fa >= 0) close(fa), unlink(a);
     if (fb >= 0) close(fb), unlink(b);
     CHECK(da_tmp_create("", a, sizeof a, ERR, sizeof ERR) == -1 && strstr(ERR, "empty"), "empty path: %s", ERR);
+    CHECK(da_mkdirs("", ERR, sizeof ERR) == -1 && strstr(ERR, "empty"), "mkdirs of an empty name: %s", ERR);
 }
 
 static void test_stale(const char *dir) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/progress.h"
+#include "data/dataset.h"
 #include "nn/clip.h"
 #include "nn/unet.h"
 #include "io/atomic.h"
@@ -489,6 +490,27 @@ static void test_kill_and_resume(const char *clip) {
     CHECK(temporaries(".") == 0, "temporaries left after the resumed fine-tuning");
 }
 
+/* an IDX header that promises 9 GB over 18 bytes of pixels (found by fuzz_data) */
+static int load_lying_idx(void) {
+    da_dataset d;
+    int rc = da_dataset_load(path_of("lie-images-idx3-ubyte"), NULL, &d, ERR, sizeof ERR);
+    if (rc == 0) da_dataset_free(&d);
+    if (rc == 0 || !strstr(ERR, "truncated")) {
+        fprintf(stderr, "%s\n", rc ? ERR : "loaded");
+        return 1;
+    }
+    return 0;
+}
+
+static void test_lying_idx(void) {
+    const unsigned char hdr[] = {0, 0, 8, 3, 0, 0, 0x3d, 2, 0, 0, 3, 0, 0, 0, 3, 0};   /* 15,618 images of 768x768 */
+    unsigned char file[sizeof hdr + 18];
+    memcpy(file, hdr, sizeof hdr);
+    for (int i = 0; i < 18; i++) file[sizeof hdr + i] = (unsigned char)i;
+    td_write(DIR_, "lie-images-idx3-ubyte", file, sizeof file);
+    CHECK(in_child(load_lying_idx) == 0, "an IDX header promising 9 GB was not refused as truncated within 4 GiB");
+}
+
 int main(void) {
     BIN = getenv("DA_BIN");
     if (!BIN) tu_skip("DA_BIN is not set to the diffadapt binary");
@@ -500,6 +522,7 @@ int main(void) {
 
     test_unet_configs();
     test_yaml_bomb();
+    test_lying_idx();
     char clip[4200];
     snprintf(clip, sizeof clip, "%s/models/mini_clip.safetensors", srcdir ? srcdir : "..");
     test_clip_files(clip);

@@ -325,6 +325,7 @@ int cmd_finetune(int argc, char **argv) {
         snprintf(cache_buf, sizeof cache_buf, "%s/diffadapt-cache", dirname(tmp));
         cache_dir = cache_buf;
     }
+    if (da_check_output_folder(out)) return 1;   /* found now, not after the first epoch */
     if (file_exists(out) && !force && !(resume && file_exists(ckpt))) {
         fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
         return 1;

@@ -106,6 +106,10 @@ int cmd_train_classifier(int argc, char **argv) {
     snprintf(plot_path, sizeof plot_path, "%s/accuracy.png", out_dir);
     snprintf(model_path, sizeof model_path, "%s/model.safetensors", out_dir);
     /* metrics.csv is appended to by design; the model and the plot are replaced */
+    if (!out_dir[0]) {
+        fprintf(stderr, "diffadapt train-classifier: --out is empty; give a folder\n");
+        return 2;
+    }
     struct stat st;
     for (const char *p = model_path; !force && p; p = p == model_path ? plot_path : NULL)
         if (stat(p, &st) == 0) {

@@ -112,6 +112,10 @@ static bool our_name(const char *n) {
  * only redoes our own work. Prints why and returns -1. */
 static int check_out_folder(const char *out, const char *data_spec) {
     struct stat so, sd;
+    if (!out[0]) {
+        fprintf(stderr, "error: --out is empty; give a folder\n");
+        return -1;
+    }
     const char *data_dir = !strncmp(data_spec, "celeba:", 7) ? data_spec + 7 : data_spec;
     if (stat(out, &so) != 0) return 0;   /* a new folder */
     if (!S_ISDIR(so.st_mode)) {

@@ -157,6 +157,10 @@ int da_atomic_write(const char *path, const void *data, size_t size, char *err, 
 
 int da_mkdirs(const char *path, char *err, size_t errlen) {
     char buf[4096];
+    if (!path[0]) {   /* the walk below starts after the first character */
+        snprintf(err, errlen, "the folder name is empty");
+        return -1;
+    }
     if (strlen(path) >= sizeof buf) {
         snprintf(err, errlen, "%s: path too long", path);
         return -1;

@@ -38,8 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 0: {
         float *img = NULL;
         int c, h, w;
+        const char *path = fuzz_file("image.png", data + 1, size - 1);
+        /* a few bytes of TGA can declare 15 M pixels that decode (as zeros) legitimately but
+         * slowly under the sanitizers: spend the time on other inputs */
+        if (da_image_info(path, &c, &h, &w, err, sizeof err) == 0 && (int64_t)h * w > (1 << 20)) break;
         err[0] = 0;
-        if (da_image_read(fuzz_file("image.png", data + 1, size - 1), 0, &img, &c, &h, &w, err, sizeof err)) {
+        if (da_image_read(path, 0, &img, &c, &h, &w, err, sizeof err)) {
             if (!err[0]) abort();
         } else {
             for (int64_t i = 0; i < (int64_t)c * h * w; i++)
