@@ -169,10 +169,13 @@ int da_check_output_folder(const char *path) {
         return 1;
     }
     char dir[4096];
-    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%s", path);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;   /* "out/" is the folder out */
+    char *slash = strrchr(dir, '/');
     if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "error: cannot write %s: the folder %s does not exist; create it first\n", path, dir);
