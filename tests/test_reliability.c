@@ -15,6 +15,7 @@
 #include "io/atomic.h"
 #include "io/safetensors.h"
 #include "nn/clip.h"
+#include "nn/cnn.h"
 #include "nn/unet.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
@@ -509,6 +510,30 @@ static void test_lying_idx(void) {
     CHECK(in_child(load_lying_idx) == 0, "an IDX header promising 9 GB was not refused as truncated within 4 GiB");
 }
 
+/* a classifier file whose metadata claims 7e13 weights over a few bytes */
+static int load_lying_cnn(void) {
+    da_cnn m;
+    int rc = da_cnn_load(&m, path_of("liar_cnn.safetensors"), ERR, sizeof ERR);
+    if (rc == 0) da_cnn_free(&m);
+    if (rc == 0 || !strstr(ERR, "GiB")) {
+        fprintf(stderr, "%s\n", rc ? ERR : "loaded");
+        return 1;
+    }
+    return 0;
+}
+
+static void test_lying_cnn(void) {
+    st_writer *w = st_writer_new();
+    float v = 0;
+    st_writer_add_f32(w, "conv1.bias", 1, (const int64_t[]){1}, &v);
+    const char *meta[] = {"in_c", "1", "in_h", "4096", "in_w", "4096", "n_classes", "2", "c1", "32", "c2", "64", "c3", "4096",
+                          "hidden", "65536"};
+    for (int i = 0; i < 16; i += 2) st_writer_set_meta(w, meta[i], meta[i + 1]);
+    CHECK(st_writer_save(w, path_of("liar_cnn.safetensors"), ERR, sizeof ERR) == 0, "%s", ERR);
+    st_writer_free(w);
+    CHECK(in_child(load_lying_cnn) == 0, "a classifier claiming 7e13 weights was not refused by the memory limit");
+}
+
 int main(void) {
     BIN = getenv("DA_BIN");
     if (!BIN) tu_skip("DA_BIN is not set to the diffadapt binary");
@@ -521,6 +546,7 @@ int main(void) {
     test_unet_configs();
     test_yaml_bomb();
     test_lying_idx();
+    test_lying_cnn();
     char clip[4200];
     snprintf(clip, sizeof clip, "%s/models/mini_clip.safetensors", srcdir ? srcdir : "..");
     test_clip_files(clip);
