@@ -78,7 +78,7 @@ static int check_manifest(const char *path, const cJSON *now) {
     free(text);
     int rc = 0;
     if (!old) {
-        fprintf(stderr, "error: %s is not valid JSON; remove it (or pass --force) to translate into this folder\n", path);
+        fprintf(stderr, "error: %s is not valid JSON; choose another --out folder\n", path);
         return -1;
     }
     for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
