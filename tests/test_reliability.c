@@ -403,6 +403,13 @@ static void test_full_disk_and_resume(void) {
               count_lines_starting("r.csv", p));
     }
     CHECK(count_lines_starting("r.csv", "step,") == 1, "the header repeats");
+    /* a new run over an existing log: refused, or with --force the log starts anew */
+    rc = run("'%s' train-diffusion --data d.safetensors --out r2.safetensors " TINY " --steps 2 --log r.csv", BIN);
+    CHECK(rc == 1 && strstr(OUT, "--log r.csv already exists"), "a new run over an old log: exit %d: %s", rc, OUT);
+    rc = run("'%s' train-diffusion --data d.safetensors --out r2.safetensors " TINY " --steps 2 --log r.csv --log-every 1 --force",
+             BIN);
+    CHECK(rc == 0 && count_lines_starting("r.csv", "") == 3 && count_lines_starting("r.csv", "step,") == 1,
+          "a new run with --force: exit %d, %d lines", rc, count_lines_starting("r.csv", ""));
 }
 
 /* ---- kill -9 and resume ------------------------------------------------------------------------ */

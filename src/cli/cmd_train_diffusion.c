@@ -145,10 +145,23 @@ int cmd_train_diffusion(int argc, char **argv) {
     }
     if (da_check_output(out, force) || da_check_output_folder(ckpt) || (log_path && da_check_output_folder(log_path)))
         return 1;
+    char err0[1024];
     /* a killed run leaves its checkpoint's temporary (megabytes) behind: ours, so remove it */
     da_remove_stale_tmp_of(ckpt);
     da_remove_stale_tmp_of(out);
     struct stat st;
+    if (!resume && log_path && stat(log_path, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* a new run appended to an old log would repeat its steps */
+        if (!force) {
+            fprintf(stderr, "error: --log %s already exists; continue its run with --resume, or pass --force to start "
+                            "the log anew\n", log_path);
+            return 1;
+        }
+        if (da_atomic_write(log_path, "", 0, err0, sizeof err0)) {
+            fprintf(stderr, "error: %s\n", err0);
+            return 1;
+        }
+    }
     if (!resume && !force && stat(ckpt, &st) == 0) {
         fprintf(stderr, "error: checkpoint %s already exists; continue it with --resume %s, or pass --force to start over\n", ckpt, ckpt);
         return 1;
@@ -256,13 +269,13 @@ int cmd_train_diffusion(int argc, char **argv) {
             fprintf(stderr, "error: %s\n", err);
             goto done;
         }
-        bool exists = stat(log_path, &st) == 0;
+        bool has_header = stat(log_path, &st) == 0 && st.st_size > 0;
         log = fopen(log_path, "a");
         if (!log) {
             fprintf(stderr, "error: cannot open --log %s for appending: %s\n", log_path, strerror(errno));
             goto done;
         }
-        if (!exists && log_failed(log, fprintf(log, "step,loss,grad_norm,lr,img_per_s,elapsed_s\n"), log_path, ckpt))
+        if (!has_header && log_failed(log, fprintf(log, "step,loss,grad_norm,lr,img_per_s,elapsed_s\n"), log_path, ckpt))
             goto done;
     }
     int64_t start = tr.step;
