@@ -465,7 +465,9 @@ static void test_kill_and_resume(const char *clip) {
     }
 
     /* translate: killed after its first image, resumed: the same files */
-    const char *tr = "translate --model a.safetensors --finetuned k0.safetensors --data d.safetensors --batch 1 " FAST_TR;
+    /* long enough (about 1 s) for the kill to land after the first image and before the last */
+    const char *tr = "translate --model a.safetensors --finetuned k0.safetensors --data d.safetensors --batch 1 --t0 100 "
+                     "--inv-steps 12 --gen-steps 12 --threads 1";
     rc = run("'%s' %s --out t0", BIN, tr);
     CHECK(rc == 0, "uninterrupted translation: %s", OUT);
     snprintf(args, sizeof args, "%s --out t1", tr);
@@ -485,7 +487,7 @@ static void test_kill_and_resume(const char *clip) {
     /* finetune: killed after its first epoch's checkpoint, resumed: the same model */
     char ft[8192];
     snprintf(ft, sizeof ft, "finetune --model a.safetensors --clip '%s' --src-text photo --tgt-text sketch --data d.safetensors "
-             "--images 2 --grid-images 1 --epochs 3 --t0 100 --inv-steps 3 --train-steps 2 --threads 1", clip);
+             "--images 2 --grid-images 1 --epochs 8 --t0 100 --inv-steps 3 --train-steps 2 --threads 1", clip);
     rc = run("'%s' %s --out g0.safetensors", BIN, ft);
     CHECK(rc == 0, "uninterrupted fine-tuning: %s", OUT);
     snprintf(args, sizeof args, "%s --out g1.safetensors", ft);
