@@ -323,6 +323,17 @@ static void test_user_files(const char *clip) {
         CHECK(holds(grids[i], "an earlier run's record"), "%s overwritten", grids[i]);
         remove(path_of(grids[i]));
     }
+    /* a log or grid that cannot be written (here: a folder in the way) fails the run */
+    const char *blocked[] = {"f.log.csv", "f.epoch1.png"};
+    for (int i = 0; i < 2; i++) {
+        remove(path_of(blocked[i]));   /* the other case's run wrote it as a file */
+        CHECK(mkdir(path_of(blocked[i]), 0755) == 0, "mkdir %s", blocked[i]);
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, ft, BIN, clip);
+        rc = run("%s --force", cmd);
+        CHECK(rc == 1 && strstr(OUT, blocked[i]) && strstr(OUT, "error"), "unwritable %s: exit %d: %s", blocked[i], rc, OUT);
+        rmdir(path_of(blocked[i]));
+    }
     char cmd[8192];
     snprintf(cmd, sizeof cmd, ft, BIN, clip);
     rc = run("%s --src-text ''", cmd);

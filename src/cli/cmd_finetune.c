@@ -525,10 +525,12 @@ int cmd_finetune(int argc, char **argv) {
             memcpy(hold, d.images + images * per, sizeof(float) * (size_t)(n_hold * per));
             memcpy(hold + n_hold * per, lat + images * per, sizeof(float) * (size_t)(n_hold * per));
             da_ft_generate(&f, hold + n_hold * per, n_hold);
-            if (da_image_write_grid(grid, hold, 2 * n_hold, (int)d.c, (int)d.h, (int)d.w, (int)n_hold, err, sizeof err))
-                fprintf(stderr, "warning: %s\n", err);
-            else
-                fprintf(stderr, "grid: %s\n", grid);
+            /* a full disk must not pass as a finished run: stop, the previous checkpoint resumes */
+            if (da_image_write_grid(grid, hold, 2 * n_hold, (int)d.c, (int)d.h, (int)d.w, (int)n_hold, err, sizeof err)) {
+                fprintf(stderr, "error: %s\n", err);
+                goto done;
+            }
+            fprintf(stderr, "grid: %s\n", grid);
         }
         if (ckpt_save(ckpt, &m, &opt, e + 1, settings, err, sizeof err)) {
             fprintf(stderr, "error: checkpoint: %s\n", err);
@@ -538,9 +540,13 @@ int cmd_finetune(int argc, char **argv) {
         if (da_atomic_open(&af, log_path, err, sizeof err) == 0) {
             fputs(LOG_HEADER, af.f);
             if (log.buf) fputs(log.buf, af.f);
-            if (da_atomic_commit(&af, err, sizeof err)) fprintf(stderr, "warning: %s\n", err);
+            if (da_atomic_commit(&af, err, sizeof err)) {
+                fprintf(stderr, "error: %s (the checkpoint of epoch %d is saved: --resume continues)\n", err, e + 1);
+                goto done;
+            }
         } else {
-            fprintf(stderr, "warning: %s\n", err);
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
         }
     }
 
