@@ -302,6 +302,11 @@ static void test_user_files(const char *clip) {
              FAST_TR, BIN);
     CHECK(rc == 1 && strstr(OUT, "not written by diffadapt"), "foreign manifest: exit %d: %s", rc, OUT);
     CHECK(holds("v/manifest.json", "{\"mine\": true}\n"), "a foreign manifest.json was replaced");
+    /* a grid that cannot be written (a folder in the way) fails the run */
+    rc = run("'%s' translate --model a.safetensors --finetuned a.safetensors --data d.safetensors --take 2 --out gx " FAST_TR, BIN);
+    CHECK(rc == 0 && remove(path_of("gx/grid.png")) == 0 && mkdir(path_of("gx/grid.png"), 0755) == 0, "%s", OUT);
+    rc = run("'%s' translate --model a.safetensors --finetuned a.safetensors --data d.safetensors --take 2 --out gx " FAST_TR, BIN);
+    CHECK(rc == 1 && strstr(OUT, "grid.png") && strstr(OUT, "Is a directory"), "unwritable grid.png: exit %d: %s", rc, OUT);
     /* a folder of our own is still continued, and an empty one taken */
     mkdir(path_of("w"), 0755);
     rc = run("'%s' translate --model a.safetensors --finetuned a.safetensors --data d.safetensors --take 2 --out w " FAST_TR, BIN);

@@ -466,8 +466,11 @@ int cmd_translate(int argc, char **argv) {
             free(img);
         }
         snprintf(path, sizeof path, "%s/grid.png", out);
-        if (all && da_image_write_grid(path, grid, 2 * k, (int)d.c, (int)d.h, (int)d.w, (int)k, err, sizeof err))
-            fprintf(stderr, "warning: %s\n", err);
+        /* a grid that cannot be written (full disk) fails the run; a re-run writes it */
+        if (all && da_image_write_grid(path, grid, 2 * k, (int)d.c, (int)d.h, (int)d.w, (int)k, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
+        }
     }
     fprintf(stderr, "translated %lld images (%lld skipped) into %s in %.1f s", (long long)done_imgs, (long long)skipped,
             out, secs);
