@@ -64,12 +64,13 @@ int da_unet_config_validate(const da_unet_config *c, char *err, size_t errlen) {
     if (c->num_timesteps < 2 || c->num_timesteps > 4000)
         BAD("model config: num_diffusion_timesteps %d must lie in 2..4000", c->num_timesteps);
     /* the memory the model needs, before anything is allocated (the bounds above keep every
-     * product within int64): its weights and its largest activation for one image */
+     * product within int64): its weights, and a bound on its largest activation for one image
+     * (the widest level at full resolution, three times for the skip concatenation) */
     double limit = da_memory_limit_bytes(), params = (double)da_unet_config_num_params(c) * sizeof(float);
     int cmax = 0, attn_res = 0;
     for (int i = 0; i < c->n_levels; i++) cmax = c->ch * c->ch_mult[i] > cmax ? c->ch * c->ch_mult[i] : cmax;
     for (int i = 0; i < c->n_attn; i++) attn_res = c->attn_resolutions[i] > attn_res ? c->attn_resolutions[i] : attn_res;
-    double act = 3.0 * cmax * (double)c->resolution * c->resolution * sizeof(float);   /* skip concat of 2 + 1 */
+    double act = 3.0 * cmax * (double)c->resolution * c->resolution * sizeof(float);
     double attn = (double)attn_res * attn_res * attn_res * attn_res * sizeof(float);      /* (hw x hw) scores */
     double need = params > act ? params : act;
     need = attn > need ? attn : need;
