@@ -106,6 +106,9 @@ static void test_unet_configs(void) {
     c.ch_mult[0] = 64;   /* within each bound, but ~10^12 parameters: refused by the memory limit */
     CHECK(da_unet_config_validate(&c, ERR, sizeof ERR) == -1 && strstr(ERR, "GiB") && strstr(ERR, "DIFFADAPT_MAX_GIB"),
           "memory limit: %s", ERR);
+    setenv("DIFFADAPT_MAX_GIB", "100000", 1);   /* the user can raise the limit */
+    CHECK(da_unet_config_validate(&c, ERR, sizeof ERR) == 0, "DIFFADAPT_MAX_GIB=100000 did not raise the limit: %s", ERR);
+    unsetenv("DIFFADAPT_MAX_GIB");
     da_unet_config_default(&c);
     c.resolution = 4096;
     c.n_levels = 1;
