@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: installs what is missing, then
 #  1. Release build with -Werror and every CTest test,
 #  2. the same tests built with AddressSanitizer + UndefinedBehaviorSanitizer,
-#  3. the safetensors parser fuzzed with libFuzzer for a bounded time.
+#  3. the safetensors, model config and data file readers fuzzed with libFuzzer for a bounded time.
 # Any failure stops the script with a non-zero exit code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,6 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan.supp:print_su
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd build-asan && DA_SANITIZED=1 ctest --output-on-failure -j "$jobs" --timeout 1500)
 
-echo "== stage 3: fuzzing the safetensors parser (${DA_FUZZ_SECONDS:-60} s)"
+echo "== stage 3: fuzzing the safetensors, config and data readers (${DA_FUZZ_SECONDS:-60} s)"
 bash scripts/fuzz.sh "${DA_FUZZ_SECONDS:-60}"
 echo "== all stages passed"

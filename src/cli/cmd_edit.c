@@ -49,6 +49,7 @@ int cmd_edit(int argc, char **argv) {
     if (rc) return da_args_exit(rc);
     if (grid_n < 1 || seed < 0) { fprintf(stderr, "diffadapt " CMD ": --grid-n must be >= 1 and --seed >= 0\n"); return 2; }
     char grid_buf[4200];
+    bool grid_in_out = !grid && !da_ends_with(out, ".safetensors");   /* DIR/grid.png: DIR is made later */
     if (!grid) {
         if (da_ends_with(out, ".safetensors"))
             snprintf(grid_buf, sizeof grid_buf, "%.*s_grid.png", (int)(strlen(out) - strlen(".safetensors")), out);
@@ -56,7 +57,7 @@ int cmd_edit(int argc, char **argv) {
             snprintf(grid_buf, sizeof grid_buf, "%s/grid.png", out);
         grid = grid_buf;
     }
-    if (da_check_output(out, force) || da_check_output(grid, force)) return 1;
+    if (da_check_output(out, force) || (!grid_in_out && da_check_output(grid, force))) return 1;
     da_set_threads(threads);
     da_unet m, m2;
     memset(&m2, 0, sizeof m2);

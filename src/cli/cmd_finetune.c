@@ -327,6 +327,12 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "diffadapt " CMD ": --lr and --lr-gamma must be positive\n");
         return 2;
     }
+    if (!src_text[strspn(src_text, " \t\n")] || !tgt_text[strspn(tgt_text, " \t\n")] || !strcmp(src_text, tgt_text)) {
+        /* an empty or repeated text gives no direction to move along */
+        fprintf(stderr, "diffadapt " CMD ": --src-text and --tgt-text must be two different, non-empty texts, got \"%s\" "
+                        "and \"%s\"\n", src_text, tgt_text);
+        return 2;
+    }
     if (id_w > 0 && !id_path) {
         fprintf(stderr, "diffadapt " CMD ": --id-weight %g needs --id-model FILE\n", (double)id_w);
         return 2;
@@ -340,6 +346,7 @@ int cmd_finetune(int argc, char **argv) {
         snprintf(cache_buf, sizeof cache_buf, "%s/diffadapt-cache", dirname(tmp));
         cache_dir = cache_buf;
     }
+    if (da_check_output_folder(out)) return 1;   /* found now, not after the first epoch */
     if (file_exists(out) && !force && !(resume && file_exists(ckpt))) {
         fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
         return 1;
@@ -348,6 +355,33 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "error: %s holds the checkpoint of an earlier run: pass --resume to continue it, or --force to start over\n",
                 ckpt);
         return 1;
+    }
+    /* a killed run leaves the temporaries of what it was writing (the checkpoint: megabytes) */
+    da_remove_stale_tmp_of(out);
+    da_remove_stale_tmp_of(ckpt);
+    da_remove_stale_tmp_of(log_path);
+    for (int e = 1; e <= epochs; e++) {
+        char suffix[32], grid[4200];
+        snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
+        with_suffix(grid, sizeof grid, out, suffix);
+        da_remove_stale_tmp_of(grid);
+    }
+    /* without a checkpoint to continue, the log and the grids would be written anew: they may be
+     * the only record of an earlier run */
+    if (!force && !(resume && file_exists(ckpt))) {
+        char grid[4200];
+        const char *found = file_exists(log_path) ? log_path : NULL;
+        for (int e = 1; e <= epochs && !found; e++) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
+            with_suffix(grid, sizeof grid, out, suffix);
+            if (file_exists(grid)) found = grid;
+        }
+        if (found) {
+            fprintf(stderr, "error: %s exists (an earlier run's, with no checkpoint to continue); pass --force to "
+                    "overwrite it, or choose another --out\n", found);
+            return 1;
+        }
     }
     da_set_threads(threads);
 
@@ -546,10 +580,12 @@ int cmd_finetune(int argc, char **argv) {
             memcpy(hold, d.images + images * per, sizeof(float) * (size_t)(n_hold * per));
             memcpy(hold + n_hold * per, lat + images * per, sizeof(float) * (size_t)(n_hold * per));
             da_ft_generate(&f, hold + n_hold * per, n_hold);
-            if (da_image_write_grid(grid, hold, 2 * n_hold, (int)d.c, (int)d.h, (int)d.w, (int)n_hold, err, sizeof err))
-                fprintf(stderr, "warning: %s\n", err);
-            else
-                fprintf(stderr, "grid: %s\n", grid);
+            /* a full disk must not pass as a finished run: stop, the previous checkpoint resumes */
+            if (da_image_write_grid(grid, hold, 2 * n_hold, (int)d.c, (int)d.h, (int)d.w, (int)n_hold, err, sizeof err)) {
+                fprintf(stderr, "error: %s\n", err);
+                goto done;
+            }
+            fprintf(stderr, "grid: %s\n", grid);
         }
         if (ckpt_save(ckpt, &m, &opt, e + 1, settings, err, sizeof err)) {
             fprintf(stderr, "error: checkpoint: %s\n", err);
@@ -559,9 +595,13 @@ int cmd_finetune(int argc, char **argv) {
         if (da_atomic_open(&af, log_path, err, sizeof err) == 0) {
             fputs(LOG_HEADER, af.f);
             if (log.buf) fputs(log.buf, af.f);
-            if (da_atomic_commit(&af, err, sizeof err)) fprintf(stderr, "warning: %s\n", err);
+            if (da_atomic_commit(&af, err, sizeof err)) {
+                fprintf(stderr, "error: %s (the checkpoint of epoch %d is saved: --resume continues)\n", err, e + 1);
+                goto done;
+            }
         } else {
-            fprintf(stderr, "warning: %s\n", err);
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
         }
     }
 

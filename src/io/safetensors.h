@@ -61,8 +61,9 @@ st_writer *st_writer_new(void);
 void st_writer_add_f32(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data);
 void st_writer_add_i64(st_writer *w, const char *name, int ndim, const int64_t *shape, const int64_t *data);
 void st_writer_set_meta(st_writer *w, const char *key, const char *value);  /* copies key and value */
-/* Writes path.tmp.<pid> then renames it over path; returns -1 with err set on failure (disk
- * full, permission, ...) and leaves any existing file at path untouched. */
+/* Writes an exclusive temporary beside path (io/atomic.h), then renames it over path; returns -1
+ * with err set on failure (disk full, permission, ...) and leaves any existing file at path
+ * untouched. */
 int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen);
 void st_writer_free(st_writer *w);
 
