@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs what is missing, then
 #  1. Release build with -Werror and every CTest test,
 #  2. the same tests built with AddressSanitizer + UndefinedBehaviorSanitizer,
-#  3. the safetensors and PyTorch checkpoint readers fuzzed with libFuzzer for a bounded time.
+#  3. the safetensors, PyTorch checkpoint, model config and data file readers fuzzed with
+#     libFuzzer for a bounded time.
 # Any failure stops the script with a non-zero exit code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,6 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan.supp:print_su
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd build-asan && DA_SANITIZED=1 ctest --output-on-failure -j "$jobs" --timeout 1500)
 
-echo "== stage 3: fuzzing the safetensors and PyTorch checkpoint readers (${DA_FUZZ_SECONDS:-60} s in all)"
+echo "== stage 3: fuzzing the safetensors, PyTorch checkpoint, config and data readers (${DA_FUZZ_SECONDS:-60} s in all)"
 bash scripts/fuzz.sh "${DA_FUZZ_SECONDS:-60}"
 echo "== all stages passed"

@@ -136,6 +136,29 @@ static void check_config(void) {
     da_adm_config_default(&c);
     c.image_size = 100;
     CHECK(da_adm_config_validate(&c, err, sizeof err) != 0 && strstr(err, "image_size"), "image size 100: %s", err);
+    /* sizes are checked against the memory limit before anything is allocated */
+    da_adm_config_default(&c);
+    c.model_channels = 4096;
+    c.channel_mult[5] = 64;
+    CHECK(da_adm_config_validate(&c, err, sizeof err) != 0 && strstr(err, "GiB") && strstr(err, "DIFFADAPT_MAX_GIB"),
+          "a huge ADM: %s", err);
+    da_unet_config u;
+    da_unet_config_default(&u);
+    u.is_adm = true;
+    u.adm = c;
+    u.in_channels = u.out_ch = c.in_channels;
+    u.resolution = c.image_size;
+    da_unet m;
+    CHECK(da_unet_init(&m, &u, 0, err, sizeof err) != 0 && strstr(err, "GiB"), "da_unet_init of a huge ADM: %s", err);
+    CHECK(da_adm_config_num_params(&c) > (int64_t)1 << 34, "parameter count of the huge ADM: %lld",
+          (long long)da_adm_config_num_params(&c));
+    da_adm_config_default(&c);
+    c.image_size = 8192;
+    CHECK(da_adm_config_validate(&c, err, sizeof err) != 0 && strstr(err, "4096"), "image size 8192: %s", err);
+    /* attention at a resolution no level runs at */
+    da_adm_config_default(&c);
+    c.attention_ds[0] = 64;
+    CHECK(da_adm_config_validate(&c, err, sizeof err) != 0 && strstr(err, "never occurs"), "attention at 4 px: %s", err);
 }
 
 /* Config "a" written as a reference-style YAML with guided-diffusion's names. */
@@ -182,6 +205,15 @@ static void check_as_unet(const st_file *g, const char *dir) {
               "config after reload: '%s' vs '%s'", a, b);
         da_unet_free(&m2);
     }
+    /* a non-finite weight is refused at load, as for the DDPM UNet */
+    da_unet_param(&m, "out.2.bias")->data[1] = NAN;
+    char nan_path[4200];
+    td_path(nan_path, sizeof nan_path, dir, "adm_nan.safetensors");
+    CHECK(da_unet_save(&m, nan_path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    da_unet_param(&m, "out.2.bias")->data[1] = 0.0f;
+    rc = da_unet_load(&m2, nan_path, NULL, err, sizeof err);
+    CHECK(rc != 0 && strstr(err, "non-finite") && strstr(err, "out.2.bias"), "ADM with a NaN weight: %s", rc ? err : "loaded");
+    if (!rc) da_unet_free(&m2);
     /* a DDPM config does not load ADM weights, with a message naming a key */
     da_unet_config dc;
     da_unet_config_default(&dc);

@@ -119,9 +119,17 @@ int main(void) {
     CHECK(w2 && w2->shape[0] == 1 && w1 && w1->shape[0] == 32 && w1->shape[1] == 1, "binary model has one logit");
     st_close(&f);
 
-    /* a second run appends to the same metrics.csv */
+    /* a second run into the same folder must not replace the model and the plot silently */
     snprintf(cmd, sizeof cmd, "'%s' train-classifier --train '%s' --eval source='%s' --eval again='%s' --out '%s' "
              "--epochs 3 --batch 8 --seed 5 --threads 1 --train-name original 2>&1", bin, tr, te, tr, out);
+    rc = run(cmd);
+    CHECK(rc == 1 && strstr(OUT, "model.safetensors already exists") && strstr(OUT, "--force"),
+          "second run without --force: exit %d\n%s", rc, OUT);
+    snprintf(path, sizeof path, "%s/metrics.csv", out);
+    CHECK(check_metrics(path, "original", 3, 2, names2) == 6, "a refused run changed metrics.csv");
+    /* with --force it appends to the same metrics.csv */
+    snprintf(cmd, sizeof cmd, "'%s' train-classifier --train '%s' --eval source='%s' --eval again='%s' --out '%s' "
+             "--epochs 3 --batch 8 --seed 5 --threads 1 --train-name original --force 2>&1", bin, tr, te, tr, out);
     rc = run(cmd);
     CHECK(rc == 0, "second run: exit %d\n%s", rc, OUT);
     snprintf(path, sizeof path, "%s/metrics.csv", out);

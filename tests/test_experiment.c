@@ -37,7 +37,9 @@ static void show_log(const char *log) {
 }
 
 static const char *TRAIN_NAMES[2] = {"original", "adapted"};
-static const char *EVAL_NAMES[3] = {"source", "target-heldout", "target-self"};
+#define N_EVAL 6
+static const char *EVAL_NAMES[N_EVAL] = {"source",         "target-heldout", "target-hatching",
+                                         "target-stipple", "validation",     "target-self"};
 
 static int name_index(const char *s, const char **names, int n) {
     for (int i = 0; i < n; i++)
@@ -57,8 +59,8 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
     snprintf(path, sizeof path, "%s/metrics.csv", out);
     char *csv = td_slurp(path, NULL);
     CHECK(csv != NULL, "metrics.csv is missing");
-    double sum[2][3];
-    int count[2][3];
+    double sum[2][N_EVAL];
+    int count[2][N_EVAL];
     memset(sum, 0, sizeof sum);
     memset(count, 0, sizeof count);
     int rows = 0, bad = 0;
@@ -74,7 +76,7 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
                 bad++;
                 continue;
             }
-            int t = name_index(tr, TRAIN_NAMES, 2), k = name_index(ev, EVAL_NAMES, 3);
+            int t = name_index(tr, TRAIN_NAMES, 2), k = name_index(ev, EVAL_NAMES, N_EVAL);
             if (t < 0 || k < 0 || seed < 0 || seed >= seeds || epoch < 1 || epoch > epochs || !(acc >= 0 && acc <= 100) ||
                 !(tacc >= 0 && tacc <= 100) || !isfinite(loss)) {
                 bad++;
@@ -87,7 +89,7 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
         }
         free(csv);
     }
-    CHECK(rows == 2 * seeds * epochs * 3, "metrics.csv has %d rows, expected %d", rows, 2 * seeds * epochs * 3);
+    CHECK(rows == 2 * seeds * epochs * N_EVAL, "metrics.csv has %d rows, expected %d", rows, 2 * seeds * epochs * N_EVAL);
     CHECK(bad == 0, "%d malformed metrics rows", bad);
 
     /* results.json: every train × eval set, last and best epoch, consistent with metrics.csv */
@@ -99,7 +101,7 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
         CHECK(num(root, "n_seeds") == seeds && num(root, "epochs") == epochs, "results.json n_seeds/epochs");
         const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "results");
         for (int t = 0; t < 2; t++)
-            for (int k = 0; k < 3; k++) {
+            for (int k = 0; k < N_EVAL; k++) {
                 const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, TRAIN_NAMES[t]),
                                                                   EVAL_NAMES[k]);
                 const cJSON *last = cJSON_GetObjectItemCaseSensitive(o, "last"),
@@ -115,13 +117,14 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
                       count[t][k] ? sum[t][k] / count[t][k] : NAN);
             }
         const cJSON *gain = cJSON_GetObjectItemCaseSensitive(root, "gain");
-        for (int k = 0; k < 3; k++) {
-            const cJSON *g = cJSON_GetObjectItemCaseSensitive(gain, EVAL_NAMES[k]);
+        for (int k = 0; k <= N_EVAL; k++) {
+            const char *name = k < N_EVAL ? EVAL_NAMES[k] : "target-panel-mean";
+            const cJSON *g = cJSON_GetObjectItemCaseSensitive(gain, name);
             const cJSON *ci = cJSON_GetObjectItemCaseSensitive(g, "ci95");
             double lo = cJSON_GetArraySize(ci) == 2 ? cJSON_GetArrayItem(ci, 0)->valuedouble : NAN;
             double hi = cJSON_GetArraySize(ci) == 2 ? cJSON_GetArrayItem(ci, 1)->valuedouble : NAN;
             double m = num(g, "mean");
-            CHECK(isfinite(m) && lo <= m + 1e-9 && m <= hi + 1e-9, "gain %s %g [%g, %g]", EVAL_NAMES[k], m, lo, hi);
+            CHECK(isfinite(m) && lo <= m + 1e-9 && m <= hi + 1e-9, "gain %s %g [%g, %g]", name, m, lo, hi);
         }
         const cJSON *stages = cJSON_GetObjectItemCaseSensitive(root, "stages");
         CHECK(cJSON_GetArraySize(stages) >= 8, "results.json lists %d stages", cJSON_GetArraySize(stages));
@@ -136,7 +139,9 @@ static void check_outputs(const char *out, int seeds, int epochs, int img_c) {
     char *md = td_slurp(path, NULL);
     CHECK(md != NULL, "report.md is missing");
     if (md) {
-        CHECK(strstr(md, "| trained on | source | target-heldout | target-self |") != NULL, "report.md has the table");
+        CHECK(strstr(md, "| trained on | source | target-heldout | target-hatching | target-stipple | validation | "
+                         "target-self |") != NULL, "report.md has the table");
+        CHECK(strstr(md, "| **target panel (mean of the three)** |") != NULL, "report.md has the panel mean gain");
         CHECK(strstr(md, "| original |") && strstr(md, "| adapted |"), "report.md has both training sets");
         CHECK(strstr(md, "## Gain from adaptation") && strstr(md, "paired t-interval"), "report.md has the gain");
         CHECK(strstr(md, "## Stages and wall time") && strstr(md, "fine-tuning"), "report.md has the timings");
@@ -320,7 +325,7 @@ static void test_celeba(void) {
     make_celeba(data);
     make_unet(model, config);
     make_clip(clip);
-    const char *common = "--size 16 --train-n 8 --test-n 4 --seeds 2 --epochs 2 --ft-images 2 --ft-epochs 1 "
+    const char *common = "--size 16 --train-n 8 --test-n 4 --val-n 2 --seeds 2 --epochs 2 --ft-images 2 --ft-epochs 1 "
                          "--inv-steps 3 --train-steps 2 --gen-steps 2 --t0 300 --threads 2";
     snprintf(args, sizeof args, "experiment --data 'celeba:%s' --attr Male --clip '%s' --model '%s' --config '%s' %s "
              "--out '%s'", data, clip, model, config, common, out);

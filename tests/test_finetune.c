@@ -554,6 +554,28 @@ static void test_cli(void) {
     CHECK(da_unet_load(&got, a, NULL, err, sizeof err) == 0, "the fine-tuned model does not load: %s", err);
     da_unet_free(&got);
 
+    /* views and an image-guided direction (the images of `data` turned negative as the "target") */
+    {
+        char tgt[700], c2[700];
+        td_path(tgt, sizeof tgt, dir, "tgt.safetensors");
+        td_path(c2, sizeof c2, dir, "c.safetensors");
+        float neg[NI * CH * RES * RES];
+        for (int i = 0; i < NI * CH * RES * RES; i++) neg[i] = -x[i];
+        st_writer *tw = st_writer_new();
+        st_writer_add_f32(tw, "images", 4, shape, neg);
+        CHECK(st_writer_save(tw, tgt, err, sizeof err) == 0, "%s", err);
+        st_writer_free(tw);
+        snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --views 2 --tgt-images '%s' --tgt-weight 0.5 --out '%s' 2>&1",
+                 bin, common, tgt, c2);
+        rc = run(cmd);
+        CHECK(rc == 0 && strstr(OUT, "image-guided direction from 6 target images, weight 0.5"),
+              "finetune --views --tgt-images: exit %d:\n%s", rc, OUT);
+        snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --tgt-images '%s' --tgt-weight 2 --out '%s' --force 2>&1",
+                 bin, common, tgt, c2);
+        rc = run(cmd);
+        CHECK(rc == 2 && strstr(OUT, "--tgt-weight"), "--tgt-weight 2 accepted: exit %d:\n%s", rc, OUT);
+    }
+
     /* one epoch, then a resumed second one: the same model, byte for byte; latents reused */
     snprintf(cmd, sizeof cmd, "'%s' finetune %s --epochs 1 --out '%s' 2>&1", bin, common, b);
     rc = run(cmd);
@@ -598,9 +620,156 @@ static void test_cli(void) {
     td_remove(dir);
 }
 
+
+/* ---- the directional loss over random views: its chain gradient against finite differences ---- */
+static void test_views_gradient(int views, da_ft_identity identity) {
+    da_unet m;
+    tiny_unet(&m, 12, 0.0f);
+    da_clip clip;
+    tiny_clip(&clip, 23);
+    float dir[16];
+    text_dir(&clip, dir);
+    da_ft_config cfg;
+    da_ft_config_default(&cfg);
+    cfg.t0 = 300;
+    cfg.inv_steps = 5;
+    cfg.train_steps = 2;
+    cfg.views = views;
+    cfg.identity = identity;
+    cfg.view_min_scale = 0.5f;
+    da_finetuner f;
+    char err[512];
+    int rc = da_ft_init(&f, &cfg, &m, &clip, dir, NULL, err, sizeof err);
+    CHECK(rc == 0, "init: %s", err);
+    if (rc) return;
+    const int64_t B = 2, per = CH * RES * RES;
+    float x0[2 * CH * RES * RES], lat[2 * CH * RES * RES], src[2 * 16];
+    make_images(x0, (int)B, 15);
+    da_rng r;
+    da_rng_init(&r, 16);
+    da_rng_normal(&r, lat, B * per, 0.0f, 1.0f);
+    da_ft_source_features(&f, x0, B, src, NULL);
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_unet_zero_grad(&m);
+    da_ft_terms t, t0v;
+    da_ft_chain(&ctx, &f, x0, src, NULL, lat, B, 5, true, NULL, &t);
+    /* the plain recipe: views change the CLIP term only, the edge identity the identity term only */
+    f.cfg.views = 0;
+    f.cfg.identity = DA_FT_ID_PIXELS;
+    da_ft_chain(&ctx, &f, x0, src, NULL, lat, B, 5, false, NULL, &t0v);
+    f.cfg.views = views;
+    f.cfg.identity = identity;
+    CHECK(isfinite(t.loss) && t.clip > 0 && (fabs(t.clip - t0v.clip) > 1e-6) == (views > 0) &&
+              (fabs(t.l1 - t0v.l1) > 1e-6) == (identity == DA_FT_ID_EDGES),
+          "views %d, identity %d: clip %g vs %g, l1 %g vs %g", views, (int)identity, t.clip, t0v.clip, t.l1, t0v.l1);
+    CHECK(fabs(t.loss - (3 * t.clip + t.l1)) < 1e-5 * fabs(t.loss), "loss %g is not the weighted sum", t.loss);
+    const struct { const char *name; int64_t idx; } probes[] = {
+        {"conv_out.bias", 0}, {"conv_out.weight", 11}, {"conv_in.weight", 4}, {"down.0.block.0.conv1.weight", 30},
+        {"mid.attn_1.v.weight", 9}, {"up.1.block.0.conv2.weight", 120},
+    };
+    int n_probe = (int)(sizeof probes / sizeof probes[0]);
+    float analytic[8], numeric[8];
+    for (int i = 0; i < n_probe; i++) {
+        da_tensor *p = da_unet_param(&m, probes[i].name);
+        CHECK(p != NULL, "no parameter %s", probes[i].name);
+        if (!p) return;
+        analytic[i] = p->grad[probes[i].idx];
+        float keep = p->data[probes[i].idx];
+        const float h = 1e-2f;
+        p->data[probes[i].idx] = keep + h;
+        double lp = chain_loss(&ctx, &f, x0, src, NULL, lat, B, 5);
+        p->data[probes[i].idx] = keep - h;
+        double lm = chain_loss(&ctx, &f, x0, src, NULL, lat, B, 5);
+        p->data[probes[i].idx] = keep;
+        numeric[i] = (float)((lp - lm) / (2.0 * h));
+    }
+    char what[128];
+    snprintf(what, sizeof what, "chain-mode gradient (%d views, %s identity) vs finite differences", views,
+             identity == DA_FT_ID_EDGES ? "edge" : "pixel");
+    tu_close(what, analytic, numeric, n_probe, 2e-4, 2e-2);
+    if (identity == DA_FT_ID_EDGES) {
+        /* the edge identity does not see the polarity, but sees an added texture */
+        float neg[2 * CH * RES * RES], tex[2 * CH * RES * RES];
+        for (int i = 0; i < 2 * CH * RES * RES; i++) {
+            neg[i] = -x0[i];
+            tex[i] = x0[i] + ((i + i / RES) % 2 ? 0.2f : -0.2f);
+        }
+        da_ctx_reset(&ctx);
+        da_tensor *tx0 = da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), x0);
+        da_tensor *ts = da_from_data(&ctx, DA_SHAPE(2, 16), src);
+        da_ft_terms tn, tt;
+        da_ft_loss(&ctx, &f, tx0, ts, NULL, da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), neg), &tn);
+        da_ft_loss(&ctx, &f, tx0, ts, NULL, da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), tex), &tt);
+        CHECK(tn.l1 < 1e-6 && tt.l1 > 0.1, "edge identity: negative %g (want 0), textured %g (want > 0.1)", tn.l1, tt.l1);
+    }
+    /* views are part of the configuration's checks */
+    da_ft_config bad = cfg;
+    bad.views = 65;
+    CHECK(da_ft_config_validate(&bad, &m, err, sizeof err) != 0 && strstr(err, "views"), "65 views accepted");
+    bad.views = 2;
+    bad.view_min_scale = 0.0f;
+    CHECK(da_ft_config_validate(&bad, &m, err, sizeof err) != 0, "a view scale of 0 accepted");
+    da_ctx_free(&ctx);
+    da_ft_free(&f);
+    da_unet_free(&m);
+    da_clip_free(&clip);
+}
+
+/* ---- the image-guided direction and its mix with the text direction ---- */
+static void test_image_direction(void) {
+    da_clip clip;
+    tiny_clip(&clip, 31);
+    float a[5 * CH * RES * RES], b[3 * CH * RES * RES], dir[16], want[16], tdir[16], mix[16];
+    make_images(a, 5, 41);
+    make_images(b, 3, 42);
+    for (int i = 0; i < 3 * CH * RES * RES; i++) b[i] = -b[i];   /* another "domain" */
+    char err[512];
+    int rc = da_clip_image_direction(&clip, a, 5, b, 3, CH, RES, RES, dir, err, sizeof err);
+    CHECK(rc == 0, "image direction: %s", err);
+    /* by hand: image by image, normalised, means, difference, normalised */
+    double ma[16] = {0}, mb[16] = {0};
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_set_grad(&ctx, false);
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < (s ? 3 : 5); i++) {
+            da_ctx_reset(&ctx);
+            da_tensor *x = da_from_data(&ctx, DA_SHAPE(1, CH, RES, RES), (s ? b : a) + i * CH * RES * RES);
+            da_tensor *e = da_clip_image_features(&ctx, &clip, x);
+            double n2 = 0;
+            for (int k = 0; k < 16; k++) n2 += (double)e->data[k] * e->data[k];
+            for (int k = 0; k < 16; k++) (s ? mb : ma)[k] += e->data[k] / sqrt(n2) / (s ? 3 : 5);
+        }
+    double n2 = 0;
+    for (int k = 0; k < 16; k++) n2 += (mb[k] - ma[k]) * (mb[k] - ma[k]);
+    for (int k = 0; k < 16; k++) want[k] = (float)((mb[k] - ma[k]) / sqrt(n2));
+    tu_close("image direction vs by-hand means", dir, want, 16, 1e-5, 1e-4);
+    text_dir(&clip, tdir);
+    CHECK(da_clip_mix_directions(tdir, dir, 0.0f, 16, mix) == 0, "mix 0");
+    tu_close("mix weight 0 is the text direction", mix, tdir, 16, 1e-6, 1e-6);
+    CHECK(da_clip_mix_directions(tdir, dir, 1.0f, 16, mix) == 0, "mix 1");
+    tu_close("mix weight 1 is the image direction", mix, dir, 16, 1e-6, 1e-6);
+    CHECK(da_clip_mix_directions(tdir, dir, 0.5f, 16, mix) == 0, "mix 0.5");
+    double cta = 0, cia = 0, nm = 0;
+    for (int k = 0; k < 16; k++) cta += mix[k] * tdir[k], cia += mix[k] * dir[k], nm += mix[k] * mix[k];
+    CHECK(fabs(nm - 1) < 1e-5 && fabs(cta - cia) < 1e-5, "an even mix is normalised and halfway (%g, %g, %g)", nm, cta, cia);
+    float neg[16];
+    for (int k = 0; k < 16; k++) neg[k] = -tdir[k];
+    CHECK(da_clip_mix_directions(tdir, neg, 0.5f, 16, mix) != 0, "opposite directions mixed evenly must be refused");
+    CHECK(da_clip_image_direction(&clip, a, 5, a, 5, CH, RES, RES, dir, err, sizeof err) != 0 && strstr(err, "same mean"),
+          "identical sets give no direction");
+    CHECK(da_clip_image_direction(&clip, a, 0, b, 3, CH, RES, RES, dir, err, sizeof err) != 0, "an empty set is refused");
+    da_ctx_free(&ctx);
+    da_clip_free(&clip);
+}
+
 int main(void) {
     da_set_threads(1);
     test_chain_gradient();
+    test_views_gradient(3, DA_FT_ID_PIXELS);
+    test_views_gradient(0, DA_FT_ID_EDGES);
+    test_image_direction();
     test_per_step();
     run_training(DA_FT_CHAIN, 1.5e-3, 3);
     run_training(DA_FT_PER_STEP, 1e-3, 3);

@@ -53,8 +53,23 @@ static void test_table(void) {
             CHECK(da_style_find(*w) == s, "synonym \"%s\" of %s finds %s", *w, s->name,
                   da_style_find(*w) ? da_style_find(*w)->name : "nothing");
     }
-    const da_style *pencil = da_style_find("pencil");
-    CHECK(pencil && pencil->held_out && held == 1, "pencil must be the one held-out style (held-out count %d)", held);
+    /* the panel decision: pencil, hatching, stipple are test-only; xdog is validation-only; every
+     * other style trains the mini-CLIP; held_out says exactly "not a training style" */
+    int n_test = 0, n_val = 0;
+    for (int i = 0; i < n; i++) {
+        const da_style *s = da_style_get(i);
+        CHECK(s->held_out == (s->use != DA_STYLE_TRAIN), "%s: held_out disagrees with its use", s->name);
+        n_test += s->use == DA_STYLE_TEST;
+        n_val += s->use == DA_STYLE_VALIDATION;
+    }
+    const da_style *panel[8];
+    int np = da_style_test_panel(panel, 8);
+    CHECK(np == 3 && n_test == 3 && held == 4 && n_val == 1, "test panel %d (%d), validation %d, held out %d", np, n_test,
+          n_val, held);
+    CHECK(np == 3 && !strcmp(panel[0]->name, "pencil") && !strcmp(panel[1]->name, "hatching") &&
+              !strcmp(panel[2]->name, "stipple"),
+          "the test panel is pencil, hatching, stipple in that order");
+    CHECK(da_style_validation() && !strcmp(da_style_validation()->name, "xdog"), "xdog is the validation style");
     static const char *const pairs[][2] = {
         {"Sketch", "sobel"},          {"a pencil sketch", "pencil"}, {"Line-Art", "contour"}, {"outline", "contour"},
         {"blurry", "blur"},           {"PHOTO", "photo"},            {"picture", "photo"},    {"upside down", "upside-down"},
@@ -160,6 +175,26 @@ static void test_behaviour(void) {
     da_style_render(da_style_find("pencil"), in, 1, S, S, out, &r);
     da_style_render(da_style_find("pencil"), inv, 1, S, S, out2, &r);
     tu_close("pencil of the inverted image", out2, out, n, 1e-5, 0);
+    /* the new held-out renderers: dark marks on white paper whatever the polarity */
+    const char *panel_styles[] = {"hatching", "stipple", "xdog"};
+    for (int k = 0; k < 3; k++) {
+        const da_style *st = da_style_find(panel_styles[k]);
+        da_style_render(st, in, 1, S, S, out, &r);
+        da_style_render(st, inv, 1, S, S, out2, &r);
+        CHECK(out[0] == 1.0f && mean(out, n) > 0.0 && count_below(out, n, 0.0f) > 20, "%s: corner %g, mean %g, %d dark",
+              panel_styles[k], out[0], mean(out, n), count_below(out, n, 0.0f));
+        tu_close(panel_styles[k], out2, out, n, 1e-5, 0);
+    }
+    /* hatching draws lines inside the object (tone), not only its outline; stipple is binary */
+    da_style_render(da_style_find("hatching"), in, 1, S, S, out, &r);
+    int inner_dark = 0;
+    for (int y = 10; y < 18; y++)
+        for (int x = 10; x < 18; x++) inner_dark += out[y * S + x] < 0.0f;
+    CHECK(inner_dark > 4 && inner_dark < 48, "hatching: %d of 64 inner pixels inked", inner_dark);
+    da_style_render(da_style_find("stipple"), in, 1, S, S, out, &r);
+    int binary = 1;
+    for (int i = 0; i < n; i++) binary &= out[i] == 1.0f || out[i] == -1.0f;
+    CHECK(binary, "stipple is not black dots on white");
     /* silhouette: the ellipse black, the rest white */
     da_style_render(da_style_find("silhouette"), in, 1, S, S, out, &r);
     int inside = 0;

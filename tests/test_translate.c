@@ -191,8 +191,12 @@ int main(void) {
     if (dead == 0) _exit(0);
     waitpid(dead, NULL, 0);
     char tmpname[64];
-    snprintf(tmpname, sizeof tmpname, "000004.png.tmp.%ld", (long)dead);
+    snprintf(tmpname, sizeof tmpname, "000004.png.da-tmp.%ld.aB3xYz", (long)dead);
     td_write_text(res, tmpname, "half a PNG");
+    /* a user's file that only looks like a temporary of a dead process: never touched */
+    char userfile[64];
+    snprintf(userfile, sizeof userfile, "thesis.tmp.%ld", (long)dead);
+    td_write_text(res, userfile, "my thesis");
     snprintf(cmd, sizeof cmd, "'%s' translate %s --out '%s' 2>&1", bin, common, res);
     rc = run(cmd);
     CHECK(rc == 0, "resumed run: exit %d:\n%s", rc, OUT);
@@ -200,6 +204,8 @@ int main(void) {
           "resume summary:\n%s", OUT);
     CHECK(strstr(OUT, "left by an interrupted run") != NULL, "the stale temporary file was not reported:\n%s", OUT);
     CHECK(access(td_path(path, sizeof path, res, tmpname), F_OK) != 0, "the stale temporary file is still there");
+    CHECK(access(td_path(path, sizeof path, res, userfile), F_OK) == 0, "the user's %s was removed", userfile);
+    remove(td_path(path, sizeof path, res, userfile));
     same_files("resumed vs one run", res, full, true);
     CHECK(count_entries(res) == N + 3, "%d entries after the resumed run", count_entries(res));
 

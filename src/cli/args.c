@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void print_default(FILE *out, const da_option *o) {
     switch (o->kind) {
@@ -34,16 +35,36 @@ static void print_help(const da_cmd_info *info, const da_option *opts) {
     printf("  %-24s %s\n", "--help", "show this help");
 }
 
+/* Every command's --threads: 0 means all cores; a negative count is an error, and more threads
+ * than CPUs only make the run slower (20x for 10000), so they are capped with a note. */
+static int check_threads(const char *cmd, long *n) {
+    if (*n < 0) {
+        fprintf(stderr, "diffadapt %s: --threads must be 0 (all cores) or a positive number of threads, got %ld\n", cmd, *n);
+        return 2;
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus > 0 && *n > cpus) {
+        fprintf(stderr, "note: --threads %ld is more than the %ld CPUs of this machine; using %ld\n", *n, cpus, cpus);
+        *n = cpus;
+    }
+    return 0;
+}
+
 static int parse_value(const char *cmd, const da_option *o, const char *v) {
     char *end = NULL;
     errno = 0;
     switch (o->kind) {
     case DA_OPT_INT: {
         long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < INT_MIN || x > INT_MAX) {
+        if (end == v || *end) {
             fprintf(stderr, "diffadapt %s: %s expects an integer, got '%s'\n", cmd, o->name, v);
             return 2;
         }
+        if (errno || x < INT_MIN || x > INT_MAX) {
+            fprintf(stderr, "diffadapt %s: %s %s is out of range (%d..%d)\n", cmd, o->name, v, INT_MIN, INT_MAX);
+            return 2;
+        }
+        if (!strcmp(o->name, "--threads") && check_threads(cmd, &x)) return 2;
         *(int *)o->target = (int)x;
         return 0;
     }
@@ -142,11 +163,36 @@ int da_parse_args(const da_cmd_info *info, const da_option *opts, int argc, char
     return rc;
 }
 
-int da_check_output(const char *path, bool force) {
+int da_check_output_folder(const char *path) {
+    if (!path[0]) {
+        fprintf(stderr, "error: an output path is empty; give a file name\n");
+        return 1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;   /* "out/" is the folder out */
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
     struct stat st;
-    if (!force && stat(path, &st) == 0) {
-        fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", path);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "error: cannot write %s: the folder %s does not exist; create it first\n", path, dir);
+        return 1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "error: cannot write %s: the folder %s is not writable (%s)\n", path, dir, strerror(errno));
         return 1;
     }
     return 0;
+}
+
+int da_check_output(const char *path, bool force) {
+    struct stat st;
+    if (path[0] && !force && stat(path, &st) == 0) {
+        fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", path);
+        return 1;
+    }
+    return da_check_output_folder(path);
 }

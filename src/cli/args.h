@@ -38,7 +38,11 @@ int da_parse_args(const da_cmd_info *info, const da_option *opts, int argc, char
 /* Exit code for a parse result: 0 for --help, 2 for a usage error. */
 static inline int da_args_exit(int rc) { return rc == 1 ? 0 : 2; }
 
-/* Refuses to overwrite an existing path unless force; prints why. Returns 0 when ok. */
+/* Checks an output before any compute: refuses to overwrite an existing path unless force, and
+ * refuses an empty path or one whose folder is missing or not writable; prints why. Returns 0
+ * when ok. */
 int da_check_output(const char *path, bool force);
+/* Only the second half: a non-empty path in an existing, writable folder. */
+int da_check_output_folder(const char *path);
 
 #endif

@@ -53,6 +53,7 @@ int cmd_edit(int argc, char **argv) {
     char err[2048];
     if (da_eps_mix_check_ratio(ratio, err, sizeof err)) { fprintf(stderr, "diffadapt " CMD ": %s\n", err); return 2; }
     char grid_buf[4200];
+    bool grid_in_out = !grid && !da_ends_with(out, ".safetensors");   /* DIR/grid.png: DIR is made later */
     if (!grid) {
         if (da_ends_with(out, ".safetensors"))
             snprintf(grid_buf, sizeof grid_buf, "%.*s_grid.png", (int)(strlen(out) - strlen(".safetensors")), out);
@@ -60,7 +61,7 @@ int cmd_edit(int argc, char **argv) {
             snprintf(grid_buf, sizeof grid_buf, "%s/grid.png", out);
         grid = grid_buf;
     }
-    if (da_check_output(out, force) || da_check_output(grid, force)) return 1;
+    if (da_check_output(out, force) || (!grid_in_out && da_check_output(grid, force))) return 1;
     da_set_threads(threads);
     da_unet m, m2;
     memset(&m2, 0, sizeof m2);

@@ -47,14 +47,19 @@ static int run(da_exp_config *c) {
     const da_exp_runs *r = &e.runs;
     printf("%s, %d seeds x %d epochs; accuracy (%%) after the last epoch, mean over seeds:\n", e.task_desc, r->seeds,
            r->epochs);
-    printf("%-10s %8s %15s %12s\n", "trained on", "source", "target-heldout", "target-self");
+    printf("%-10s", "trained on");
+    for (int ev = 0; ev < DA_EXP_N_EVAL; ev++) printf(" %*s", (int)strlen(DA_EXP_EVAL_NAMES[ev]) > 8 ? (int)strlen(DA_EXP_EVAL_NAMES[ev]) : 8, DA_EXP_EVAL_NAMES[ev]);
+    printf("\n");
     for (int tr = 0; tr < DA_EXP_N_TRAIN; tr++) {
         double m[DA_EXP_N_EVAL] = {0};
         for (int ev = 0; ev < DA_EXP_N_EVAL; ev++) {
             for (int s = 0; s < r->seeds; s++) m[ev] += r->acc[da_exp_acc_index(r, tr, s, r->epochs - 1, ev)];
             m[ev] /= r->seeds;
         }
-        printf("%-10s %8.1f %15.1f %12.1f\n", DA_EXP_TRAIN_NAMES[tr], m[0], m[1], m[2]);
+        printf("%-10s", DA_EXP_TRAIN_NAMES[tr]);
+        for (int ev = 0; ev < DA_EXP_N_EVAL; ev++)
+            printf(" %*.1f", (int)strlen(DA_EXP_EVAL_NAMES[ev]) > 8 ? (int)strlen(DA_EXP_EVAL_NAMES[ev]) : 8, m[ev]);
+        printf("\n");
     }
     printf("total %.1f s; report: %s/report.md\n", da_now() - e.t_start, c->out);
     status = 0;
@@ -97,6 +102,7 @@ int cmd_experiment(int argc, char **argv) {
         {"--channels", DA_OPT_INT, &c.channels, "N", "1 = grey, 3 = RGB (0 = as stored)", false},
         {"--train-n", DA_OPT_INT, &c.train_n, "N", "labelled training images", false},
         {"--test-n", DA_OPT_INT, &c.test_n, "N", "test images (each target set is made from them)", false},
+        {"--val-n", DA_OPT_INT, &c.val_n, "N", "validation images: training images outside the labelled draw, drawn by the validation renderer (recipes are chosen on them)", false},
         {"--data-seed", DA_OPT_INT, &c.data_seed, "N", "seed of the training and test draws", false},
         {"--pool-n", DA_OPT_INT, &c.pool_n, "N", "unlabelled images to train a missing diffusion model / mini-CLIP on (0 = all)", false},
         {"--model", DA_OPT_STRING, &c.model, "M", "diffusion model (default: shipped for Fashion-MNIST, else trained)", false},
@@ -120,6 +126,11 @@ int cmd_experiment(int argc, char **argv) {
         {"--clip-weight", DA_OPT_FLOAT, &c.clip_weight, "W", "weight of the directional CLIP loss", false},
         {"--l1-weight", DA_OPT_FLOAT, &c.l1_weight, "W", "weight of the L1 loss to the source image", false},
         {"--ft-mode", DA_OPT_STRING, &c.ft_mode, "MODE", "chain or per-step", false},
+        {"--identity", DA_OPT_STRING, &c.ft_identity, "pixels|edges", "what the L1 identity term compares: the pixels (DiffusionCLIP) or the edge magnitudes (outlines stay, paper colour and polarity may change)", false},
+        {"--views", DA_OPT_INT, &c.ft_views, "N", "average the directional loss over the image and N random views (crop, low-pass, mirror) of the output and the source alike (0 = the image only)", false},
+        {"--view-scale", DA_OPT_FLOAT, &c.ft_view_scale, "S", "smallest crop side of a view, as a share of the image side (0 < S <= 1)", false},
+        {"--tgt-images", DA_OPT_STRING, &c.tgt_images, "STYLE:N|DATA", "a few unlabelled target images for an image-guided direction: STYLE:N draws N training images outside the labelled and validation draws with that renderer (e.g. pencil:32), or any --data spec", false},
+        {"--tgt-weight", DA_OPT_FLOAT, &c.tgt_weight, "W", "with --tgt-images: weight of the image direction against the text direction (1 = images only, 0 = text only)", false},
         {"--translate-batch", DA_OPT_INT, &c.translate_batch, "N", "images per inversion/generation batch", false},
         {"--batch", DA_OPT_INT, &c.batch, "N", "CNN mini-batch", false},
         {"--lr", DA_OPT_FLOAT, &c.lr, "LR", "CNN Adam learning rate", false},
@@ -133,8 +144,10 @@ int cmd_experiment(int argc, char **argv) {
         " 1. a diffusion model of the source images (given, shipped in models/, cached, or trained),\n"
         " 2. a CLIP model (given, the shipped mini-CLIP, cached, or trained),\n"
         " 3. DiffusionCLIP fine-tuning \"photo\" -> \"sketch\", 4. translation of the labelled training images,\n"
-        " 5. target test sets: target-heldout (the held-out pencil renderer) and target-self (the fine-tuned\n"
-        "    model's own translation, the reference protocol), plus source (the originals),\n"
+        " 5. evaluation sets: source (the originals); the target panel of three held-out renderers the\n"
+        "    pipeline never sees, target-heldout (pencil), target-hatching, target-stipple; validation\n"
+        "    (training images outside the labelled draw, xdog renderer: for choosing recipes); and\n"
+        "    target-self (the fine-tuned model's own translation, the reference protocol),\n"
         " 6. the reference CNN trained on original and on adapted images over several seeds.\n"
         "Writes OUT/metrics.csv, results.json, report.md, accuracy_original.png, accuracy_adapted.png and\n"
         "example grids. Every stage is cached by its settings (OUT/cache or --cache), so a re-run is fast.\n"
@@ -143,11 +156,11 @@ int cmd_experiment(int argc, char **argv) {
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
     if (scan) scan_default = strcmp(scan, "default") == 0;
-    if (c.seeds < 1 || c.epochs < 1 || c.train_n < 2 || c.test_n < 2 || c.pool_n < 0 || c.data_seed < 0 ||
+    if (c.seeds < 1 || c.epochs < 1 || c.train_n < 2 || c.test_n < 2 || c.val_n < 2 || c.pool_n < 0 || c.data_seed < 0 ||
         c.size < 0 || c.threads < 0 || (c.channels != 0 && c.channels != 1 && c.channels != 3) || c.batch < 1 ||
         c.translate_batch < 1 || c.diff_steps < 1 || c.clip_steps < 1 || c.seeds > 1000) {
         fprintf(stderr, "diffadapt experiment: --seeds (1..1000), --epochs, --batch, --translate-batch, --diff-steps and "
-                        "--clip-steps must be at least 1, --train-n and --test-n at least 2, --pool-n, --data-seed, "
+                        "--clip-steps must be at least 1, --train-n, --test-n and --val-n at least 2, --pool-n, --data-seed, "
                         "--size and --threads not negative, --channels 0, 1 or 3\n");
         return 2;
     }

@@ -16,6 +16,7 @@
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/finetune.h"
+#include "diffusion/train.h"
 #include "io/atomic.h"
 #include "io/safetensors.h"
 #include "nn/clip_loss.h"
@@ -228,6 +229,9 @@ static void with_suffix(char *buf, size_t len, const char *out, const char *suff
 int cmd_finetune(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *clip_path = NULL, *vocab = NULL, *src_text = NULL, *tgt_text = NULL;
     const char *data_spec = NULL, *out = NULL, *id_path = NULL, *mode_s = "chain", *cache_dir = NULL;
+    const char *tgt_images = NULL, *identity = "pixels";
+    int views = 0;
+    float view_scale = 0.6f, tgt_weight = 1.0f;
     int t0 = 500, inv_steps = 40, train_steps = 6, images = 50, epochs = 5, batch = 1, seed = 0, threads = 0;
     int grid_images = 4;
     float lr = 8e-6f, gamma = 1.3f, clip_w = 3.0f, l1_w = 1.0f, id_w = 0.0f;
@@ -255,6 +259,11 @@ int cmd_finetune(int argc, char **argv) {
         {"--l1-weight", DA_OPT_FLOAT, &l1_w, "W", "weight of the L1 distance to the source image", false},
         {"--id-model", DA_OPT_STRING, &id_path, "FILE", "identity network: a CLIP model whose image embedding of x0 should stay put", false},
         {"--id-weight", DA_OPT_FLOAT, &id_w, "W", "weight of 1 - cos(identity embeddings of x0 and the output)", false},
+        {"--identity", DA_OPT_STRING, &identity, "pixels|edges", "what the L1 identity term compares: the pixels (DiffusionCLIP) or the edge magnitudes (outlines stay, paper colour and polarity may change)", false},
+        {"--views", DA_OPT_INT, &views, "N", "average the directional loss over the image and N random views (crop, low-pass, mirror) of the output and the source alike (0 = the image only)", false},
+        {"--view-scale", DA_OPT_FLOAT, &view_scale, "S", "smallest crop side of a view, as a share of the image side (0 < S <= 1)", false},
+        {"--tgt-images", DA_OPT_STRING, &tgt_images, "DATA", "a few unlabelled target images: the direction becomes their mean CLIP embedding minus the training images' (mixed with the text direction by --tgt-weight)", false},
+        {"--tgt-weight", DA_OPT_FLOAT, &tgt_weight, "W", "with --tgt-images: weight of the image direction against the text direction (1 = images only)", false},
         {"--mode", DA_OPT_STRING, &mode_s, "MODE", "chain (gradient through all steps, one Adam step per batch) or per-step (loss on each step's x0_t, one Adam step per step)", false},
         {"--recompute", DA_OPT_FLAG, &recompute, NULL, "chain: rebuild each step's tape during backward (memory of one step, one extra forward)", false},
         {"--seed", DA_OPT_INT, &seed, "N", "seed of the dropout masks", false},
@@ -288,6 +297,18 @@ int cmd_finetune(int argc, char **argv) {
     cfg.l1_weight = l1_w;
     cfg.id_weight = id_w;
     cfg.recompute = recompute;
+    cfg.views = views;
+    if (!strcmp(identity, "pixels")) cfg.identity = DA_FT_ID_PIXELS;
+    else if (!strcmp(identity, "edges")) cfg.identity = DA_FT_ID_EDGES;
+    else {
+        fprintf(stderr, "diffadapt " CMD ": --identity is pixels or edges, got '%s'\n", identity);
+        return 2;
+    }
+    cfg.view_min_scale = view_scale;
+    if (tgt_images && !(tgt_weight >= 0.0f && tgt_weight <= 1.0f)) {
+        fprintf(stderr, "diffadapt " CMD ": --tgt-weight must be between 0 and 1, got %g\n", (double)tgt_weight);
+        return 2;
+    }
     if (!strcmp(mode_s, "chain")) cfg.mode = DA_FT_CHAIN;
     else if (!strcmp(mode_s, "per-step")) cfg.mode = DA_FT_PER_STEP;
     else {
@@ -306,6 +327,12 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "diffadapt " CMD ": --lr and --lr-gamma must be positive\n");
         return 2;
     }
+    if (!src_text[strspn(src_text, " \t\n")] || !tgt_text[strspn(tgt_text, " \t\n")] || !strcmp(src_text, tgt_text)) {
+        /* an empty or repeated text gives no direction to move along */
+        fprintf(stderr, "diffadapt " CMD ": --src-text and --tgt-text must be two different, non-empty texts, got \"%s\" "
+                        "and \"%s\"\n", src_text, tgt_text);
+        return 2;
+    }
     if (id_w > 0 && !id_path) {
         fprintf(stderr, "diffadapt " CMD ": --id-weight %g needs --id-model FILE\n", (double)id_w);
         return 2;
@@ -319,6 +346,7 @@ int cmd_finetune(int argc, char **argv) {
         snprintf(cache_buf, sizeof cache_buf, "%s/diffadapt-cache", dirname(tmp));
         cache_dir = cache_buf;
     }
+    if (da_check_output_folder(out)) return 1;   /* found now, not after the first epoch */
     if (file_exists(out) && !force && !(resume && file_exists(ckpt))) {
         fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
         return 1;
@@ -327,6 +355,33 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "error: %s holds the checkpoint of an earlier run: pass --resume to continue it, or --force to start over\n",
                 ckpt);
         return 1;
+    }
+    /* a killed run leaves the temporaries of what it was writing (the checkpoint: megabytes) */
+    da_remove_stale_tmp_of(out);
+    da_remove_stale_tmp_of(ckpt);
+    da_remove_stale_tmp_of(log_path);
+    for (int e = 1; e <= epochs; e++) {
+        char suffix[32], grid[4200];
+        snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
+        with_suffix(grid, sizeof grid, out, suffix);
+        da_remove_stale_tmp_of(grid);
+    }
+    /* without a checkpoint to continue, the log and the grids would be written anew: they may be
+     * the only record of an earlier run */
+    if (!force && !(resume && file_exists(ckpt))) {
+        char grid[4200];
+        const char *found = file_exists(log_path) ? log_path : NULL;
+        for (int e = 1; e <= epochs && !found; e++) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
+            with_suffix(grid, sizeof grid, out, suffix);
+            if (file_exists(grid)) found = grid;
+        }
+        if (found) {
+            fprintf(stderr, "error: %s exists (an earlier run's, with no checkpoint to continue); pass --force to "
+                    "overwrite it, or choose another --out\n", found);
+            return 1;
+        }
     }
     da_set_threads(threads);
 
@@ -388,6 +443,34 @@ int cmd_finetune(int argc, char **argv) {
                 (long long)d.n, images);
         goto done;
     }
+    uint64_t tgt_hash = 0;
+    if (tgt_images) {
+        /* the image-guided direction: target images shaped like the data (no class or draw selection) */
+        da_cli_data td = dd;
+        td.classes = td.attr = td.split = NULL;
+        td.take = td.skip = 0;
+        da_dataset t;
+        memset(&t, 0, sizeof t);
+        if (da_cli_load_data(CMD, "--tgt-images", tgt_images, &td, &t)) goto done;
+        float *img_dir = malloc(sizeof(float) * (size_t)clip.cfg.embed_dim);
+        da_check(img_dir != NULL, CMD, "out of memory");
+        int r1 = t.c == d.c && t.h == d.h && t.w == d.w ? 0 : -1;
+        if (r1) snprintf(err, sizeof err, "--tgt-images holds %lldx%lldx%lld images, --data %lldx%lldx%lld (CxHxW)",
+                         (long long)t.c, (long long)t.h, (long long)t.w, (long long)d.c, (long long)d.h, (long long)d.w);
+        if (!r1) r1 = da_clip_image_direction(&clip, d.images, images, t.images, t.n, d.c, d.h, d.w, img_dir, err, sizeof err);
+        if (!r1 && da_clip_mix_directions(dir, img_dir, tgt_weight, clip.cfg.embed_dim, f.text_dir) != 0) {
+            snprintf(err, sizeof err, "the text and image directions cancel at --tgt-weight %g", (double)tgt_weight);
+            r1 = -1;
+        }
+        if (!r1) fprintf(stderr, "image-guided direction from %lld target images, weight %g\n", (long long)t.n, (double)tgt_weight);
+        tgt_hash = da_dataset_hash(&t);
+        free(img_dir);
+        da_dataset_free(&t);
+        if (r1) {
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
+        }
+    }
     int64_t n_hold = d.n - images < grid_images ? d.n - images : grid_images;
     if (n_hold < grid_images)
         fprintf(stderr, "note: only %lld images are left after the %d training images, so the grids show %lld\n",
@@ -412,6 +495,12 @@ int cmd_finetune(int argc, char **argv) {
              " clip=%s id=%s",
              mode_s, src_text, tgt_text, t0, inv_steps, train_steps, images, batch, (double)lr, (double)gamma,
              (double)clip_w, (double)l1_w, (double)id_w, seed, model_hash, dhash, clip_hash, id_hash);
+    /* later settings are named only when used, so earlier checkpoints still resume */
+    size_t sl = strlen(settings);
+    if (cfg.identity != DA_FT_ID_PIXELS) sl += (size_t)snprintf(settings + sl, sizeof settings - sl, " identity=%s", identity);
+    if (views > 0) sl += (size_t)snprintf(settings + sl, sizeof settings - sl, " views=%d view_scale=%.9g", views, (double)view_scale);
+    if (tgt_images)
+        snprintf(settings + sl, sizeof settings - sl, " tgt=%016" PRIx64 " tgt_weight=%.9g", tgt_hash, (double)tgt_weight);
 
     da_adam_config ac = da_adam_defaults(DA_ADAM);
     ac.lr = lr;
@@ -491,10 +580,12 @@ int cmd_finetune(int argc, char **argv) {
             memcpy(hold, d.images + images * per, sizeof(float) * (size_t)(n_hold * per));
             memcpy(hold + n_hold * per, lat + images * per, sizeof(float) * (size_t)(n_hold * per));
             da_ft_generate(&f, hold + n_hold * per, n_hold);
-            if (da_image_write_grid(grid, hold, 2 * n_hold, (int)d.c, (int)d.h, (int)d.w, (int)n_hold, err, sizeof err))
-                fprintf(stderr, "warning: %s\n", err);
-            else
-                fprintf(stderr, "grid: %s\n", grid);
+            /* a full disk must not pass as a finished run: stop, the previous checkpoint resumes */
+            if (da_image_write_grid(grid, hold, 2 * n_hold, (int)d.c, (int)d.h, (int)d.w, (int)n_hold, err, sizeof err)) {
+                fprintf(stderr, "error: %s\n", err);
+                goto done;
+            }
+            fprintf(stderr, "grid: %s\n", grid);
         }
         if (ckpt_save(ckpt, &m, &opt, e + 1, settings, err, sizeof err)) {
             fprintf(stderr, "error: checkpoint: %s\n", err);
@@ -504,9 +595,13 @@ int cmd_finetune(int argc, char **argv) {
         if (da_atomic_open(&af, log_path, err, sizeof err) == 0) {
             fputs(LOG_HEADER, af.f);
             if (log.buf) fputs(log.buf, af.f);
-            if (da_atomic_commit(&af, err, sizeof err)) fprintf(stderr, "warning: %s\n", err);
+            if (da_atomic_commit(&af, err, sizeof err)) {
+                fprintf(stderr, "error: %s (the checkpoint of epoch %d is saved: --resume continues)\n", err, e + 1);
+                goto done;
+            }
         } else {
-            fprintf(stderr, "warning: %s\n", err);
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
         }
     }
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -36,6 +37,7 @@ int cmd_train_classifier(int argc, char **argv) {
     int epochs = 10, batch = 32, seed = 0, threads = 0, take = 0, skip = 0, eval_take = 0, eval_skip = 0;
     int size = 0, pad = 0, channels = 0, data_seed = 0;
     float lr = 1e-3f;
+    bool force = false;
     const da_option opts[] = {
         {"--train", DA_OPT_STRING, &train_spec, "DATA", "labelled training images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
         {"--eval", DA_OPT_LIST, &evals, "NAME=DATA", "a labelled set to evaluate after every epoch, named NAME in metrics.csv", false},
@@ -56,6 +58,7 @@ int cmd_train_classifier(int argc, char **argv) {
         {"--pad", DA_OPT_INT, &pad, "N", "pad every side with N black pixels (e.g. 2: 28 -> 32)", false},
         {"--channels", DA_OPT_INT, &channels, "N", "1 = grey, 3 = RGB (0 = as stored)", false},
         {"--attr", DA_OPT_STRING, &attr, "NAME", "CelebA attribute used as the 0/1 label (e.g. Male)", false},
+        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing DIR/model.safetensors and DIR/accuracy.png", false},
         {0},
     };
     static const da_cmd_info info = {
@@ -98,6 +101,21 @@ int cmd_train_classifier(int argc, char **argv) {
         names[i] = name_buf[i];
         specs[i] = eq + 1;
     }
+    char metrics[4200], plot_path[4200], model_path[4200];
+    snprintf(metrics, sizeof metrics, "%s/metrics.csv", out_dir);
+    snprintf(plot_path, sizeof plot_path, "%s/accuracy.png", out_dir);
+    snprintf(model_path, sizeof model_path, "%s/model.safetensors", out_dir);
+    /* metrics.csv is appended to by design; the model and the plot are replaced */
+    if (!out_dir[0]) {
+        fprintf(stderr, "diffadapt train-classifier: --out is empty; give a folder\n");
+        return 2;
+    }
+    struct stat st;
+    for (const char *p = model_path; !force && p; p = p == model_path ? plot_path : NULL)
+        if (stat(p, &st) == 0) {
+            fprintf(stderr, "error: %s already exists; pass --force to overwrite it (metrics.csv is appended to)\n", p);
+            return 1;
+        }
     da_set_threads(threads);
 
     char err[2048];
@@ -132,10 +150,6 @@ int cmd_train_classifier(int argc, char **argv) {
     fprintf(stderr, "training on %s: %lld images %lldx%lldx%lld (CxHxW), %d eval set(s)\n", train_spec,
             (long long)train.n, (long long)train.c, (long long)train.h, (long long)train.w, evals.n);
 
-    char metrics[4200], plot_path[4200], model_path[4200];
-    snprintf(metrics, sizeof metrics, "%s/metrics.csv", out_dir);
-    snprintf(plot_path, sizeof plot_path, "%s/accuracy.png", out_dir);
-    snprintf(model_path, sizeof model_path, "%s/model.safetensors", out_dir);
     da_clf_opts o = da_clf_defaults();
     o.epochs = epochs;
     o.batch = batch;

@@ -1,5 +1,6 @@
 /* cmd_train_diffusion.c — `diffadapt train-diffusion`: trains a DDPM UNet on a data set with
  * progress, atomic checkpoints and exact resume; saves the EMA weights with their config. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +42,45 @@ static bool given(int argc, char **argv, const char *name) {
         if (!strncmp(argv[i], name, n) && (argv[i][n] == 0 || argv[i][n] == '=')) return true;
     }
     return false;
+}
+
+/* A log row that cannot be written (full disk) stops the run loudly: a log with rows missing
+ * and exit 0 would look complete. fprintf's result is passed in; returns true on failure. */
+static bool log_failed(FILE *log, int printed, const char *path, const char *ckpt) {
+    if (printed >= 0 && fflush(log) == 0) return false;
+    fprintf(stderr, "\nerror: writing --log %s failed: %s; training stopped (the checkpoint %s holds the last saved "
+            "state)\n", path, strerror(errno), ckpt);
+    return true;
+}
+
+/* Keeps the header and the rows of steps <= step of an existing log (rewritten atomically). */
+static int log_keep_until(const char *path, int64_t step, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;   /* no log yet */
+    da_atomic_file af;
+    if (da_atomic_open(&af, path, err, errlen)) {
+        fclose(f);
+        return -1;
+    }
+    char line[1024];
+    int dropped = 0;
+    for (bool first = true; fgets(line, sizeof line, f); first = false) {
+        char *end;
+        long long s = strtoll(line, &end, 10);
+        if (!first && end != line && *end == ',' && s > step) {
+            dropped++;
+            continue;
+        }
+        fputs(line, af.f);
+    }
+    fclose(f);
+    if (!dropped) {
+        da_atomic_abort(&af);
+        return 0;
+    }
+    fprintf(stderr, "dropped %d row%s of --log %s after step %" PRId64 " (the checkpoint's step)\n", dropped,
+            dropped > 1 ? "s" : "", path, step);
+    return da_atomic_commit(&af, err, errlen);
 }
 
 int cmd_train_diffusion(int argc, char **argv) {
@@ -103,8 +143,25 @@ int cmd_train_diffusion(int argc, char **argv) {
         snprintf(ckpt_buf, sizeof ckpt_buf, "%.*s.ckpt.safetensors", (int)n, out);
         ckpt = ckpt_buf;
     }
-    if (da_check_output(out, force)) return 1;
+    if (da_check_output(out, force) || da_check_output_folder(ckpt) || (log_path && da_check_output_folder(log_path)))
+        return 1;
+    char err0[1024];
+    /* a killed run leaves its checkpoint's temporary (megabytes) behind: ours, so remove it */
+    da_remove_stale_tmp_of(ckpt);
+    da_remove_stale_tmp_of(out);
     struct stat st;
+    if (!resume && log_path && stat(log_path, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* a new run appended to an old log would repeat its steps */
+        if (!force) {
+            fprintf(stderr, "error: --log %s already exists; continue its run with --resume, or pass --force to start "
+                            "the log anew\n", log_path);
+            return 1;
+        }
+        if (da_atomic_write(log_path, "", 0, err0, sizeof err0)) {
+            fprintf(stderr, "error: %s\n", err0);
+            return 1;
+        }
+    }
     if (!resume && !force && stat(ckpt, &st) == 0) {
         fprintf(stderr, "error: checkpoint %s already exists; continue it with --resume %s, or pass --force to start over\n", ckpt, ckpt);
         return 1;
@@ -207,13 +264,19 @@ int cmd_train_diffusion(int argc, char **argv) {
     }
 
     if (log_path) {
-        bool exists = stat(log_path, &st) == 0;
-        log = fopen(log_path, "a");
-        if (!log) {
-            fprintf(stderr, "error: cannot open --log %s for appending\n", log_path);
+        /* rows written after the checkpoint were lost with the run: drop them, or they repeat */
+        if (resume && log_keep_until(log_path, tr.step, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
             goto done;
         }
-        if (!exists) fprintf(log, "step,loss,grad_norm,lr,img_per_s,elapsed_s\n");
+        bool has_header = stat(log_path, &st) == 0 && st.st_size > 0;
+        log = fopen(log_path, "a");
+        if (!log) {
+            fprintf(stderr, "error: cannot open --log %s for appending: %s\n", log_path, strerror(errno));
+            goto done;
+        }
+        if (!has_header && log_failed(log, fprintf(log, "step,loss,grad_norm,lr,img_per_s,elapsed_s\n"), log_path, ckpt))
+            goto done;
     }
     int64_t start = tr.step;
     da_progress prog;
@@ -232,11 +295,10 @@ int cmd_train_diffusion(int argc, char **argv) {
         shown_loss = isnan(shown_loss) ? loss : 0.98 * shown_loss + 0.02 * loss;
         if (tr.step % log_every == 0 || tr.step == steps) {
             double now = da_now();
-            if (log) {
-                fprintf(log, "%" PRId64 ",%.6f,%.4f,%.3g,%.2f,%.1f\n", tr.step, loss_sum / n_sum, gn_sum / n_sum,
-                        tr.adam.cfg.lr, (double)n_sum * tr.o.batch / (now - t_last), now - prog.start);
-                fflush(log);
-            }
+            if (log && log_failed(log, fprintf(log, "%" PRId64 ",%.6f,%.4f,%.3g,%.2f,%.1f\n", tr.step, loss_sum / n_sum,
+                                               gn_sum / n_sum, tr.adam.cfg.lr, (double)n_sum * tr.o.batch / (now - t_last),
+                                               now - prog.start), log_path, ckpt))
+                goto done;
             loss_sum = gn_sum = 0;
             n_sum = 0;
             t_last = now;
@@ -263,7 +325,10 @@ int cmd_train_diffusion(int argc, char **argv) {
     fprintf(stderr, "saved %s (EMA weights, step %" PRId64 ") and checkpoint %s\n", out, tr.step, ckpt);
     status = 0;
 done:
-    if (log) fclose(log);
+    if (log && fclose(log) != 0 && status == 0) {
+        fprintf(stderr, "error: writing --log %s failed: %s\n", log_path, strerror(errno));
+        status = 1;
+    }
     da_diff_trainer_free(&tr);
     da_dataset_free(&data);
     return status;

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,25 +35,6 @@ static const char *base_name(const char *path) {
 /* The output file of image i: DIR/000123.png */
 static void out_name(char *buf, size_t len, const char *dir, int64_t i) {
     snprintf(buf, len, "%s/%06lld.png", dir, (long long)i);
-}
-
-/* Removes "<name>.tmp.<pid>" files that a killed run left behind (only those of processes that
- * no longer exist here, so that a shard still writing into the same folder is not disturbed). */
-static void remove_stale_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        const char *t = strstr(e->d_name, ".tmp.");
-        if (!t) continue;
-        char *end;
-        long pid = strtol(t + 5, &end, 10);
-        if (*end || pid <= 0) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (remove(path) == 0) fprintf(stderr, "removed %s (left by an interrupted run)\n", path);
-    }
-    closedir(d);
 }
 
 static char *read_all(const char *path) {
@@ -98,7 +78,7 @@ static int check_manifest(const char *path, const cJSON *now) {
     free(text);
     int rc = 0;
     if (!old) {
-        fprintf(stderr, "error: %s is not valid JSON; remove it (or pass --force) to translate into this folder\n", path);
+        fprintf(stderr, "error: %s is not valid JSON; choose another --out folder\n", path);
         return -1;
     }
     for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
@@ -127,6 +107,66 @@ static int check_manifest(const char *path, const cJSON *now) {
     }
     cJSON_Delete(old);
     return rc;
+}
+
+/* A name this command writes into its folder: NNNNNN.png (6+ digits), labels.csv, grid.png,
+ * manifest.json. */
+static bool our_name(const char *n) {
+    size_t d = strspn(n, "0123456789");
+    return (d >= 6 && !strcmp(n + d, ".png")) || !strcmp(n, "labels.csv") || !strcmp(n, "grid.png") ||
+           !strcmp(n, "manifest.json");
+}
+
+/* The output folder must be new, empty of the names we write, or one of our own translations (its
+ * manifest.json says so); and never the --data folder itself. --force does not lift this: it
+ * only redoes our own work. Prints why and returns -1. */
+static int check_out_folder(const char *out, const char *data_spec) {
+    struct stat so, sd;
+    if (!out[0]) {
+        fprintf(stderr, "error: --out is empty; give a folder\n");
+        return -1;
+    }
+    const char *data_dir = !strncmp(data_spec, "celeba:", 7) ? data_spec + 7 : data_spec;
+    if (stat(out, &so) != 0) return 0;   /* a new folder */
+    if (!S_ISDIR(so.st_mode)) {
+        fprintf(stderr, "error: --out %s exists and is not a folder\n", out);
+        return -1;
+    }
+    if (stat(data_dir, &sd) == 0 && S_ISDIR(sd.st_mode) && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino) {
+        fprintf(stderr, "error: --out %s is the --data folder; translating there would overwrite its images and "
+                "labels.csv. Choose another --out\n", out);
+        return -1;
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    char *text = read_all(path);
+    if (text) {
+        cJSON *m = cJSON_Parse(text);
+        const cJSON *fmt = m ? cJSON_GetObjectItemCaseSensitive(m, "format") : NULL;
+        bool ours = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, MANIFEST_FORMAT);
+        cJSON_Delete(m);
+        free(text);
+        if (ours) return 0;
+        fprintf(stderr, "error: %s was not written by diffadapt translate; choose a new or empty --out folder\n", path);
+        return -1;
+    }
+    DIR *d = opendir(out);
+    if (!d) {
+        fprintf(stderr, "error: cannot read --out %s: %s\n", out, strerror(errno));
+        return -1;
+    }
+    char first[256] = "";
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (our_name(e->d_name) && n++ == 0) snprintf(first, sizeof first, "%s", e->d_name);
+    closedir(d);
+    if (n) {
+        fprintf(stderr, "error: --out %s holds %d file%s this command would write (%s%s) but no manifest.json, so they "
+                "are not an earlier translation; they are left alone. Choose a new or empty --out folder\n", out, n,
+                n > 1 ? "s" : "", first, n > 1 ? ", ..." : "");
+        return -1;
+    }
+    return 0;
 }
 
 typedef struct {
@@ -209,6 +249,7 @@ int cmd_translate(int argc, char **argv) {
             return 2;
         }
     }
+    if (check_out_folder(out, data_spec)) return 1;
     da_set_threads(threads);
 
     int status = 1;
@@ -358,7 +399,8 @@ int cmd_translate(int argc, char **argv) {
     } else {
         fprintf(stderr, "note: the data carry no labels, so no labels.csv is written\n");
     }
-    remove_stale_tmp(out);
+    /* only our own temporaries (see io/atomic.h), never a user file that merely looks like one */
+    da_remove_stale_tmp(out, NULL);
 
     /* the batches of this shard: a contiguous part of the fixed partition into --batch images */
     int64_t n_batches = (d.n + batch - 1) / batch;
@@ -405,6 +447,12 @@ int cmd_translate(int argc, char **argv) {
             fprintf(stderr, "\nerror: %s\n", err);
             goto done;
         }
+        int64_t bad = da_count_nonfinite(x, nb * per);
+        if (bad) {
+            fprintf(stderr, "\nerror: images %lld..%lld came out with %lld NaN or infinite values; nothing of this batch "
+                    "was written (check the models and settings)\n", (long long)i0, (long long)(i0 + nb - 1), (long long)bad);
+            goto done;
+        }
         for (int64_t i = i0; i < i0 + nb; i++) {
             out_name(path, sizeof path, out, i);
             if (!force && file_exists(path)) continue;
@@ -443,8 +491,11 @@ int cmd_translate(int argc, char **argv) {
             free(img);
         }
         snprintf(path, sizeof path, "%s/grid.png", out);
-        if (all && da_image_write_grid(path, grid, 2 * k, (int)d.c, (int)d.h, (int)d.w, (int)k, err, sizeof err))
-            fprintf(stderr, "warning: %s\n", err);
+        /* a grid that cannot be written (full disk) fails the run; a re-run writes it */
+        if (all && da_image_write_grid(path, grid, 2 * k, (int)d.c, (int)d.h, (int)d.w, (int)k, err, sizeof err)) {
+            fprintf(stderr, "error: %s\n", err);
+            goto done;
+        }
     }
     fprintf(stderr, "translated %lld images (%lld skipped) into %s in %.1f s", (long long)done_imgs, (long long)skipped,
             out, secs);

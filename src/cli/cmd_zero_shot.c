@@ -99,6 +99,12 @@ int cmd_zero_shot(int argc, char **argv) {
         fprintf(stderr, "diffadapt zero-shot: --batch must be at least 1 and --take not negative\n");
         return 2;
     }
+    if (tmpl && !strstr(tmpl, "{}")) {
+        /* without the hole every label would get the same prompt, and every image the first label */
+        fprintf(stderr, "diffadapt zero-shot: --template needs {} where the label goes (e.g. \"a photo of a {}.\"), "
+                        "got \"%s\"\n", tmpl);
+        return 2;
+    }
     char *labels_buf = strdup(labels_arg);
     char *labels[MAX_LABELS];
     int n_labels = split_labels(labels_buf, labels);

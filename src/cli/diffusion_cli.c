@@ -150,6 +150,14 @@ int da_cli_ddim_mixed(const char *label, const da_unet *m, const da_unet *orig, 
             fprintf(stderr, "\nerror: %s\n", err);
             return -1;
         }
+        /* NaN would be written as black pixels or NaN latents without a word: stop instead */
+        int64_t bad = da_count_nonfinite(x + b0 * per, nb * per);
+        if (bad) {
+            fprintf(stderr, "\nerror: %s: images %lld..%lld came out with %lld NaN or infinite values; nothing was "
+                    "written (check the model and the settings)\n", label, (long long)b0, (long long)(b0 + nb - 1),
+                    (long long)bad);
+            return -1;
+        }
     }
     da_progress_end(&prog, n, NULL);
     return 0;

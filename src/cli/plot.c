@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic.h"
+
 /* cmap0: 0 background, 1 axes and text, 2 grid, 3.. series (a colour-blind friendly set). */
 static const int PALETTE[][3] = {
     {255, 255, 255}, {0, 0, 0}, {215, 215, 215},
@@ -69,13 +71,9 @@ int da_plot_lines(const char *path, const da_plot_opts *opts, int n_series, cons
 
     /* PLplot exits the process when it cannot open its output: make sure it can first. */
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *probe = fopen(tmp, "wb");
-    if (!probe) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    fclose(probe);
+    int fd = da_tmp_create(path, tmp, sizeof tmp, err, errlen);
+    if (fd < 0) return -1;
+    close(fd);
 
     PLINT old_stream, stream;
     plgstrm(&old_stream);

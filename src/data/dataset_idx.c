@@ -89,6 +89,47 @@ static int read_body(gzFile g, const char *path, unsigned char *buf, size_t size
     return 0;
 }
 
+/* The same into a new buffer that grows with the data actually read (64 MiB at a time): a
+ * header that promises gigabytes over a few bytes of file costs no more than the file holds. */
+static unsigned char *read_body_alloc(gzFile g, const char *path, size_t size, const char *what, char *err, size_t errlen) {
+    const size_t step = (size_t)1 << 26;
+    size_t cap = 0, have = 0;
+    unsigned char *buf = NULL;
+    while (have < size) {
+        size_t next = size - cap < step ? size : cap + step;
+        unsigned char *nb = realloc(buf, next);
+        if (!nb) {
+            snprintf(err, errlen, "%s: out of memory for %zu bytes of %s", path, size, what);
+            free(buf);
+            return NULL;
+        }
+        buf = nb;
+        cap = next;
+        size_t got;
+        if (read_exact(g, path, buf + have, cap - have, &got, err, errlen)) {
+            free(buf);
+            return NULL;
+        }
+        have += got;
+        if (have < cap) break;   /* the file ended early */
+    }
+    if (have < size) {
+        snprintf(err, errlen, "%s: truncated: the header promises %zu bytes of %s but the file holds %zu; download it again",
+                 path, size, what, have);
+        free(buf);
+        return NULL;
+    }
+    unsigned char extra;
+    size_t got;
+    if (read_exact(g, path, &extra, 1, &got, err, errlen) || got) {
+        if (got) snprintf(err, errlen, "%s: unexpected data after the %zu bytes of %s the header promises; the file is damaged",
+                          path, size, what);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 /* The labels file that belongs to an images file: "images" → "labels" and "idx3" → "idx1" in
  * the file name, with or without ".gz". False when the name does not follow that pattern or no
  * such file exists. */
@@ -150,15 +191,9 @@ int da_source_idx(const char *path, da_source *s, char *err, size_t errlen) {
         gzclose(g);
         return -1;
     }
-    s->u8 = malloc((size_t)bytes);
-    if (!s->u8) {
-        snprintf(err, errlen, "%s: out of memory for %lld bytes of images", path, (long long)bytes);
-        gzclose(g);
-        return -1;
-    }
-    int rc = read_body(g, path, s->u8, (size_t)bytes, "pixels", err, errlen);
+    s->u8 = read_body_alloc(g, path, (size_t)bytes, "pixels", err, errlen);
     gzclose(g);
-    if (rc) {
+    if (!s->u8) {
         da_source_free(s);
         return -1;
     }
@@ -195,7 +230,7 @@ int da_source_idx(const char *path, da_source *s, char *err, size_t errlen) {
         da_source_free(s);
         return -1;
     }
-    rc = read_body(g, lpath, lab, (size_t)s->n, "labels", err, errlen);
+    int rc = read_body(g, lpath, lab, (size_t)s->n, "labels", err, errlen);
     gzclose(g);
     if (rc == 0)
         for (int64_t i = 0; i < s->n; i++) s->labels[i] = lab[i];

@@ -112,6 +112,14 @@ static float border_median(const float *g, int h, int w) {
     return m;
 }
 
+/* The grey image on "paper": in [0,1] with a light background (an image whose border is darker
+ * than mid-grey, a bright object on black as in Fashion-MNIST, is inverted). */
+static void paper_grey(const float *in, int c, int h, int w, float *g) {
+    grey01(in, c, h, w, g);
+    if (border_median(g, h, w) < 0.5f)
+        for (size_t i = 0; i < (size_t)h * (size_t)w; i++) g[i] = 1.0f - g[i];
+}
+
 /* ---- the styles ------------------------------------------------------------------------------- */
 
 static void r_photo(const float *in, int c, int h, int w, float *out, da_rng *rng) {
@@ -217,9 +225,7 @@ static void r_pencil(const float *in, int c, int h, int w, float *out, da_rng *r
     (void)rng;
     size_t n = (size_t)h * (size_t)w;
     float *g = alloc_plane(h, w), *b = alloc_plane(h, w);
-    grey01(in, c, h, w, g);
-    if (border_median(g, h, w) < 0.5f)
-        for (size_t i = 0; i < n; i++) g[i] = 1.0f - g[i];
+    paper_grey(in, c, h, w, g);
     for (size_t i = 0; i < n; i++) b[i] = 1.0f - g[i];
     gaussian_blur(b, h, w, 1.5f * unit(h, w), b);
     for (size_t i = 0; i < n; i++) {
@@ -229,6 +235,74 @@ static void r_pencil(const float *in, int c, int h, int w, float *out, da_rng *r
     store_grey(g, c, h, w, out);
     free(g);
     free(b);
+}
+
+/* Extended difference of Gaussians (validation only): u = (1+p)·G_σ(g) − p·G_kσ(g) on the paper
+ * image, white where u ≥ ε, else 1 + tanh(φ(u − ε)); a soft ink drawing with filled dark areas. */
+static void r_xdog(const float *in, int c, int h, int w, float *out, da_rng *rng) {
+    (void)rng;
+    size_t n = (size_t)h * (size_t)w;
+    float *g = alloc_plane(h, w), *a = alloc_plane(h, w), *b = alloc_plane(h, w);
+    paper_grey(in, c, h, w, g);
+    float sigma = 0.6f * unit(h, w), p = 20.0f, eps = 0.1f, phi = 10.0f;
+    gaussian_blur(g, h, w, sigma, a);
+    gaussian_blur(g, h, w, 1.6f * sigma, b);
+    for (size_t i = 0; i < n; i++) {
+        float u = (1.0f + p) * a[i] - p * b[i];
+        g[i] = u >= eps ? 1.0f : clamp01(1.0f + tanhf(phi * (u - eps)));
+    }
+    store_grey(g, c, h, w, out);
+    free(g);
+    free(a);
+    free(b);
+}
+
+/* Pen-and-ink hatching (test panel): white paper, diagonal hatch lines where the paper image is
+ * darker than 0.8, cross-hatching below 0.55, a third direction below 0.3, and a dark outline
+ * where the Sobel magnitude exceeds a quarter of its maximum. Tone comes from line density, not
+ * from edges: a family the mini-CLIP's edge renderers do not cover. */
+static void r_hatching(const float *in, int c, int h, int w, float *out, da_rng *rng) {
+    (void)rng;
+    size_t n = (size_t)h * (size_t)w;
+    float *g = alloc_plane(h, w), *m = alloc_plane(h, w), *o = alloc_plane(h, w);
+    paper_grey(in, c, h, w, g);
+    gaussian_blur(g, h, w, 0.5f * unit(h, w), g);
+    float mx = sobel(g, h, w, m, NULL, NULL);
+    int period = (int)lrintf(3.0f * unit(h, w));
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            float v = g[i], ink = 1.0f;
+            if (v < 0.80f && (x + y) % period == 0) ink = 0.15f;
+            if (v < 0.55f && ((x - y) % period + period) % period == 0) ink = 0.15f;
+            if (v < 0.30f && y % period == period / 2) ink = 0.15f;
+            if (mx > 1e-6f && m[i] > 0.25f * mx) ink = 0.0f;
+            o[i] = ink;
+        }
+    store_grey(o, c, h, w, out);
+    (void)n;
+    free(g);
+    free(m);
+    free(o);
+}
+
+/* Stippling (test panel): ordered dithering of the lightly blurred paper image with a 4×4 Bayer
+ * matrix — black dots on white whose density follows the tone (a halftone print). */
+static void r_stipple(const float *in, int c, int h, int w, float *out, da_rng *rng) {
+    (void)rng;
+    static const int bayer[4][4] = {{0, 8, 2, 10}, {12, 4, 14, 6}, {3, 11, 1, 9}, {15, 7, 13, 5}};
+    float *g = alloc_plane(h, w);
+    paper_grey(in, c, h, w, g);
+    gaussian_blur(g, h, w, 0.5f * unit(h, w), g);
+    int cell = (int)lrintf(unit(h, w));
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            float t = ((float)bayer[(y / cell) % 4][(x / cell) % 4] + 0.5f) / 16.0f;
+            g[i] = g[i] < t ? 0.0f : 1.0f;
+        }
+    store_grey(g, c, h, w, out);
+    free(g);
 }
 
 static void r_negative(const float *in, int c, int h, int w, float *out, da_rng *rng) {
@@ -348,37 +422,56 @@ static void r_silhouette(const float *in, int c, int h, int w, float *out, da_rn
 #define SYN(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static const da_style STYLES[] = {
-    {"photo", false, SYN("photograph", "picture", "image", "original", "real", "realistic", "natural"),
+    {"photo", DA_STYLE_TRAIN, false, SYN("photograph", "picture", "image", "original", "real", "realistic", "natural"),
      "the image unchanged", r_photo},
-    {"sobel", false, SYN("sketch", "sketches", "drawing", "drawings", "line drawing", "edge drawing", "hand drawing"),
+    {"sobel", DA_STYLE_TRAIN, false, SYN("sketch", "sketches", "drawing", "drawings", "line drawing", "edge drawing", "hand drawing"),
      "1 - normalised Sobel magnitude: dark lines on white", r_sobel},
-    {"contour", false, SYN("outline", "outlines", "contours", "line art", "lineart", "edges", "edge map", "contour drawing"),
+    {"contour", DA_STYLE_TRAIN, false, SYN("outline", "outlines", "contours", "line art", "lineart", "edges", "edge map", "contour drawing"),
      "thin thresholded edges (non-maximum suppression + hysteresis): black lines on white", r_contour},
-    {"laplacian", false, SYN("laplacian sketch", "ink", "ink sketch", "ink drawing", "scribble"),
+    {"laplacian", DA_STYLE_TRAIN, false, SYN("laplacian sketch", "ink", "ink sketch", "ink drawing", "scribble"),
      "Laplacian-of-Gaussian strokes on white", r_laplacian},
-    {"pencil", true, SYN("pencil sketch", "pencil drawing", "graphite", "charcoal"),
-     "HELD OUT target domain: colour dodge of the grey image with its blurred inverse", r_pencil},
-    {"negative", false, SYN("inverted", "invert", "inverse", "negative image", "film negative"),
+    {"pencil", DA_STYLE_TEST, true, SYN("pencil sketch", "pencil drawing", "graphite", "charcoal"),
+     "TEST PANEL (held out): colour dodge of the grey image with its blurred inverse", r_pencil},
+    {"hatching", DA_STYLE_TEST, true, SYN("hatched", "cross hatching", "crosshatch", "pen and ink", "engraving"),
+     "TEST PANEL (held out): pen-and-ink hatching whose density follows the tone, dark outline", r_hatching},
+    {"stipple", DA_STYLE_TEST, true, SYN("stippled", "stippling", "dotted", "halftone", "dithered"),
+     "TEST PANEL (held out): black dots on white, ordered dithering of the tone", r_stipple},
+    {"xdog", DA_STYLE_VALIDATION, true, SYN("difference of gaussians", "toon", "cartoon", "comic"),
+     "VALIDATION (held out): extended difference of Gaussians ink drawing, for choosing recipes", r_xdog},
+    {"negative", DA_STYLE_TRAIN, false, SYN("inverted", "invert", "inverse", "negative image", "film negative"),
      "intensities inverted", r_negative},
-    {"blur", false, SYN("blurry", "blurred", "out of focus", "defocused", "gaussian blur", "soft"),
+    {"blur", DA_STYLE_TRAIN, false, SYN("blurry", "blurred", "out of focus", "defocused", "gaussian blur", "soft"),
      "Gaussian blur (sigma = 1 pixel per 28)", r_blur},
-    {"noisy", false, SYN("noise", "grainy", "gaussian noise", "static", "film grain"),
+    {"noisy", DA_STYLE_TRAIN, false, SYN("noise", "grainy", "gaussian noise", "static", "film grain"),
      "Gaussian noise, standard deviation 0.3 on [-1,1]", r_noisy},
-    {"pixelated", false, SYN("pixel art", "pixels", "low resolution", "low res", "mosaic", "blocky"),
+    {"pixelated", DA_STYLE_TRAIN, false, SYN("pixel art", "pixels", "low resolution", "low res", "mosaic", "blocky"),
      "blocks of 1/7 of the shorter side", r_pixelated},
-    {"dark", false, SYN("dim", "underexposed", "night", "low light"),
+    {"dark", DA_STYLE_TRAIN, false, SYN("dim", "underexposed", "night", "low light"),
      "intensities scaled to 30 %", r_dark},
-    {"bright", false, SYN("overexposed", "light", "washed out"),
+    {"bright", DA_STYLE_TRAIN, false, SYN("overexposed", "light", "washed out"),
      "intensities mapped to [0.55, 1]", r_bright},
-    {"high-contrast", false, SYN("contrast", "contrasty", "harsh contrast"),
+    {"high-contrast", DA_STYLE_TRAIN, false, SYN("contrast", "contrasty", "harsh contrast"),
      "contrast tripled around mid-grey", r_high_contrast},
-    {"upside-down", false, SYN("flipped", "rotated", "rotated 180", "turned over", "inverted vertically"),
+    {"upside-down", DA_STYLE_TRAIN, false, SYN("flipped", "rotated", "rotated 180", "turned over", "inverted vertically"),
      "turned by 180 degrees", r_upside_down},
-    {"silhouette", false, SYN("silhouettes", "shadow", "shadows", "black shape", "filled shape"),
+    {"silhouette", DA_STYLE_TRAIN, false, SYN("silhouettes", "shadow", "shadows", "black shape", "filled shape"),
      "the object filled black on white", r_silhouette},
 };
 
 int da_style_count(void) { return (int)(sizeof STYLES / sizeof STYLES[0]); }
+
+int da_style_test_panel(const da_style **out, int max) {
+    int k = 0;
+    for (int i = 0; i < da_style_count() && k < max; i++)
+        if (STYLES[i].use == DA_STYLE_TEST) out[k++] = &STYLES[i];
+    return k;
+}
+
+const da_style *da_style_validation(void) {
+    for (int i = 0; i < da_style_count(); i++)
+        if (STYLES[i].use == DA_STYLE_VALIDATION) return &STYLES[i];
+    return NULL;
+}
 
 const da_style *da_style_get(int i) {
     da_check(i >= 0 && i < da_style_count(), "da_style_get", "index %d outside 0..%d", i, da_style_count() - 1);

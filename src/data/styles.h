@@ -12,10 +12,16 @@
  * work on the grey image and write it to every channel. */
 typedef void (*da_style_fn)(const float *in, int c, int h, int w, float *out, da_rng *rng);
 
+/* What a style may be used for. The decision is made here, once, before any recipe is tuned:
+ * the mini-CLIP trains on DA_STYLE_TRAIN styles only; DA_STYLE_VALIDATION renders *training*
+ * images to choose recipes; DA_STYLE_TEST styles are the held-out target panel, used only to
+ * make test sets, never to train or to pick anything. */
+typedef enum { DA_STYLE_TRAIN, DA_STYLE_VALIDATION, DA_STYLE_TEST } da_style_use;
+
 typedef struct {
     const char *name;                 /* e.g. "sobel" */
-    /* The held-out style ("pencil") is the unseen target domain of the experiments: it is only
-     * used to make the test set, never to train or pick a translation. */
+    da_style_use use;
+    /* true for every style the mini-CLIP never sees (validation and test) */
     bool held_out;
     const char *const *synonyms;      /* words that also find it, NULL-terminated */
     const char *description;          /* one line for --help and reports */
@@ -23,6 +29,10 @@ typedef struct {
 } da_style;
 
 int da_style_count(void);
+/* The test panel (DA_STYLE_TEST styles, table order: "pencil" first) into out; returns the count. */
+int da_style_test_panel(const da_style **out, int max);
+/* The validation style ("xdog"). */
+const da_style *da_style_validation(void);
 const da_style *da_style_get(int i);  /* 0 <= i < da_style_count() */
 /* By name or synonym, ignoring case, '-', '_' and repeated spaces, a leading "a"/"an"/"the"
  * and a trailing "style"; NULL when no style has that name. */

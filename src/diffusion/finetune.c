@@ -9,6 +9,7 @@
 
 #include "diffusion/ddim.h"
 #include "nn/clip_loss.h"
+#include "nn/clip_views.h"
 
 void da_ft_config_default(da_ft_config *c) {
     memset(c, 0, sizeof *c);
@@ -20,6 +21,9 @@ void da_ft_config_default(da_ft_config *c) {
     c->id_weight = 0.0f;
     c->mode = DA_FT_CHAIN;
     c->recompute = false;
+    c->identity = DA_FT_ID_PIXELS;
+    c->views = 0;
+    c->view_min_scale = 0.6f;
 }
 
 int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err, size_t errlen) {
@@ -42,6 +46,15 @@ int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err
     }
     if (c->clip_weight == 0 && c->l1_weight == 0 && c->id_weight == 0) {
         snprintf(err, errlen, "all loss weights are 0: nothing to train (set --clip-weight, e.g. 3)");
+        return -1;
+    }
+    if (c->views < 0 || c->views > 64 || !(c->view_min_scale > 0.0f && c->view_min_scale <= 1.0f)) {
+        snprintf(err, errlen, "views must be 0..64 and the view scale in (0, 1] (got %d, %g)", c->views,
+                 (double)c->view_min_scale);
+        return -1;
+    }
+    if (c->identity != DA_FT_ID_PIXELS && c->identity != DA_FT_ID_EDGES) {
+        snprintf(err, errlen, "unknown identity term %d", (int)c->identity);
         return -1;
     }
     if (c->mode != DA_FT_CHAIN && c->mode != DA_FT_PER_STEP) {
@@ -129,19 +142,69 @@ void da_ft_source_features(const da_finetuner *f, const float *x0, int64_t B, fl
     da_ctx_free(&ctx);
 }
 
+/* |d| for a tensor of neighbour differences, smooth at 0 so that its gradient is defined. */
+static da_tensor *soft_abs(da_ctx *ctx, da_tensor *d) {
+    return da_sqrt(ctx, da_add_scalar(ctx, da_mul(ctx, d, d), 1e-6f));
+}
+
+/* Horizontal and vertical neighbour differences of x (B,C,H,W): (B,C,H,W-1) and (B,C,H-1,W). */
+static void neighbour_differences(da_ctx *ctx, da_tensor *x, da_tensor **dx, da_tensor **dy) {
+    int64_t H = x->shape[2], W = x->shape[3];
+    *dx = da_sub(ctx, da_slice(ctx, x, 3, 1, W), da_slice(ctx, x, 3, 0, W - 1));
+    *dy = da_sub(ctx, da_slice(ctx, x, 2, 1, H), da_slice(ctx, x, 2, 0, H - 1));
+}
+
+/* The identity term of cfg.identity between x (on the tape) and x0 (constant): a 0-d tensor. */
+static da_tensor *identity_loss(da_ctx *ctx, const da_finetuner *f, da_tensor *x, da_tensor *x0) {
+    if (f->cfg.identity == DA_FT_ID_PIXELS) return da_l1_loss(ctx, x, x0);
+    da_tensor *gx, *gy, *sx, *sy;
+    neighbour_differences(ctx, x, &gx, &gy);
+    bool old = da_set_grad(ctx, false);
+    neighbour_differences(ctx, x0, &sx, &sy);
+    sx = soft_abs(ctx, sx);
+    sy = soft_abs(ctx, sy);
+    da_set_grad(ctx, old);
+    da_tensor *lx = da_l1_loss(ctx, soft_abs(ctx, gx), sx), *ly = da_l1_loss(ctx, soft_abs(ctx, gy), sy);
+    return da_scale(ctx, da_add(ctx, lx, ly), 0.5f);
+}
+
+/* The directional CLIP loss averaged over the image itself and cfg.views random views, the same
+ * view for x̂0 and x0. Views are drawn from ctx->seed (the generation step's seed), so a
+ * recomputation sees the same ones. */
+static da_tensor *clip_loss_views(da_ctx *ctx, const da_finetuner *f, da_tensor *x0, da_tensor *src_clip, da_tensor *x,
+                                  float *l_dir) {
+    float d = 0;
+    da_tensor *sum = da_clip_directional_loss(ctx, f->clip, src_clip, x, f->text_dir, &d);
+    double dir_sum = d;
+    for (int v = 0; v < f->cfg.views; v++) {
+        da_rng r;
+        da_rng_init(&r, da_rng_at(ctx->seed ^ 0x636c697076696577ULL, (uint64_t)v));
+        da_clip_view view;
+        da_clip_view_draw(&r, x->shape[2], x->shape[3], f->cfg.view_min_scale, &view);
+        bool old = da_set_grad(ctx, false);
+        da_tensor *src = da_clip_image_features(ctx, f->clip, da_clip_view_apply(ctx, x0, &view));   /* (B,E) */
+        da_set_grad(ctx, old);
+        da_tensor *lc = da_clip_directional_loss(ctx, f->clip, src, da_clip_view_apply(ctx, x, &view), f->text_dir, &d);
+        dir_sum += d;
+        sum = da_add(ctx, sum, lc);
+    }
+    *l_dir = (float)(dir_sum / (f->cfg.views + 1));
+    return f->cfg.views > 0 ? da_scale(ctx, sum, 1.0f / (float)(f->cfg.views + 1)) : sum;
+}
+
 da_tensor *da_ft_loss(da_ctx *ctx, const da_finetuner *f, da_tensor *x0, da_tensor *src_clip, da_tensor *src_id,
                       da_tensor *x, da_ft_terms *terms) {
     da_ft_terms t = {0};
     da_tensor *loss = NULL;
     if (f->cfg.clip_weight > 0) {
         float l_dir = 0;
-        da_tensor *lc = da_clip_directional_loss(ctx, f->clip, src_clip, x, f->text_dir, &l_dir);
+        da_tensor *lc = clip_loss_views(ctx, f, x0, src_clip, x, &l_dir);
         t.clip = lc->data[0];
         t.dir = l_dir;
         loss = da_scale(ctx, lc, f->cfg.clip_weight);
     }
     if (f->cfg.l1_weight > 0 || !loss) {
-        da_tensor *l1 = da_l1_loss(ctx, x, x0);
+        da_tensor *l1 = identity_loss(ctx, f, x, x0);
         t.l1 = l1->data[0];
         da_tensor *w = da_scale(ctx, l1, f->cfg.l1_weight);
         loss = loss ? da_add(ctx, loss, w) : w;

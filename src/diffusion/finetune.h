@@ -17,17 +17,32 @@ typedef enum {
     DA_FT_PER_STEP,   /* a loss on each step's x0_t, one optimiser step per generation step, then detach */
 } da_ft_mode;
 
+/* What the identity term compares between x̂0 and x0. */
+typedef enum {
+    DA_FT_ID_PIXELS,  /* mean |x̂0 - x0| (DiffusionCLIP) */
+    /* mean | |∂x̂0| - |∂x0| | over horizontal and vertical neighbour differences: the outlines
+     * must stay where they are, but the paper colour and the polarity may change freely (a
+     * negative has the same edge magnitudes), while an added texture costs its edges */
+    DA_FT_ID_EDGES,
+} da_ft_identity;
+
 typedef struct {
     int t0;                 /* return step (500) */
     int inv_steps;          /* length of the inversion sequence (40): inv_steps-1 model calls */
     int train_steps;        /* generation steps while training (6) */
     float clip_weight;      /* 3 */
     float l1_weight;        /* 1 */
+    da_ft_identity identity;   /* what the l1 term compares (DA_FT_ID_PIXELS) */
     float id_weight;        /* 0: identity term off */
     da_ft_mode mode;
     /* chain only: keep just each step's input and rebuild that step's tape during backward
      * (one extra forward per step, memory of one step instead of all of them); same gradient */
     bool recompute;
+    /* the directional loss is averaged over the image itself and `views` random views of x̂0 and
+     * x0 alike (crop of side >= view_min_scale, low-pass, mirror: nn/clip_views.h); 0 = the image
+     * only, as DiffusionCLIP */
+    int views;
+    float view_min_scale;   /* 0.6 */
 } da_ft_config;
 
 /* The defaults of the DiffusionCLIP CelebA-HQ recipe (above), chain mode, no recompute. */
@@ -59,7 +74,7 @@ typedef struct {
     double loss;            /* clip_weight·clip + l1_weight·l1 + id_weight·id */
     double clip;            /* L_clip = -log((2 - L_dir)/2) */
     double dir;             /* L_dir = mean(1 - cos(ΔI, ΔT)) */
-    double l1;              /* mean |x̂0 - x0| */
+    double l1;              /* the identity term: mean |x̂0 - x0|, or of the edge magnitudes (DA_FT_ID_EDGES) */
     double id;              /* mean (1 - cos(E_id(x̂0), E_id(x0))), 0 without an identity model */
 } da_ft_terms;
 

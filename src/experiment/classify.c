@@ -1,5 +1,5 @@
 /* classify.c — stage 6 of the experiment: the reference CNN trained on `original` and on `adapted`
- * images with several seeds, evaluated after every epoch on source, target-heldout, target-self. */
+ * images with several seeds, evaluated after every epoch on every evaluation set of experiment.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +28,8 @@ int da_exp_classify(da_experiment *e, const char *metrics_path, char *err, size_
         return -1;
     }
     const da_dataset *train_sets[DA_EXP_N_TRAIN] = {&e->train, &e->adapted};
-    const da_dataset *eval_sets[DA_EXP_N_EVAL] = {&e->test, &e->target_heldout, &e->target_self};
+    const da_dataset *eval_sets[DA_EXP_N_EVAL] = {&e->test,           &e->target_heldout, &e->target_hatching,
+                                                  &e->target_stipple, &e->validation,     &e->target_self};
     da_eval_set ev[DA_EXP_N_EVAL];
     for (int k = 0; k < DA_EXP_N_EVAL; k++) ev[k] = (da_eval_set){DA_EXP_EVAL_NAMES[k], eval_sets[k]};
     /* a fresh file: the run's rows only */
@@ -83,8 +84,10 @@ int da_exp_classify(da_experiment *e, const char *metrics_path, char *err, size_
                 r->acc[da_exp_acc_index(r, tr, s, ep, v)] = j->res.eval_acc[ep * DA_EXP_N_EVAL + v];
         }
         const double *last = j->res.eval_acc + (c->epochs - 1) * DA_EXP_N_EVAL;
-        fprintf(stderr, "[experiment] CNN on %-8s seed %d: %5.1f s, last epoch: source %.1f%%, target-heldout %.1f%%, "
-                "target-self %.1f%%\n", DA_EXP_TRAIN_NAMES[tr], s, j->res.seconds, last[0], last[1], last[2]);
+        fprintf(stderr, "[experiment] CNN on %-8s seed %d: %5.1f s, last epoch: source %.1f%%, panel %.1f / %.1f / %.1f%%, "
+                "validation %.1f%%, target-self %.1f%%\n", DA_EXP_TRAIN_NAMES[tr], s, j->res.seconds,
+                last[DA_EXP_EV_SOURCE], last[DA_EXP_EV_PENCIL], last[DA_EXP_EV_HATCHING], last[DA_EXP_EV_STIPPLE],
+                last[DA_EXP_EV_VALIDATION], last[DA_EXP_EV_SELF]);
         secs[tr] += j->res.seconds;
     }
     for (int i = 0; i < n_jobs; i++) da_clf_result_free(&jobs[i].res);

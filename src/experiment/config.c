@@ -9,7 +9,8 @@
 #include "experiment/experiment.h"
 
 const char *const DA_EXP_TRAIN_NAMES[DA_EXP_N_TRAIN] = {"original", "adapted"};
-const char *const DA_EXP_EVAL_NAMES[DA_EXP_N_EVAL] = {"source", "target-heldout", "target-self"};
+const char *const DA_EXP_EVAL_NAMES[DA_EXP_N_EVAL] = {"source", "target-heldout", "target-hatching",
+                                                               "target-stipple", "validation", "target-self"};
 
 void da_exp_defaults(da_exp_config *c) {
     memset(c, 0, sizeof *c);
@@ -17,6 +18,7 @@ void da_exp_defaults(da_exp_config *c) {
     c->task = "5,7";                 /* chosen by measurement: docs/experiment.md */
     c->train_n = 1200;
     c->test_n = 300;
+    c->val_n = 300;
     c->data_seed = 0;
     c->diff_steps = 2000;
     c->diff_batch = 64;
@@ -38,6 +40,11 @@ void da_exp_defaults(da_exp_config *c) {
     c->clip_weight = 3;
     c->l1_weight = 1;
     c->ft_mode = "chain";
+    c->ft_identity = "pixels";
+    c->ft_views = 0;
+    c->ft_view_scale = 0.6f;
+    c->tgt_images = NULL;
+    c->tgt_weight = 1.0f;
     c->translate_batch = 50;
     c->seeds = 5;
     c->epochs = 10;
@@ -50,6 +57,7 @@ void da_exp_defaults(da_exp_config *c) {
 void da_exp_quick(da_exp_config *c) {
     c->train_n = 200;
     c->test_n = 100;
+    c->val_n = 100;
     /* models trained on the spot only when none is shipped: tiny ones, briefly */
     c->pool_n = 2000;
     c->diff_steps = 100;
@@ -73,6 +81,7 @@ void da_exp_smoke(da_exp_config *c) {
     c->size = 16;
     c->train_n = 32;
     c->test_n = 16;
+    c->val_n = 16;
     c->pool_n = 64;
     c->diff_steps = 4;
     c->diff_batch = 8;
@@ -116,6 +125,9 @@ void da_exp_free(da_experiment *e) {
     da_dataset_free(&e->test);
     da_dataset_free(&e->adapted);
     da_dataset_free(&e->target_heldout);
+    da_dataset_free(&e->target_hatching);
+    da_dataset_free(&e->target_stipple);
+    da_dataset_free(&e->validation);
     da_dataset_free(&e->target_self);
     if (e->have_model) da_unet_free(&e->model);
     if (e->have_finetuned) da_unet_free(&e->finetuned);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/styles.h"
 #include "experiment/experiment.h"
 
 /* "2,4" -> {2,4}: non-negative integers, no repeats. Returns the count, or -1. */
@@ -32,7 +33,12 @@ const char *da_exp_fashion_class(int label) {
     return label >= 0 && label < 10 ? FASHION_CLASSES[label] : NULL;
 }
 
-/* The spec and options of one draw: part 0 = training images, 1 = test images, 2 = pool. */
+/* The draws of the experiment. Training-split draws share one seeded order, so skipping the
+ * images an earlier draw took keeps them disjoint: the validation images follow the labelled
+ * training images, the target images (--tgt-images N) follow the validation images. */
+enum { DRAW_TRAIN, DRAW_TEST, DRAW_POOL, DRAW_VALIDATION, DRAW_TARGET };
+
+/* The spec and options of one draw. */
 static void draw_opts(const da_experiment *e, int part, const char **spec, da_data_opts *o) {
     const da_exp_config *c = &e->cfg;
     memset(o, 0, sizeof *o);
@@ -43,24 +49,28 @@ static void draw_opts(const da_experiment *e, int part, const char **spec, da_da
     o->pad = c->pad > 0 ? c->pad : (e->kind == DA_EXP_FASHION && c->size == 0 ? 2 : 0);
     if (e->kind == DA_EXP_FASHION && o->channels == 0) o->channels = 1;
     bool all = !c->task || strcmp(c->task, "all") == 0;
+    /* one data source for everything (DA_EXP_OTHER): the test draw comes after the training one */
+    int64_t test_skip = e->kind == DA_EXP_OTHER ? c->test_n : 0;
+    switch (part) {
+    case DRAW_TRAIN: o->take = c->train_n; break;
+    case DRAW_TEST: o->take = c->test_n; o->skip = e->kind == DA_EXP_OTHER ? c->train_n : 0; break;
+    case DRAW_POOL: o->take = c->pool_n; break;
+    case DRAW_VALIDATION: o->take = c->val_n; o->skip = c->train_n + test_skip; break;
+    case DRAW_TARGET: o->skip = c->train_n + test_skip + c->val_n; break;   /* take: set by the caller */
+    }
     switch (e->kind) {
     case DA_EXP_FASHION:
-        *spec = part == 1 ? "fashion-mnist:test" : "fashion-mnist:train";
-        o->classes = part == 2 || all ? NULL : c->task;
-        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
+        *spec = part == DRAW_TEST ? "fashion-mnist:test" : "fashion-mnist:train";
+        o->classes = part == DRAW_POOL || all ? NULL : c->task;
         break;
     case DA_EXP_CELEBA:
         *spec = c->data;
-        o->attr = part == 2 ? NULL : c->attr;
-        o->split = part == 1 ? "test" : "train";
-        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
+        o->attr = part == DRAW_POOL ? NULL : c->attr;
+        o->split = part == DRAW_TEST ? "test" : "train";
         break;
     case DA_EXP_OTHER:
-        /* one source for everything: the test draw skips the training draw (disjoint) */
         *spec = c->data;
-        o->classes = part == 2 || all ? NULL : c->task;
-        o->take = part == 0 ? c->train_n : part == 1 ? c->test_n : c->pool_n;
-        o->skip = part == 1 ? c->train_n : 0;
+        o->classes = part == DRAW_POOL || all ? NULL : c->task;
         break;
     }
 }
@@ -131,21 +141,25 @@ int da_exp_load_data(da_experiment *e, char *err, size_t errlen) {
             o += (size_t)snprintf(e->class_names + o, sizeof e->class_names - o, "%s%s", i ? "," : "", nm ? nm : num);
         }
     }
-    const char *names[2] = {"training", "test"};
+    const char *names[3] = {"training", "test", "validation"};
     /* (the pool is loaded by da_exp_load_pool only when a model must be trained) */
-    da_dataset *sets[2] = {&e->train, &e->test};
-    for (int part = 0; part < 2; part++) {
+    da_dataset *sets[3] = {&e->train, &e->test, &e->validation};
+    int parts[3] = {DRAW_TRAIN, DRAW_TEST, DRAW_VALIDATION};
+    for (int k = 0; k < 3; k++) {
+        int part = parts[k];
         const char *spec = NULL;
         da_data_opts opt;
         draw_opts(e, part, &spec, &opt);
         char sub[2048];
-        if (da_dataset_load(spec, &opt, sets[part], sub, sizeof sub) != 0) {
-            snprintf(err, errlen, "loading the %s images (%s): %s", names[part], spec, sub);
+        if (da_dataset_load(spec, &opt, sets[k], sub, sizeof sub) != 0) {
+            snprintf(err, errlen, "loading the %s images (%s): %s%s", names[k], spec, sub,
+                     part == DRAW_VALIDATION ? " (the validation images are drawn after the training images: lower "
+                                               "--val-n or --train-n)" : "");
             return -1;
         }
-        if (!sets[part]->labels) {
+        if (!sets[k]->labels) {
             snprintf(err, errlen, "the %s images (%s) have no labels; the experiment needs labelled images "
-                     "(a labels.csv next to PNG files, IDX labels, or CelebA with --attr)", names[part], spec);
+                     "(a labels.csv next to PNG files, IDX labels, or CelebA with --attr)", names[k], spec);
             return -1;
         }
     }
@@ -167,10 +181,64 @@ int da_exp_load_data(da_experiment *e, char *err, size_t errlen) {
     return 0;
 }
 
+int da_exp_load_target_images(const da_experiment *e, da_dataset *out, char *err, size_t errlen) {
+    const char *spec = e->cfg.tgt_images, *colon = strrchr(spec, ':');
+    memset(out, 0, sizeof *out);
+    da_data_opts opt;
+    const char *draw_spec = NULL;
+    char sub[2048], name[128];
+    /* STYLE:N */
+    if (colon && colon > spec && (size_t)(colon - spec) < sizeof name && colon[1] >= '0' && colon[1] <= '9') {
+        snprintf(name, sizeof name, "%.*s", (int)(colon - spec), spec);
+        char *end;
+        long n = strtol(colon + 1, &end, 10);
+        const da_style *st = da_style_find(name);
+        if (st && *end == 0) {
+            if (n < 1 || n > 4096) {
+                snprintf(err, errlen, "--tgt-images %s: take between 1 and 4096 images (16 to 64 is the intended use)", spec);
+                return -1;
+            }
+            draw_opts(e, DRAW_TARGET, &draw_spec, &opt);
+            opt.take = n;
+            if (da_dataset_load(draw_spec, &opt, out, sub, sizeof sub) != 0) {
+                snprintf(err, errlen, "--tgt-images %s: drawing %ld training images after the labelled and validation "
+                         "draws: %s", spec, n, sub);
+                return -1;
+            }
+            da_style_render_batch(st, out->images, out->n, (int)out->c, (int)out->h, (int)out->w, out->images,
+                                  (uint64_t)e->cfg.data_seed ^ 0x7467ULL);
+            free(out->labels);
+            out->labels = NULL;
+            return 0;
+        }
+    }
+    /* any data spec, shaped like the experiment's images */
+    draw_opts(e, DRAW_POOL, &draw_spec, &opt);
+    opt.classes = NULL;
+    opt.attr = NULL;
+    opt.split = NULL;
+    opt.take = 0;
+    if (da_dataset_load(spec, &opt, out, sub, sizeof sub) != 0) {
+        snprintf(err, errlen, "--tgt-images %s (neither STYLE:N with a style of the bank nor readable data): %s", spec,
+                 sub);
+        return -1;
+    }
+    free(out->labels);
+    out->labels = NULL;
+    if (out->c != e->train.c || out->h != e->train.h || out->w != e->train.w) {
+        snprintf(err, errlen, "--tgt-images %s: images of %lldx%lldx%lld, the experiment's are %lldx%lldx%lld (CxHxW)",
+                 spec, (long long)out->c, (long long)out->h, (long long)out->w, (long long)e->train.c,
+                 (long long)e->train.h, (long long)e->train.w);
+        da_dataset_free(out);
+        return -1;
+    }
+    return 0;
+}
+
 int da_exp_load_pool(const da_experiment *e, da_dataset *pool, char *err, size_t errlen) {
     const char *spec = NULL;
     da_data_opts opt;
-    draw_opts(e, 2, &spec, &opt);
+    draw_opts(e, DRAW_POOL, &spec, &opt);
     char sub[2048];
     if (da_dataset_load(spec, &opt, pool, sub, sizeof sub) != 0) {
         snprintf(err, errlen, "loading the unlabelled images (%s): %s", spec, sub);

@@ -13,9 +13,23 @@
 
 /* The training sets and evaluation sets of the CNN runs, by their metrics.csv names. */
 #define DA_EXP_N_TRAIN 2
-#define DA_EXP_N_EVAL 3
+#define DA_EXP_N_EVAL 6
 extern const char *const DA_EXP_TRAIN_NAMES[DA_EXP_N_TRAIN];   /* "original", "adapted" */
-extern const char *const DA_EXP_EVAL_NAMES[DA_EXP_N_EVAL];     /* "source", "target-heldout", "target-self" */
+/* "source", "target-heldout" (pencil), "target-hatching", "target-stipple", "validation", "target-self" */
+extern const char *const DA_EXP_EVAL_NAMES[DA_EXP_N_EVAL];
+/* The evaluation sets by index. The three target-panel sets are test images drawn by the
+ * held-out renderers of data/styles.h (nothing is tuned on them); `validation` is training
+ * images outside the labelled draw, drawn by the validation renderer (recipes are chosen on it). */
+enum {
+    DA_EXP_EV_SOURCE,
+    DA_EXP_EV_PENCIL,
+    DA_EXP_EV_HATCHING,
+    DA_EXP_EV_STIPPLE,
+    DA_EXP_EV_VALIDATION,
+    DA_EXP_EV_SELF,
+};
+#define DA_EXP_PANEL_FIRST DA_EXP_EV_PENCIL
+#define DA_EXP_PANEL_N 3
 #define DA_EXP_MAX_STAGES 16
 
 typedef enum { DA_EXP_FASHION, DA_EXP_CELEBA, DA_EXP_OTHER } da_exp_data_kind;
@@ -30,6 +44,7 @@ typedef struct {
     int pad;                  /* > 0: pad every side (Fashion-MNIST: 2, 28 -> 32) */
     int channels;             /* 0 = as stored, 1, 3 */
     int train_n, test_n;      /* labelled training and test images (1200, 300) */
+    int val_n;                /* validation images: training images outside the labelled draw (300) */
     int pool_n;               /* unlabelled images to train the models on when they must be trained (0 = all) */
     int data_seed;            /* the seeded draws of the training and test images */
     /* models */
@@ -49,6 +64,13 @@ typedef struct {
     int ft_images, ft_epochs, ft_batch;
     float ft_lr, ft_lr_gamma, clip_weight, l1_weight;
     const char *ft_mode;      /* "chain" or "per-step" */
+    const char *ft_identity;  /* "pixels" (L1 of the images, DiffusionCLIP) or "edges" (L1 of edge magnitudes) */
+    int ft_views;             /* random views the directional loss is averaged over (0 = the image only) */
+    float ft_view_scale;      /* smallest crop side of a view, as a share of the image side */
+    /* image-guided direction: a few unlabelled target images (NULL = the text direction only) */
+    const char *tgt_images;   /* "STYLE:N": N training images outside the labelled and validation draws, drawn by
+                               * that renderer; or any --data spec of unlabelled target images */
+    float tgt_weight;         /* weight of the image direction in the mix with the text direction (1 = image only) */
     int translate_batch;      /* images per inversion/generation batch */
     /* the CNN */
     int seeds, epochs, batch;
@@ -102,7 +124,9 @@ typedef struct {
     da_dataset train;         /* `original`: the labelled training images */
     da_dataset test;          /* `source`: the labelled test images */
     da_dataset adapted;       /* the training images translated */
-    da_dataset target_heldout;/* the test images in the held-out renderer */
+    da_dataset target_heldout;/* the test images in the held-out pencil renderer */
+    da_dataset target_hatching, target_stipple;   /* the test images in the other two panel renderers */
+    da_dataset validation;    /* val_n training images outside the labelled draw, in the validation renderer */
     da_dataset target_self;   /* the test images translated by the fine-tuned model */
     /* models */
     da_unet model;            /* the source diffusion model */
@@ -139,6 +163,10 @@ da_exp_stage *da_exp_add_stage(da_experiment *e, const char *name, double second
 /* ---- data (data.c) ----------------------------------------------------------------- */
 /* Loads the labelled training and test images; sets task_desc and class_names. */
 int da_exp_load_data(da_experiment *e, char *err, size_t errlen);
+/* The unlabelled target images of --tgt-images (labels dropped): "STYLE:N" draws N training
+ * images after the labelled and validation draws and renders them with STYLE; anything else is
+ * loaded as a --data spec with the experiment's size, padding and channels. */
+int da_exp_load_target_images(const da_experiment *e, da_dataset *out, char *err, size_t errlen);
 /* The unlabelled images the diffusion model / mini-CLIP may be trained on (labels dropped). */
 int da_exp_load_pool(const da_experiment *e, da_dataset *pool, char *err, size_t errlen);
 /* Class names of Fashion-MNIST ("t-shirt", ...), NULL beyond 9. */
@@ -169,7 +197,8 @@ int da_exp_stage_translate(da_experiment *e, char *err, size_t errlen);
  * with the same steps as translation but without the fine-tuned model (the reconstruction
  * baseline that tells the fine-tuning's effect from the round trip's). */
 int da_exp_reconstruct(const da_experiment *e, const float *x, int64_t n, float *out, char *err, size_t errlen);
-/* Renders the test images in the held-out style (-> target_heldout). */
+/* Renders the test images in the three held-out panel styles (-> target_heldout, target_hatching,
+ * target_stipple) and the validation images in the validation style (-> validation). */
 int da_exp_stage_heldout(da_experiment *e, char *err, size_t errlen);
 
 /* ---- the CNN runs (classify.c) ------------------------------------------------------ */

@@ -60,6 +60,19 @@ static da_stat_interval gain(const da_exp_runs *r, int ev, bool welch) {
     return welch ? da_stat_welch_interval(a, r->seeds, b, r->seeds, LEVEL) : da_stat_paired_interval(a, b, r->seeds, LEVEL);
 }
 
+/* The same for the mean over the three target-panel sets: seed s's panel accuracy is the mean of
+ * its three panel accuracies, so the interval is paired over seeds as above. */
+static da_stat_interval panel_gain(const da_exp_runs *r, bool welch) {
+    double a[1024] = {0}, b[1024] = {0}, v[1024];
+    for (int k = 0; k < DA_EXP_PANEL_N; k++) {
+        seed_values(r, 0, r->epochs - 1, DA_EXP_PANEL_FIRST + k, v);
+        for (int s = 0; s < r->seeds; s++) a[s] += v[s] / DA_EXP_PANEL_N;
+        seed_values(r, 1, r->epochs - 1, DA_EXP_PANEL_FIRST + k, v);
+        for (int s = 0; s < r->seeds; s++) b[s] += v[s] / DA_EXP_PANEL_N;
+    }
+    return welch ? da_stat_welch_interval(a, r->seeds, b, r->seeds, LEVEL) : da_stat_paired_interval(a, b, r->seeds, LEVEL);
+}
+
 /* ---- diagnostics ---------------------------------------------------------------------------- */
 
 /* Mean of the normalised embeddings of every template filled with word, normalised (E). */
@@ -238,6 +251,11 @@ static cJSON *settings_json(const da_experiment *e) {
     cJSON_AddNumberToObject(s, "clip_weight", c->clip_weight);
     cJSON_AddNumberToObject(s, "l1_weight", c->l1_weight);
     cJSON_AddStringToObject(s, "ft_mode", c->ft_mode);
+    cJSON_AddStringToObject(s, "ft_identity", c->ft_identity);
+    cJSON_AddNumberToObject(s, "ft_views", c->ft_views);
+    cJSON_AddNumberToObject(s, "ft_view_scale", c->ft_view_scale);
+    if (c->tgt_images) cJSON_AddStringToObject(s, "tgt_images", c->tgt_images);
+    cJSON_AddNumberToObject(s, "tgt_weight", c->tgt_images ? c->tgt_weight : 0);
     cJSON_AddNumberToObject(s, "seeds", c->seeds);
     cJSON_AddNumberToObject(s, "epochs", c->epochs);
     cJSON_AddNumberToObject(s, "batch", c->batch);
@@ -277,6 +295,10 @@ static int write_results_json(const da_experiment *e, const char *path, char *er
         cJSON_AddItemToObject(o, "welch", interval_json(gain(r, ev, true), "Welch t-interval"));
         cJSON_AddItemToObject(g, DA_EXP_EVAL_NAMES[ev], o);
     }
+    cJSON *pg = interval_json(panel_gain(r, false), "paired t-interval over seeds of the gain averaged over the three "
+                                                     "target-panel sets (target-heldout, target-hatching, target-stipple)");
+    cJSON_AddItemToObject(pg, "welch", interval_json(panel_gain(r, true), "Welch t-interval"));
+    cJSON_AddItemToObject(g, "target-panel-mean", pg);
     cJSON *ft = cJSON_AddObjectToObject(root, "finetune");
     cJSON_AddNumberToObject(ft, "first_epoch_dir_loss", e->ft_first_dir);
     cJSON_AddNumberToObject(ft, "last_epoch_dir_loss", e->ft_last_dir);
@@ -370,9 +392,12 @@ static void fmt_ci(da_stat_interval g, char *buf, size_t len) {
 static void reading(const da_experiment *e, sbuf *b) {
     const da_exp_runs *r = &e->runs;
     const int last = r->epochs - 1;
-    summary os = at_epoch(r, 0, last, 0), oh = at_epoch(r, 0, last, 1), ot = at_epoch(r, 0, last, 2);
-    summary as = at_epoch(r, 1, last, 0), ah = at_epoch(r, 1, last, 1), at = at_epoch(r, 1, last, 2);
-    da_stat_interval gs = gain(r, 0, false), gh = gain(r, 1, false), gt = gain(r, 2, false);
+    summary os = at_epoch(r, 0, last, DA_EXP_EV_SOURCE), oh = at_epoch(r, 0, last, DA_EXP_EV_PENCIL),
+            ot = at_epoch(r, 0, last, DA_EXP_EV_SELF);
+    summary as = at_epoch(r, 1, last, DA_EXP_EV_SOURCE), ah = at_epoch(r, 1, last, DA_EXP_EV_PENCIL),
+            at = at_epoch(r, 1, last, DA_EXP_EV_SELF);
+    da_stat_interval gs = gain(r, DA_EXP_EV_SOURCE, false), gh = gain(r, DA_EXP_EV_PENCIL, false),
+                     gt = gain(r, DA_EXP_EV_SELF, false);
     double chance = r->n_classes > 0 ? 100.0 / r->n_classes : 50;
     sb_printf(b, "## What the numbers show\n\n");
     if (strcmp(e->cfg.level, "default") != 0)
@@ -441,12 +466,17 @@ static void reading(const da_experiment *e, sbuf *b) {
     }
 }
 
-static void epoch_table(const da_exp_runs *r, int tr, sbuf *b) {
-    sb_printf(b, "| epoch |");
+/* "| <first> | source | target-heldout | ... |" and its rule line. */
+static void table_header(sbuf *b, const char *first) {
+    sb_printf(b, "| %s |", first);
     for (int ev = 0; ev < DA_EXP_N_EVAL; ev++) sb_printf(b, " %s |", DA_EXP_EVAL_NAMES[ev]);
     sb_printf(b, "\n|---|");
     for (int ev = 0; ev < DA_EXP_N_EVAL; ev++) sb_printf(b, "---|");
     sb_printf(b, "\n");
+}
+
+static void epoch_table(const da_exp_runs *r, int tr, sbuf *b) {
+    table_header(b, "epoch");
     for (int ep = 0; ep < r->epochs; ep++) {
         sb_printf(b, "| %d |", ep + 1);
         for (int ev = 0; ev < DA_EXP_N_EVAL; ev++) {
@@ -490,6 +520,8 @@ static void settings_table(const da_experiment *e, sbuf *b) {
     setting_row(b, c, "learning-rate factor per epoch", 1.3, c->ft_lr_gamma, d.ft_lr_gamma);
     setting_row(b, c, "directional CLIP loss weight", 3, c->clip_weight, d.clip_weight);
     setting_row(b, c, "L1 loss weight", 1, c->l1_weight, d.l1_weight);
+    setting_row(b, c, "random views of the directional loss", 0, c->ft_views, d.ft_views);
+    setting_row(b, c, "image-direction weight (--tgt-images)", 0, c->tgt_images ? c->tgt_weight : 0, 0);
     setting_row(b, c, "CNN seeds (the reference ran one)", 1, c->seeds, d.seeds);
     setting_row(b, c, "CNN epochs", 10, c->epochs, d.epochs);
     setting_row(b, c, "labelled training images", 1200, (double)e->train.n, d.train_n);
@@ -511,17 +543,21 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
     sb_printf(&b, "The training images were translated with DiffusionCLIP (a diffusion model fine-tuned so that its "
               "generations move from \"%s\" to \"%s\" along a CLIP text direction) into the `adapted` set. The same "
               "CNN was then trained %d times (seeds 0..%d, %d epochs each) on `original` and on `adapted` images and "
-              "evaluated after every epoch on three test sets made from the same %lld test images:\n\n", c->src_text,
+              "evaluated after every epoch on these sets (the test sets are made from the same %lld test images):\n\n", c->src_text,
               c->tgt_text, r->seeds, r->seeds - 1, r->epochs, (long long)e->test.n);
     sb_printf(&b, "- `source`: the original test images;\n"
-              "- `target-heldout`: the test images drawn by the held-out pencil-sketch renderer, %s "
-              "(**the headline target**);\n"
+              "- the **target panel**, three held-out renderers %s: `target-heldout` (the test images as pencil "
+              "sketches, colour dodge), `target-hatching` (pen-and-ink hatching) and `target-stipple` (stippled dots); "
+              "their mean is **the headline target**;\n"
+              "- `validation`: %lld *training* images outside the labelled draw, drawn by the validation renderer "
+              "(xdog); recipes are chosen on it, never on the panel;\n"
               "- `target-self`: the test images translated by the fine-tuned model itself, as in the reference "
               "experiment (its sketch test set came from the same model that adapted the training set).\n\n",
-              c->clip ? "made independently of the translation model" : "a style the mini-CLIP never saw in training");
+              c->clip ? "made independently of the translation model" : "the mini-CLIP never saw in training",
+              (long long)e->validation.n);
 
     sb_printf(&b, "## Accuracy after the last epoch (%d), mean ± std over %d seeds (%%)\n\n", r->epochs, r->seeds);
-    sb_printf(&b, "| trained on | source | target-heldout | target-self |\n|---|---|---|---|\n");
+    table_header(&b, "trained on");
     for (int tr = 0; tr < DA_EXP_N_TRAIN; tr++) {
         sb_printf(&b, "| %s |", DA_EXP_TRAIN_NAMES[tr]);
         for (int ev = 0; ev < DA_EXP_N_EVAL; ev++) {
@@ -531,7 +567,7 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
         sb_printf(&b, "\n");
     }
     sb_printf(&b, "\nBest epoch (the epoch with the best mean; chosen on the test set itself, so optimistic):\n\n");
-    sb_printf(&b, "| trained on | source | target-heldout | target-self |\n|---|---|---|---|\n");
+    table_header(&b, "trained on");
     for (int tr = 0; tr < DA_EXP_N_TRAIN; tr++) {
         sb_printf(&b, "| %s |", DA_EXP_TRAIN_NAMES[tr]);
         for (int ev = 0; ev < DA_EXP_N_EVAL; ev++) {
@@ -548,6 +584,15 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
         fmt_ci(gain(r, ev, false), ci, sizeof ci);
         fmt_ci(gain(r, ev, true), cw, sizeof cw);
         sb_printf(&b, "| %s | %.1f | %.1f | %s | %s |\n", DA_EXP_EVAL_NAMES[ev], so.mean, sa.mean, ci, cw);
+    }
+    {
+        double pm[2] = {0, 0};
+        for (int tr = 0; tr < 2; tr++)
+            for (int k = 0; k < DA_EXP_PANEL_N; k++) pm[tr] += at_epoch(r, tr, r->epochs - 1, DA_EXP_PANEL_FIRST + k).mean / DA_EXP_PANEL_N;
+        char ci[96], cw[96];
+        fmt_ci(panel_gain(r, false), ci, sizeof ci);
+        fmt_ci(panel_gain(r, true), cw, sizeof cw);
+        sb_printf(&b, "| **target panel (mean of the three)** | %.1f | %.1f | %s | %s |\n", pm[0], pm[1], ci, cw);
     }
     sb_printf(&b, "\nThe interval is a paired t-interval over seeds: seed s trains both CNNs from the same initial "
               "weights and the same shuffling, so d_s = adapted_s − original_s and mean(d) ± t(0.975, n−1)·sd(d)/√n "
@@ -586,6 +631,12 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
               "(× %g per epoch), loss %g·L_clip + %g·L1\n", c->src_text, c->tgt_text, c->t0, c->inv_steps,
               c->train_steps, c->gen_steps, c->ft_images, c->ft_epochs, c->ft_batch, c->ft_mode, (double)c->ft_lr,
               (double)c->ft_lr_gamma, (double)c->clip_weight, (double)c->l1_weight);
+    sb_printf(&b, "- identity term on %s; directional loss over the image and %d random views (crop side >= %g); "
+              "direction: %s\n", strcmp(c->ft_identity, "edges") == 0 ? "edge magnitudes" : "pixels", c->ft_views,
+              (double)c->ft_view_scale, c->tgt_images ? "text and target images mixed (see below)" : "the text direction");
+    if (c->tgt_images)
+        sb_printf(&b, "- image-guided direction: `%s`, weight %g against the text direction (1 = images only)\n",
+                  c->tgt_images, (double)c->tgt_weight);
     sb_printf(&b, "- fine-tuning losses (epoch means): directional %.4f -> %.4f, L1 %.4f -> %.4f\n", e->ft_first_dir,
               e->ft_last_dir, e->ft_first_l1, e->ft_last_l1);
     sb_printf(&b, "- CNN: conv 32/64/128 + max-pool, FC 512%s; %s; Adam lr %g, batch %d, %d epochs, seeds 0..%d\n",

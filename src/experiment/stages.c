@@ -405,6 +405,14 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     fc.train_steps = c->train_steps;
     fc.clip_weight = c->clip_weight;
     fc.l1_weight = c->l1_weight;
+    fc.views = c->ft_views;
+    if (strcmp(c->ft_identity, "pixels") == 0) fc.identity = DA_FT_ID_PIXELS;
+    else if (strcmp(c->ft_identity, "edges") == 0) fc.identity = DA_FT_ID_EDGES;
+    else {
+        snprintf(err, errlen, "--identity must be pixels or edges, got '%s'", c->ft_identity);
+        return -1;
+    }
+    fc.view_min_scale = c->ft_view_scale;
     if (strcmp(c->ft_mode, "chain") == 0) fc.mode = DA_FT_CHAIN;
     else if (strcmp(c->ft_mode, "per-step") == 0) fc.mode = DA_FT_PER_STEP;
     else {
@@ -422,10 +430,28 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
              c->vocab ? c->vocab : "-", c->src_text, c->tgt_text, n, (unsigned long long)dh, c->t0, c->inv_steps,
              c->train_steps, c->ft_epochs, c->ft_batch, (double)c->ft_lr, (double)c->ft_lr_gamma,
              (double)c->clip_weight, (double)c->l1_weight, c->ft_mode);
+    /* settings added later extend the key only when used, so earlier cache files stay valid */
+    size_t dl = strlen(desc);
+    if (fc.identity != DA_FT_ID_PIXELS) dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|identity %s", c->ft_identity);
+    if (c->ft_views > 0)
+        dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|views %d %g", c->ft_views, (double)c->ft_view_scale);
+    da_dataset tgt;
+    memset(&tgt, 0, sizeof tgt);
+    if (c->tgt_images) {
+        if (!(c->tgt_weight >= 0.0f && c->tgt_weight <= 1.0f)) {
+            snprintf(err, errlen, "--tgt-weight must be between 0 and 1 (got %g)", (double)c->tgt_weight);
+            return -1;
+        }
+        if (da_exp_load_target_images(e, &tgt, err, errlen) != 0) return -1;
+        dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|tgt %lld %016llx w %g", (long long)tgt.n,
+                               (unsigned long long)da_dataset_hash(&tgt), (double)c->tgt_weight);
+    }
     da_exp_key(desc, key);
     da_exp_cache_path(e, "finetuned", key, path, sizeof path);
     if (da_exp_file_exists(path)) {
-        if (da_unet_load(&e->finetuned, path, NULL, err, errlen) != 0) return -1;
+        int lrc = da_unet_load(&e->finetuned, path, NULL, err, errlen);
+        da_dataset_free(&tgt);
+        if (lrc != 0) return -1;
         e->have_finetuned = true;
         st_file f;
         if (st_open(path, &f, err, errlen) == 0) {
@@ -443,7 +469,10 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     }
 
     da_bpe *bpe = da_clip_vocab(&e->clip, c->vocab, err, errlen);
-    if (!bpe) return -1;
+    if (!bpe) {
+        da_dataset_free(&tgt);
+        return -1;
+    }
     float *dir = malloc(sizeof(float) * (size_t)e->clip.cfg.embed_dim);
     float *x0 = malloc(sizeof(float) * (size_t)(n * per)), *lat = malloc(sizeof(float) * (size_t)(n * per));
     int rc = -1;
@@ -460,6 +489,27 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
         goto done;
     }
     if (da_clip_text_direction(&e->clip, bpe, c->src_text, c->tgt_text, NULL, 0, dir, err, errlen) != 0) goto done;
+    if (c->tgt_images) {
+        /* the image direction: the target images' mean embedding minus the labelled training images' */
+        int64_t E = e->clip.cfg.embed_dim;
+        float *img_dir = malloc(sizeof(float) * (size_t)E);
+        if (!img_dir) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+        int r1 = da_clip_image_direction(&e->clip, e->train.images, e->train.n, tgt.images, tgt.n, e->train.c,
+                                         e->train.h, e->train.w, img_dir, err, errlen);
+        double cos = 0;
+        for (int64_t k = 0; r1 == 0 && k < E; k++) cos += (double)dir[k] * img_dir[k];
+        if (r1 == 0 && da_clip_mix_directions(dir, img_dir, c->tgt_weight, E, dir) != 0) {
+            snprintf(err, errlen, "the text and image directions cancel at --tgt-weight %g", (double)c->tgt_weight);
+            r1 = -1;
+        }
+        free(img_dir);
+        if (r1 != 0) goto done;
+        fprintf(stderr, "[experiment] image-guided direction from %lld target images (%s), weight %g; cos(text, image "
+                "direction) %.3f\n", (long long)tgt.n, c->tgt_images, (double)c->tgt_weight, cos);
+    }
     if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto done;
     memcpy(x0, e->train.images, sizeof(float) * (size_t)(n * per));
     memcpy(lat, x0, sizeof(float) * (size_t)(n * per));
@@ -522,6 +572,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
         const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
                                "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", desc};
         if (da_unet_save(&e->finetuned, path, extra, 6, err, errlen) != 0) goto done;
+        fprintf(stderr, "[experiment] fine-tuned model saved: %s\n", path);
         da_exp_cache_note_seconds(path, da_now() - t0);
     }
     da_params_hash(&e->finetuned.params, e->finetuned_hash);
@@ -533,6 +584,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
                      e->ft_last_l1);
     rc = 0;
 done:
+    da_dataset_free(&tgt);
     if (f_init) da_ft_free(&f);
     da_adam_free(&opt);
     da_ctx_free(&ctx);
@@ -670,19 +722,36 @@ int da_exp_stage_translate(da_experiment *e, char *err, size_t errlen) {
     return 0;
 }
 
+/* dst = src drawn by style s (the images seeded by data_seed, as in every run). */
+static int render_set(const da_experiment *e, const da_style *s, const da_dataset *src, da_dataset *dst, char *err,
+                      size_t errlen) {
+    if (dataset_like(src, dst, err, errlen) != 0) return -1;
+    da_style_render_batch(s, src->images, src->n, (int)src->c, (int)src->h, (int)src->w, dst->images,
+                          (uint64_t)e->cfg.data_seed);
+    return 0;
+}
+
 int da_exp_stage_heldout(da_experiment *e, char *err, size_t errlen) {
     double t0 = da_now();
-    const da_style *s = da_style_find("pencil");
-    if (!s || !s->held_out) {
-        snprintf(err, errlen, "the style bank has no held-out \"pencil\" renderer (data/styles.c)");
+    const da_style *panel[DA_EXP_PANEL_N];
+    const da_style *val = da_style_validation();
+    if (da_style_test_panel(panel, DA_EXP_PANEL_N) != DA_EXP_PANEL_N || strcmp(panel[0]->name, "pencil") != 0 || !val) {
+        snprintf(err, errlen, "the style bank lacks its test panel (pencil, hatching, stipple) or its validation style "
+                 "(data/styles.c)");
         return -1;
     }
-    if (dataset_like(&e->test, &e->target_heldout, err, errlen) != 0) return -1;
-    da_style_render_batch(s, e->test.images, e->test.n, (int)e->test.c, (int)e->test.h, (int)e->test.w,
-                          e->target_heldout.images, (uint64_t)e->cfg.data_seed);
-    da_exp_add_stage(e, "held-out target", da_now() - t0, "computed",
-                     "%lld test images -> target-heldout with the \"%s\" renderer (%s)%s",
-                     (long long)e->test.n, s->name, s->description,
-                     e->cfg.clip ? "" : ", which the mini-CLIP never saw");
+    da_dataset *dst[DA_EXP_PANEL_N] = {&e->target_heldout, &e->target_hatching, &e->target_stipple};
+    for (int k = 0; k < DA_EXP_PANEL_N; k++)
+        if (render_set(e, panel[k], &e->test, dst[k], err, errlen) != 0) return -1;
+    /* the validation images are replaced by their rendering: nothing else uses the originals */
+    da_dataset drawn;
+    if (render_set(e, val, &e->validation, &drawn, err, errlen) != 0) return -1;
+    da_dataset_free(&e->validation);
+    e->validation = drawn;
+    da_exp_add_stage(e, "held-out targets", da_now() - t0, "computed",
+                     "%lld test images -> target-heldout (%s), target-hatching (%s), target-stipple (%s)%s; %lld "
+                     "training images outside the labelled draw -> validation (%s)",
+                     (long long)e->test.n, panel[0]->name, panel[1]->name, panel[2]->name,
+                     e->cfg.clip ? "" : ", renderers the mini-CLIP never saw", (long long)e->validation.n, val->name);
     return 0;
 }

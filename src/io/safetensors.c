@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/atomic.h"
 #include "io/torch_ckpt.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -837,17 +838,23 @@ int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
         return -1;
     }
 
-    size_t tlen = strlen(path) + 32;
+    size_t tlen = strlen(path) + 64;
     char *tmp = malloc(tlen);
     if (!tmp) {
         free(b.s);
         set_err(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
+    char inner[512];
+    int fd = da_tmp_create(path, tmp, tlen, inner, sizeof inner);
+    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!fp) {
-        set_err(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        if (fd >= 0) {
+            snprintf(inner, sizeof inner, "%s", strerror(errno));
+            close(fd);
+            unlink(tmp);
+        }
+        set_err(err, errlen, "%s: cannot create a temporary file: %s", path, inner);
         free(b.s);
         free(tmp);
         return -1;

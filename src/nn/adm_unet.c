@@ -64,6 +64,41 @@ int da_adm_config_validate(const da_adm_config *c, char *err, size_t errlen) {
         }
     }
     if (c->num_head_channels <= 0 && c->num_heads < 1) BAD("ADM config: num_heads or num_head_channels must be set");
+    if (c->image_size > 4096) BAD("ADM config: image_size %d is larger than 4096", c->image_size);
+    /* attention at a resolution that no level runs at would silently mean no attention at all */
+    for (int i = 0; i < c->n_attn; i++) {
+        bool occurs = false;
+        for (int l = 0; l < c->n_levels; l++) occurs |= c->attention_ds[i] == 1 << l;
+        if (!occurs)
+            BAD("ADM config: attention resolution %d px never occurs: the levels of a %d-pixel model with %d "
+                "channel_mult entries run at %d down to %d px", c->attention_ds[i] > 0 ? c->image_size / c->attention_ds[i] : 0,
+                c->image_size, c->n_levels, c->image_size, c->image_size >> (c->n_levels - 1));
+    }
+    /* the memory the model needs, before anything is allocated (the bounds above keep every
+     * product within int64): its weights, and upper bounds on its largest activation for one
+     * image (the widest level at full resolution, three times for the skip concatenation) and on
+     * one attention map (heads x (hw x hw) scores) */
+    double limit = da_memory_limit_bytes(), params = (double)da_adm_config_num_params(c) * sizeof(float);
+    int cmax = 0;
+    for (int i = 0; i < c->n_levels; i++)
+        cmax = c->channel_mult[i] * c->model_channels > cmax ? c->channel_mult[i] * c->model_channels : cmax;
+    double act = 3.0 * cmax * (double)c->image_size * c->image_size * sizeof(float), attn = 0;
+    for (int l = 0; l < c->n_levels; l++) {
+        bool here = l == c->n_levels - 1;   /* the middle block always attends at the deepest level */
+        for (int i = 0; i < c->n_attn; i++) here |= c->attention_ds[i] == 1 << l;
+        if (!here) continue;
+        int ch = c->channel_mult[l] * c->model_channels, h1 = heads_for(c, ch, false), h2 = heads_for(c, ch, true);
+        double hw = (double)(c->image_size >> l) * (c->image_size >> l);
+        double a = (double)(h1 > h2 ? h1 : h2) * hw * hw * sizeof(float);
+        attn = a > attn ? a : attn;
+    }
+    double need = params > act ? params : act;
+    need = attn > need ? attn : need;
+    if (need > limit)
+        BAD("ADM config: the model would need %.1f GiB (%.0f M parameters, %.1f GiB per image for activations and "
+            "%.1f GiB for one attention map), more than the limit of %.1f GiB; check num_channels/channel_mult/"
+            "image_size, or raise the limit with DIFFADAPT_MAX_GIB", need / 1073741824.0, params / sizeof(float) / 1e6,
+            act / 1073741824.0, attn / 1073741824.0, limit / 1073741824.0);
 #undef BAD
     return 0;
 }
@@ -74,6 +109,8 @@ typedef struct {
     da_adm_unet *m;
     da_rng rng;
     char prefix[160];
+    bool count_only;   /* only add up the parameter count (sizes are checked before allocating) */
+    int64_t count;
 } builder;
 
 static void set_prefix(builder *b, const char *fmt, ...) {
@@ -86,7 +123,13 @@ static void set_prefix(builder *b, const char *fmt, ...) {
 /* "<prefix><name>.weight" of the given shape and "<prefix><name>.bias" (n_out). */
 static da_adm_layer make_layer(builder *b, const char *name, int ndim, const int64_t *wshape, int64_t n_out, bool norm) {
     char s[400];
-    da_adm_layer l;
+    da_adm_layer l = {NULL, NULL};
+    if (b->count_only) {
+        int64_t n = 1;
+        for (int d = 0; d < ndim; d++) n *= wshape[d];   /* validated sizes: no overflow */
+        b->count += n + n_out;
+        return l;
+    }
     snprintf(s, sizeof s, "%s%s.weight", b->prefix, name);
     l.w = da_params_add(&b->m->params, s, ndim, wshape);
     snprintf(s, sizeof s, "%s%s.bias", b->prefix, name);
@@ -148,14 +191,11 @@ static bool attn_at(const da_adm_config *c, int ds) {
     return false;
 }
 
-int da_adm_init(da_adm_unet *m, const da_adm_config *cfg, uint64_t seed, char *err, size_t errlen) {
-    memset(m, 0, sizeof *m);
-    if (da_adm_config_validate(cfg, err, errlen)) return -1;
+/* Registers (or, when counting, only counts) every parameter of the model for cfg. */
+static void build(builder *b, const da_adm_config *cfg) {
+    da_adm_unet *m = b->m;
     m->cfg = *cfg;
     m->out_channels = cfg->learn_sigma ? 2 * cfg->in_channels : cfg->in_channels;
-    da_params_init(&m->params);
-    builder bb = {.m = m}, *b = &bb;
-    da_rng_init(&b->rng, seed);
     const int mc = cfg->model_channels, temb = 4 * mc, L = cfg->n_levels, nrb = cfg->num_res_blocks;
 
     set_prefix(b, "time_embed.");
@@ -220,6 +260,24 @@ int da_adm_init(da_adm_unet *m, const da_adm_config *cfg, uint64_t seed, char *e
     set_prefix(b, "out.");
     m->out_norm = norm(b, "0", ch);
     m->out_conv = conv(b, "2", ch, m->out_channels, 3);
+}
+
+int64_t da_adm_config_num_params(const da_adm_config *cfg) {
+    da_adm_unet *m = calloc(1, sizeof *m);
+    if (!m) return -1;
+    builder bb = {.m = m, .count_only = true};
+    build(&bb, cfg);
+    free(m);
+    return bb.count;
+}
+
+int da_adm_init(da_adm_unet *m, const da_adm_config *cfg, uint64_t seed, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (da_adm_config_validate(cfg, err, errlen)) return -1;
+    da_params_init(&m->params);
+    builder bb = {.m = m};
+    da_rng_init(&bb.rng, seed);
+    build(&bb, cfg);
     return 0;
 }
 

@@ -76,7 +76,12 @@ typedef struct {
  * at 32/16/8 px, 64-channel heads, scale-shift norm, resblock_updown, learn_sigma, conv
  * resampling, legacy head order, dropout 0. */
 void da_adm_config_default(da_adm_config *c);
+/* Bounds, attention resolutions that occur, and the memory the model would need against
+ * da_memory_limit_bytes() (DIFFADAPT_MAX_GIB), all before anything is allocated. */
 int da_adm_config_validate(const da_adm_config *c, char *err, size_t errlen);
+/* The parameter count a config implies, computed without allocating (cfg must have passed the
+ * bounds checks of da_adm_config_validate, which calls this itself). */
+int64_t da_adm_config_num_params(const da_adm_config *cfg);
 /* Builds the parameters (PyTorch default init from seed; norms 1/0). */
 int da_adm_init(da_adm_unet *m, const da_adm_config *cfg, uint64_t seed, char *err, size_t errlen);
 void da_adm_free(da_adm_unet *m);

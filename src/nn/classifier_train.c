@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/atomic.h"
 #include "tensor/ops.h"
 #include "tensor/optim.h"
 #include "tensor/rng.h"
@@ -127,6 +128,20 @@ double da_cnn_accuracy(const da_cnn *m, const da_dataset *d, const int64_t *clas
 
 /* ---- metrics.csv ------------------------------------------------------------------------ */
 
+/* The whole file as a string (NULL when absent or unreadable), its length in *len. */
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1))) {
+        *len = fread(s, 1, (size_t)n, f);
+        s[*len] = 0;
+    }
+    fclose(f);
+    return s;
+}
+
 int da_metrics_prepare(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (f) {
@@ -141,36 +156,32 @@ int da_metrics_prepare(const char *path, char *err, size_t errlen) {
         }
         if (!empty) return 0;
     }
-    f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
-    fprintf(f, "%s\n", DA_METRICS_HEADER);
-    if (fclose(f) != 0) {
-        snprintf(err, errlen, "writing %s failed: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    /* atomically: a full disk must not leave an empty metrics.csv behind */
+    return da_atomic_write(path, DA_METRICS_HEADER "\n", strlen(DA_METRICS_HEADER "\n"), err, errlen);
 }
 
-/* Rows of epochs [e0, e1). */
+/* Rows of epochs [e0, e1), appended by rewriting the file atomically (old rows + new ones), so
+ * that a full disk never leaves a row cut in half. */
 static int metrics_append(const char *path, const da_clf_opts *o, int e0, int e1, const da_clf_result *r,
                           const da_eval_set *evals, char *err, size_t errlen) {
-    FILE *f = fopen(path, "a");
-    if (!f) {
-        snprintf(err, errlen, "cannot append to %s: %s", path, strerror(errno));
+    size_t len = 0;
+    char *old = slurp(path, &len);
+    if (!old) {
+        snprintf(err, errlen, "cannot read %s to append to it: %s", path, strerror(errno));
         return -1;
     }
+    da_atomic_file af;
+    if (da_atomic_open(&af, path, err, errlen)) {
+        free(old);
+        return -1;
+    }
+    fwrite(old, 1, len, af.f);
+    free(old);
     for (int epoch = e0; epoch < e1; epoch++)
         for (int k = 0; k < r->n_eval; k++)
-            fprintf(f, "%s,%llu,%d,%.6f,%.4f,%s,%.4f\n", o->train_name, (unsigned long long)o->seed, epoch + 1,
+            fprintf(af.f, "%s,%llu,%d,%.6f,%.4f,%s,%.4f\n", o->train_name, (unsigned long long)o->seed, epoch + 1,
                     r->train_loss[epoch], r->train_acc[epoch], evals[k].name, r->eval_acc[epoch * r->n_eval + k]);
-    if (fclose(f) != 0) {
-        snprintf(err, errlen, "writing %s failed: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return da_atomic_commit(&af, err, errlen);   /* checks every earlier write too */
 }
 
 /* A name that fits in a CSV cell without quoting. */

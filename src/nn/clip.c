@@ -55,7 +55,7 @@ int da_clip_config_validate(const da_clip_config *c, char *err, size_t errlen) {
     }
     if (c->vision_width % c->vision_heads || c->text_width % c->text_heads) {
         set_err(err, errlen, "CLIP config: widths (vision %d, text %d) must be multiples of the heads (%d, %d)",
-                c->vision_width, c->vision_heads, c->text_width, c->text_heads);
+                c->vision_width, c->text_width, c->vision_heads, c->text_heads);
         return -1;
     }
     if (c->channels != 1 && c->channels != 3) {
@@ -383,6 +383,28 @@ static int infer_config(const st_file *f, const char *path, da_clip_config *c, c
     return 0;
 }
 
+/* A config file or metadata may not claim sizes other than the weights have: the model is built
+ * from the config before the weights are checked, so 1,000,000 claimed layers would all be
+ * allocated first. */
+static int check_against_file(const da_clip_config *c, const da_clip_config *f, const char *path, char *err,
+                              size_t errlen) {
+    struct { const char *name; int cfg, file; } v[] = {
+        {"vision num_hidden_layers", c->vision_layers, f->vision_layers}, {"text num_hidden_layers", c->text_layers, f->text_layers},
+        {"vision hidden_size", c->vision_width, f->vision_width}, {"text hidden_size", c->text_width, f->text_width},
+        {"vision intermediate_size", c->vision_mlp, f->vision_mlp}, {"text intermediate_size", c->text_mlp, f->text_mlp},
+        {"image_size", c->image_size, f->image_size}, {"patch_size", c->patch_size, f->patch_size},
+        {"num_channels", c->channels, f->channels}, {"vocab_size", c->vocab_size, f->vocab_size},
+        {"max_position_embeddings", c->context_length, f->context_length}, {"projection_dim", c->embed_dim, f->embed_dim},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (v[i].cfg != v[i].file) {
+            set_err(err, errlen, "%s: its config says %s = %d but the weights in the file have %d; the config does not "
+                    "belong to these weights", path, v[i].name, v[i].cfg, v[i].file);
+            return -1;
+        }
+    return 0;
+}
+
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -446,8 +468,10 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
         }
         f = hf;
     }
-    da_clip_config c;
+    /* the config-vs-weights check below sees the renamed tensors, so it covers these archives too */
+    da_clip_config c, shapes;
     int rc = infer_config(&f, file, &c, err, errlen);
+    shapes = c;
     if (!rc) {
         const char *meta = st_meta_get(&f, "clip_config");
         char *json = NULL;
@@ -464,6 +488,7 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
         }
         free(json);
     }
+    if (!rc && check_against_file(&c, &shapes, file, err, errlen)) rc = -1;
     if (!rc && da_clip_config_validate(&c, inner, sizeof inner)) {
         set_err(err, errlen, "%s: %s", file, inner);
         rc = -1;
@@ -501,15 +526,28 @@ int da_clip_save(const da_clip *m, const char *path, const char *const *extra, c
     return rc;
 }
 
+/* The vocabulary must give exactly one id per row of the token embedding: fewer means merges
+ * were lost (a file cut short), more would index past the embedding. */
+static da_bpe *match_vocab(const da_clip *m, da_bpe *b, const char *src, char *err, size_t errlen) {
+    if (b && da_bpe_vocab_size(b) != m->cfg.vocab_size) {
+        set_err(err, errlen, "%s has %d tokens (%d merges) but the model's token embedding has %d rows; the "
+                "vocabulary is cut short or belongs to another model", src, da_bpe_vocab_size(b), da_bpe_n_merges(b),
+                m->cfg.vocab_size);
+        da_bpe_free(b);
+        return NULL;
+    }
+    return b;
+}
+
 da_bpe *da_clip_vocab(const da_clip *m, const char *vocab_path, char *err, size_t errlen) {
-    if (vocab_path) return da_bpe_load(vocab_path, err, errlen);
+    if (vocab_path) return match_vocab(m, da_bpe_load(vocab_path, err, errlen), vocab_path, err, errlen);
     if (m->bpe_merges) {
         char inner[512];
         da_bpe *b = da_bpe_from_openai(m->bpe_merges, strlen(m->bpe_merges), INT_MAX, inner, sizeof inner);
         if (!b) set_err(err, errlen, "the model's own vocabulary (metadata bpe_merges): %s", inner);
-        return b;
+        return match_vocab(m, b, "the model's own vocabulary (metadata bpe_merges)", err, errlen);
     }
-    if (m->hf_dir) return da_bpe_load(m->hf_dir, err, errlen);
+    if (m->hf_dir) return match_vocab(m, da_bpe_load(m->hf_dir, err, errlen), m->hf_dir, err, errlen);
     set_err(err, errlen, "the CLIP model carries no vocabulary; pass --vocab bpe_simple_vocab_16e6.txt.gz "
             "(or a folder with vocab.json and merges.txt)");
     return NULL;

@@ -118,3 +118,62 @@ da_tensor *da_clip_directional_loss(da_ctx *ctx, const da_clip *m, da_tensor *sr
                                     float *l_dir) {
     return da_clip_directional_loss_features(ctx, src, da_clip_image_features(ctx, m, x), text_dir, l_dir);
 }
+
+/* Mean of the normalised image embeddings of n images (n,C,H,W) into mean (E), in batches. */
+static void mean_image_embedding(const da_clip *m, const float *x, int64_t n, int64_t C, int64_t H, int64_t W,
+                                 float *mean) {
+    int64_t E = m->cfg.embed_dim, per = C * H * W;
+    double *acc = calloc((size_t)E, sizeof(double));
+    da_check(acc != NULL, "clip_image_direction", "out of memory");
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_set_grad(&ctx, false);
+    ctx.training = false;
+    for (int64_t b0 = 0; b0 < n; b0 += 64) {
+        int64_t bs = n - b0 < 64 ? n - b0 : 64;
+        da_ctx_reset(&ctx);
+        da_tensor *t = da_from_data(&ctx, DA_SHAPE(bs, C, H, W), x + b0 * per);
+        da_tensor *e = da_l2_normalize(&ctx, da_clip_image_features(&ctx, m, t), 1e-12f);   /* (bs,E) */
+        for (int64_t i = 0; i < bs; i++)
+            for (int64_t k = 0; k < E; k++) acc[k] += e->data[i * E + k];
+    }
+    for (int64_t k = 0; k < E; k++) mean[k] = (float)(acc[k] / (double)n);
+    da_ctx_free(&ctx);
+    free(acc);
+}
+
+/* v /= |v|; returns -1 when |v| is (nearly) 0. */
+static int normalise_in_place(float *v, int64_t E) {
+    double s = 0;
+    for (int64_t k = 0; k < E; k++) s += (double)v[k] * v[k];
+    if (!(s > 1e-20)) return -1;
+    float inv = (float)(1.0 / sqrt(s));
+    for (int64_t k = 0; k < E; k++) v[k] *= inv;
+    return 0;
+}
+
+int da_clip_image_direction(const da_clip *m, const float *src, int64_t n_src, const float *tgt, int64_t n_tgt,
+                            int64_t C, int64_t H, int64_t W, float *dir, char *err, size_t errlen) {
+    if (n_src < 1 || n_tgt < 1) {
+        snprintf(err, errlen, "an image direction needs source and target images (got %lld and %lld)", (long long)n_src,
+                 (long long)n_tgt);
+        return -1;
+    }
+    int64_t E = m->cfg.embed_dim;
+    float *ms = malloc(sizeof(float) * (size_t)E);
+    da_check(ms != NULL, "clip_image_direction", "out of memory");
+    mean_image_embedding(m, src, n_src, C, H, W, ms);
+    mean_image_embedding(m, tgt, n_tgt, C, H, W, dir);
+    for (int64_t k = 0; k < E; k++) dir[k] -= ms[k];
+    free(ms);
+    if (normalise_in_place(dir, E) != 0) {
+        snprintf(err, errlen, "the target images have the same mean CLIP embedding as the source images: no direction");
+        return -1;
+    }
+    return 0;
+}
+
+int da_clip_mix_directions(const float *text, const float *image, float w, int64_t E, float *out) {
+    for (int64_t k = 0; k < E; k++) out[k] = (1.0f - w) * text[k] + w * image[k];
+    return normalise_in_place(out, E);
+}

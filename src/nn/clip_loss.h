@@ -17,6 +17,16 @@ const char *const *da_clip_templates(int *n);
 int da_clip_text_direction(const da_clip *m, da_bpe *bpe, const char *source, const char *target,
                            const char *const *templates, int n_templates, float *dir, char *err, size_t errlen);
 
+/* The image direction of a few target images (StyleGAN-NADA's image-guided mode), E floats into dir:
+ *   normalise( mean over tgt of norm(E_I(tgt)) - mean over src of norm(E_I(src)) ),
+ * images (n,C,H,W) in [-1,1], without a tape. Returns -1 with err set when a set is empty or the
+ * two means coincide (no direction). */
+int da_clip_image_direction(const da_clip *m, const float *src, int64_t n_src, const float *tgt, int64_t n_tgt,
+                            int64_t C, int64_t H, int64_t W, float *dir, char *err, size_t errlen);
+/* out (E) = normalise((1 - w)·text + w·image) for two normalised directions; w in [0,1]
+ * (0: the text direction, 1: the image direction). Returns -1 when they cancel. */
+int da_clip_mix_directions(const float *text, const float *image, float w, int64_t E, float *out);
+
 /* The loss from image features: src (B,E) features of the source images x0 (treated as
  * constants), gen (B,E) features of the generated images, text_dir (E):
  *   ΔI = norm(gen) - norm(src),  L_dir = mean over the batch of (1 - cos(ΔI, ΔT)),

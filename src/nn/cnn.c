@@ -20,6 +20,8 @@ const char *const DA_CNN_PARAM_NAMES[DA_CNN_N_PARAMS] = {
 
 int da_cnn_n_out(const da_cnn_config *cfg) { return cfg->n_classes == 2 ? 1 : cfg->n_classes; }
 
+static void param_shapes(const da_cnn_config *c, int ndim[DA_CNN_N_PARAMS], int64_t shape[DA_CNN_N_PARAMS][4]);
+
 int da_cnn_config_check(da_cnn_config *cfg, char *err, size_t errlen) {
     if (cfg->c1 == 0) cfg->c1 = DA_CNN_C1;
     if (cfg->c2 == 0) cfg->c2 = DA_CNN_C2;
@@ -41,6 +43,24 @@ int da_cnn_config_check(da_cnn_config *cfg, char *err, size_t errlen) {
     if (cfg->c1 < 1 || cfg->c2 < 1 || cfg->c3 < 1 || cfg->hidden < 1 || cfg->c1 > 4096 || cfg->c2 > 4096 ||
         cfg->c3 > 4096 || cfg->hidden > 65536) {
         snprintf(err, errlen, "CNN widths %d/%d/%d/%d out of range", cfg->c1, cfg->c2, cfg->c3, cfg->hidden);
+        return -1;
+    }
+    /* the weights, before they are allocated (a file's metadata may claim any sizes; the bounds
+     * above keep every product within int64) */
+    int ndim[DA_CNN_N_PARAMS];
+    int64_t shape[DA_CNN_N_PARAMS][4];
+    param_shapes(cfg, ndim, shape);
+    double bytes = 0;
+    for (int i = 0; i < DA_CNN_N_PARAMS; i++) {
+        double n = sizeof(float);
+        for (int d = 0; d < ndim[i]; d++) n *= (double)shape[i][d];
+        bytes += n;
+    }
+    if (bytes > da_memory_limit_bytes()) {
+        snprintf(err, errlen, "the CNN (%dx%dx%d input, widths %d/%d/%d/%d) would need %.1f GiB of weights, more than the "
+                 "limit of %.1f GiB; use smaller images (--size), or raise the limit with DIFFADAPT_MAX_GIB", cfg->in_c,
+                 cfg->in_h, cfg->in_w, cfg->c1, cfg->c2, cfg->c3, cfg->hidden, bytes / 1073741824.0,
+                 da_memory_limit_bytes() / 1073741824.0);
         return -1;
     }
     return 0;

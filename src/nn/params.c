@@ -96,6 +96,7 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
     const char *pre = prefix ? prefix : "";
     const st_tensor_info **found = calloc((size_t)(p->n ? p->n : 1), sizeof *found);
     char *full = NULL;
+    float *scratch = NULL;
     size_t full_cap = 0;
     int rc = -1, missing = 0, first_missing = -1, extra = 0, first_extra = -1;
     if (n_extra) *n_extra = 0;
@@ -166,11 +167,30 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
         }
         fprintf(stderr, "%s\n", extra > shown ? " ..." : "");
     }
-    /* 3. all checks passed: copy */
+    /* 3. every value finite: one NaN weight turns every output into NaN (black images, NaN
+     * latents), so refuse it here, before anything is changed */
+    int64_t most = 1;
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].t->numel > most) most = p->items[i].t->numel;
+    scratch = malloc(sizeof(float) * (size_t)most);
+    if (!scratch) { set_err(err, errlen, "out of memory"); goto done; }
+    for (int i = 0; i < p->n; i++) {
+        if (st_read_f32(f, found[i], scratch, err, errlen)) goto done;
+        int64_t bad = da_count_nonfinite(scratch, p->items[i].t->numel);
+        if (bad) {
+            set_err(err, errlen, "'%s' holds %" PRId64 " non-finite value%s (NaN or infinity) of %" PRId64
+                    "; the file is damaged or was saved from a diverged run — use an earlier checkpoint",
+                    found[i]->name, bad, bad > 1 ? "s" : "", p->items[i].t->numel);
+            rc = -2;
+            goto done;
+        }
+    }
+    /* 4. all checks passed: copy */
     for (int i = 0; i < p->n; i++)
         if (st_read_f32(f, found[i], p->items[i].t->data, err, errlen)) goto done;
     rc = 0;
 done:
+    free(scratch);
     free(found);
     free(full);
     return rc;

@@ -45,7 +45,8 @@ enum {
  * same shape; integer buffers (position_ids, ...) in the file are ignored. `prefix` (or NULL)
  * is put in front of every registered name when looking it up, and only file keys starting
  * with it count as unexpected (to load one sub-model out of a bigger file). Nothing is changed
- * unless every check passes. Returns 0, or -1 with err set; *n_extra (may be NULL) receives the
+ * unless every check passes. Returns 0, -2 with err set when a value in the file is NaN or
+ * infinite, or -1 with err set on any other problem; *n_extra (may be NULL) receives the
  * number of unexpected keys. */
 int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags, int *n_extra,
                    char *err, size_t errlen);

@@ -22,9 +22,17 @@ typedef struct {
     da_unet *m;
     da_rng rng;
     char prefix[160];
+    bool count_only;   /* only add up the parameter count (sizes are checked before allocating) */
+    int64_t count;
 } builder;
 
 static da_tensor *add_param(builder *b, const char *suffix, int ndim, const int64_t *shape) {
+    if (b->count_only) {
+        int64_t n = 1;
+        for (int d = 0; d < ndim; d++) n *= shape[d];   /* validated sizes: no overflow */
+        b->count += n;
+        return NULL;
+    }
     char name[400];
     snprintf(name, sizeof name, "%s%s", b->prefix, suffix);
     return da_params_add(&b->m->params, name, ndim, shape);
@@ -45,7 +53,7 @@ static da_unet_layer make_conv(builder *b, const char *name, int cin, int cout, 
     l.w = add_param(b, s, DA_SHAPE(cout, cin, k, k));
     snprintf(s, sizeof s, "%s.bias", name);
     l.b = add_param(b, s, DA_SHAPE(cout));
-    da_init_torch_default(l.w, l.b, 0, &b->rng);
+    if (!b->count_only) da_init_torch_default(l.w, l.b, 0, &b->rng);
     return l;
 }
 
@@ -56,7 +64,7 @@ static da_unet_layer make_linear(builder *b, const char *name, int cin, int cout
     l.w = add_param(b, s, DA_SHAPE(cout, cin));
     snprintf(s, sizeof s, "%s.bias", name);
     l.b = add_param(b, s, DA_SHAPE(cout));
-    da_init_torch_default(l.w, l.b, 0, &b->rng);
+    if (!b->count_only) da_init_torch_default(l.w, l.b, 0, &b->rng);
     return l;
 }
 
@@ -67,7 +75,7 @@ static da_unet_layer make_norm(builder *b, const char *name, int c) {
     l.w = add_param(b, s, DA_SHAPE(c));
     snprintf(s, sizeof s, "%s.bias", name);
     l.b = add_param(b, s, DA_SHAPE(c));
-    da_init_const(l.w, 1.0f);   /* bias is already zero */
+    if (!b->count_only) da_init_const(l.w, 1.0f);   /* bias is already zero */
     return l;
 }
 
@@ -102,32 +110,9 @@ static bool has_attn(const da_unet_config *c, int res) {
     return false;
 }
 
-/* The ADM family: its layers in m->adm, its parameters moved into m->params. */
-static int init_adm(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err, size_t errlen) {
-    m->cfg = *cfg;
-    m->adm = calloc(1, sizeof *m->adm);
-    if (!m->adm) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (da_adm_init(m->adm, &cfg->adm, seed, err, errlen)) {
-        free(m->adm);
-        m->adm = NULL;
-        return -1;
-    }
-    m->params = m->adm->params;
-    memset(&m->adm->params, 0, sizeof m->adm->params);
-    return 0;
-}
-
-int da_unet_init(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err, size_t errlen) {
-    memset(m, 0, sizeof *m);
-    if (da_unet_config_validate(cfg, err, errlen)) return -1;
-    if (cfg->is_adm) return init_adm(m, cfg, seed, err, errlen);
-    m->cfg = *cfg;
-    da_params_init(&m->params);
-    builder bb = {.m = m}, *b = &bb;
-    da_rng_init(&b->rng, seed);
+/* Registers (or, when counting, only counts) every parameter of the model for cfg. */
+static void build(builder *b, const da_unet_config *cfg) {
+    da_unet *m = b->m;
     const int ch = cfg->ch, L = cfg->n_levels, nrb = cfg->num_res_blocks, temb_ch = 4 * ch;
     int in_mult[DA_UNET_MAX_LEVELS + 1];
     in_mult[0] = 1;
@@ -209,6 +194,45 @@ int da_unet_init(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err
     set_prefix(b, "");
     m->norm_out = make_norm(b, "norm_out", ch * cfg->ch_mult[0]);
     m->conv_out = make_conv(b, "conv_out", ch * cfg->ch_mult[0], cfg->out_ch, 3);
+}
+
+int64_t da_unet_config_num_params(const da_unet_config *cfg) {
+    if (cfg->is_adm) return da_adm_config_num_params(&cfg->adm);
+    da_unet *m = calloc(1, sizeof *m);
+    if (!m) return -1;
+    builder bb = {.m = m, .count_only = true};
+    build(&bb, cfg);
+    free(m);
+    return bb.count;
+}
+
+/* The ADM family: its layers in m->adm, its parameters moved into m->params. */
+static int init_adm(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err, size_t errlen) {
+    m->cfg = *cfg;
+    m->adm = calloc(1, sizeof *m->adm);
+    if (!m->adm) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (da_adm_init(m->adm, &cfg->adm, seed, err, errlen)) {
+        free(m->adm);
+        m->adm = NULL;
+        return -1;
+    }
+    m->params = m->adm->params;
+    memset(&m->adm->params, 0, sizeof m->adm->params);
+    return 0;
+}
+
+int da_unet_init(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (da_unet_config_validate(cfg, err, errlen)) return -1;
+    if (cfg->is_adm) return init_adm(m, cfg, seed, err, errlen);
+    m->cfg = *cfg;
+    da_params_init(&m->params);
+    builder bb = {.m = m};
+    da_rng_init(&bb.rng, seed);
+    build(&bb, cfg);
     return 0;
 }
 
@@ -383,7 +407,12 @@ int da_unet_load(da_unet *m, const char *path, const char *config_path, char *er
     if (da_unet_init(m, &cfg, 0, err, errlen)) goto done;
     const char *cfg_src = config_path ? config_path : "its stored config";
     /* strict: every tensor the config implies, with its shape, and nothing else */
-    if (da_params_load(&m->params, &f, NULL, 0, NULL, e2, sizeof e2)) {
+    int lrc = da_params_load(&m->params, &f, NULL, 0, NULL, e2, sizeof e2);
+    if (lrc == -2) {
+        snprintf(err, errlen, "model %s: %s", path, e2);
+        goto fail;
+    }
+    if (lrc) {
         char cs[256];
         snprintf(err, errlen, "model %s does not match %s (%s): %s", path, cfg_src,
                  da_unet_config_str(&cfg, cs, sizeof cs), e2);

@@ -16,6 +16,7 @@
 
 #define DA_UNET_MAX_LEVELS 8
 #define DA_UNET_MAX_BLOCKS 8      /* num_res_blocks; up levels hold one more */
+#define DA_UNET_MAX_CH 4096       /* base channels; keeps every size product far from overflow */
 
 /* The model config. JSON form (file metadata key "config", or a --config .json file), the same
  * layout as the reference YAML configs (configs/celeba.yml):
@@ -104,6 +105,9 @@ typedef struct {
 int da_unet_init(da_unet *m, const da_unet_config *cfg, uint64_t seed, char *err, size_t errlen);
 void da_unet_free(da_unet *m);
 int64_t da_unet_num_params(const da_unet *m);
+/* The parameter count a config implies, computed without allocating (cfg must have passed the
+ * bounds checks of da_unet_config_validate, which calls this itself). */
+int64_t da_unet_config_num_params(const da_unet_config *cfg);
 /* Sets requires_grad on every parameter (gradient buffers always exist; off = frozen). */
 void da_unet_requires_grad(da_unet *m, bool on);
 void da_unet_zero_grad(da_unet *m);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "nn/unet.h"
@@ -45,6 +46,7 @@ int da_unet_config_validate(const da_unet_config *c, char *err, size_t errlen) {
     if (c->in_channels < 1 || c->in_channels > 64) BAD("model config: in_channels %d must lie in 1..64", c->in_channels);
     if (c->out_ch < 1 || c->out_ch > 64) BAD("model config: out_ch %d must lie in 1..64", c->out_ch);
     if (c->ch < 32 || c->ch % 32) BAD("model config: ch %d must be a positive multiple of 32 (GroupNorm uses 32 groups)", c->ch);
+    if (c->ch > DA_UNET_MAX_CH) BAD("model config: ch %d is larger than %d (the published models use 128)", c->ch, DA_UNET_MAX_CH);
     if (c->n_levels < 1 || c->n_levels > DA_UNET_MAX_LEVELS) BAD("model config: ch_mult needs 1..%d entries, got %d", DA_UNET_MAX_LEVELS, c->n_levels);
     for (int i = 0; i < c->n_levels; i++)
         if (c->ch_mult[i] < 1 || c->ch_mult[i] > 64) BAD("model config: ch_mult[%d] = %d must lie in 1..64", i, c->ch_mult[i]);
@@ -53,11 +55,40 @@ int da_unet_config_validate(const da_unet_config *c, char *err, size_t errlen) {
     int div = 1 << (c->n_levels - 1);
     if (c->resolution < div || c->resolution % div || c->resolution > 4096)
         BAD("model config: image_size %d must be a multiple of %d (2^(levels-1)) and at most 4096", c->resolution, div);
+    /* attention at a resolution that no level runs at would silently mean no attention at all */
+    for (int i = 0; i < c->n_attn; i++) {
+        bool occurs = false;
+        for (int l = 0; l < c->n_levels; l++) occurs |= c->attn_resolutions[i] == c->resolution >> l;
+        if (!occurs) {
+            char levels[96] = "";
+            size_t n = 0;
+            for (int l = 0; l < c->n_levels && n < sizeof levels; l++)
+                n += (size_t)snprintf(levels + n, sizeof levels - n, l ? ", %d" : "%d", c->resolution >> l);
+            BAD("model config: attention resolution %d never occurs: the levels of a %d-pixel model with %d "
+                "ch_mult entries run at %s", c->attn_resolutions[i], c->resolution, c->n_levels, levels);
+        }
+    }
     if (!(c->dropout >= 0 && c->dropout < 1)) BAD("model config: dropout %g must lie in [0,1)", (double)c->dropout);
     if (!(c->beta_start > 0 && c->beta_start <= c->beta_end && c->beta_end < 1))
         BAD("model config: beta_start %g / beta_end %g must satisfy 0 < start <= end < 1", c->beta_start, c->beta_end);
     if (c->num_timesteps < 2 || c->num_timesteps > 4000)
         BAD("model config: num_diffusion_timesteps %d must lie in 2..4000", c->num_timesteps);
+    /* the memory the model needs, before anything is allocated (the bounds above keep every
+     * product within int64): its weights, and a bound on its largest activation for one image
+     * (the widest level at full resolution, three times for the skip concatenation) */
+    double limit = da_memory_limit_bytes(), params = (double)da_unet_config_num_params(c) * sizeof(float);
+    int cmax = 0, attn_res = 0;
+    for (int i = 0; i < c->n_levels; i++) cmax = c->ch * c->ch_mult[i] > cmax ? c->ch * c->ch_mult[i] : cmax;
+    for (int i = 0; i < c->n_attn; i++) attn_res = c->attn_resolutions[i] > attn_res ? c->attn_resolutions[i] : attn_res;
+    double act = 3.0 * cmax * (double)c->resolution * c->resolution * sizeof(float);
+    double attn = (double)attn_res * attn_res * attn_res * attn_res * sizeof(float);      /* (hw x hw) scores */
+    double need = params > act ? params : act;
+    need = attn > need ? attn : need;
+    if (need > limit)
+        BAD("model config: the model would need %.1f GiB (%.0f M parameters, %.1f GiB per image for activations and "
+            "%.1f GiB for one attention map), more than the limit of %.1f GiB; check ch/ch_mult/image_size, or raise "
+            "the limit with DIFFADAPT_MAX_GIB", need / 1073741824.0, params / sizeof(float) / 1e6, act / 1073741824.0,
+            attn / 1073741824.0, limit / 1073741824.0);
     return 0;
 #undef BAD
 }
@@ -67,8 +98,12 @@ int da_unet_config_validate(const da_unet_config *c, char *err, size_t errlen) {
 static int get_int(const cJSON *o, const char *key, int *dst, const char *what, char *err, size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v) return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) {
         snprintf(err, errlen, "%s: '%s' must be an integer", what, key);
+        return -1;
+    }
+    if (fabs(v->valuedouble) > 1e9) {
+        snprintf(err, errlen, "%s: '%s' = %.0f is far too large (at most 1000000000)", what, key, v->valuedouble);
         return -1;
     }
     *dst = (int)v->valuedouble;
@@ -101,6 +136,10 @@ static int get_int_list(const cJSON *o, const char *key, int *dst, int *n, int c
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v) return 0;
     if (cJSON_IsNumber(v)) {   /* a single value written without brackets */
+        if (v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9) {
+            snprintf(err, errlen, "%s: '%s' must hold integers of at most 1000000000", what, key);
+            return -1;
+        }
         *n = 1;
         dst[0] = (int)v->valuedouble;
         return 0;
@@ -112,8 +151,8 @@ static int get_int_list(const cJSON *o, const char *key, int *dst, int *n, int c
     int k = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, v) {
-        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble)) {
-            snprintf(err, errlen, "%s: '%s' must hold integers only", what, key);
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e9) {
+            snprintf(err, errlen, "%s: '%s' must hold integers (of at most 1000000000) only", what, key);
             return -1;
         }
         dst[k++] = (int)it->valuedouble;
@@ -291,14 +330,19 @@ static cJSON *yaml_scalar(const yaml_node_t *n) {
     return cJSON_CreateString(s);
 }
 
-static cJSON *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth) {
-    if (!n || depth > 32) return NULL;
+/* Aliases are references: a 300-byte file can name 10^9 nodes ("billion laughs"). Expanding
+ * stops after this many, far beyond any real config (celeba.yml has under 100). */
+#define YAML_MAX_NODES 100000
+#define CONFIG_MAX_BYTES (1 << 20)
+
+static cJSON *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, long *budget) {
+    if (!n || depth > 32 || --*budget < 0) return NULL;
     switch (n->type) {
     case YAML_SCALAR_NODE: return yaml_scalar(n);
     case YAML_SEQUENCE_NODE: {
         cJSON *a = cJSON_CreateArray();
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-            cJSON *v = yaml_to_json(doc, yaml_document_get_node(doc, *it), depth + 1);
+            cJSON *v = yaml_to_json(doc, yaml_document_get_node(doc, *it), depth + 1, budget);
             if (!v) { cJSON_Delete(a); return NULL; }
             cJSON_AddItemToArray(a, v);
         }
@@ -308,7 +352,7 @@ static cJSON *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth) {
         cJSON *o = cJSON_CreateObject();
         for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
             yaml_node_t *k = yaml_document_get_node(doc, p->key);
-            cJSON *v = yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1);
+            cJSON *v = yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1, budget);
             if (!k || k->type != YAML_SCALAR_NODE || !v) { cJSON_Delete(v); cJSON_Delete(o); return NULL; }
             cJSON_AddItemToObject(o, (const char *)k->data.scalar.value, v);
         }
@@ -333,9 +377,16 @@ static int load_yaml(const char *path, FILE *f, da_unet_config *c, char *err, si
         return -1;
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    cJSON *tree = root ? yaml_to_json(&doc, root, 0) : NULL;
+    long budget = YAML_MAX_NODES;
+    cJSON *tree = root ? yaml_to_json(&doc, root, 0, &budget) : NULL;
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    if (budget < 0) {
+        cJSON_Delete(tree);
+        snprintf(err, errlen, "%s: the YAML expands to more than %d nodes (aliases repeated over and over?); "
+                 "a model config has fewer than a hundred", path, YAML_MAX_NODES);
+        return -1;
+    }
     if (!tree) {
         snprintf(err, errlen, "%s: empty or unsupported YAML (expected mappings, lists and scalars)", path);
         return -1;
@@ -349,6 +400,14 @@ int da_unet_config_load(const char *path, da_unet_config *c, char *err, size_t e
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st = {0};
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES) {
+        fclose(f);
+        if (S_ISDIR(st.st_mode)) snprintf(err, errlen, "config %s is a folder; pass the YAML or JSON file itself", path);
+        else snprintf(err, errlen, "config %s is not a config file (%s)", path,
+                      S_ISREG(st.st_mode) ? "larger than 1 MiB" : "not a regular file");
         return -1;
     }
     /* JSON when the first non-blank character opens an object, YAML otherwise */

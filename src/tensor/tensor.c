@@ -3,6 +3,7 @@
 #include "tensor/tensor.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -200,6 +201,24 @@ void da_require_grad(da_tensor *t) { t->requires_grad = true; }
 
 da_tensor *da_detach(da_ctx *ctx, da_tensor *t) {
     return da_from_data(ctx, t->ndim, t->shape, t->data);
+}
+
+int64_t da_count_nonfinite(const float *x, int64_t n) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += !isfinite(x[i]);
+    return bad;
+}
+
+double da_memory_limit_bytes(void) {
+    const char *e = getenv("DIFFADAPT_MAX_GIB");
+    double gib = 16;
+    if (e && *e) {
+        char *end;
+        double v = strtod(e, &end);
+        if (end != e && !*end && v > 0 && isfinite(v)) gib = v;
+        else fprintf(stderr, "warning: DIFFADAPT_MAX_GIB='%s' is not a positive number; using %g\n", e, gib);
+    }
+    return gib * 1073741824.0;
 }
 
 /* ---- threads ---------------------------------------------------------------------------- */

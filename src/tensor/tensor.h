@@ -100,6 +100,15 @@ void da_require_grad(da_tensor *t);
 /* A copy of t cut off from the tape (gradient stops here). */
 da_tensor *da_detach(da_ctx *ctx, da_tensor *t);
 
+/* How many of the n values are NaN or infinite (weights, images and latents are checked before
+ * use or writing, so that a damaged file never turns into silent black images). */
+int64_t da_count_nonfinite(const float *x, int64_t n);
+
+/* The most memory one model may declare (weights, or one image's largest activation), in
+ * bytes: 16 GiB, or DIFFADAPT_MAX_GIB from the environment. Sizes read from files are checked
+ * against it before anything is allocated. */
+double da_memory_limit_bytes(void);
+
 /* ---- threads ---------------------------------------------------------------------------- */
 void da_set_threads(int n);   /* OpenMP and OpenBLAS; n <= 0 means all cores */
 int da_get_threads(void);
