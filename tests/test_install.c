@@ -8,9 +8,9 @@
 #include "data/dataset.h"
 #include "experiment/experiment.h"
 #include "diffadapt.h"
-#include "nn/unet.h"
 #include "tensor/rng.h"
 #include "test_util.h"
+#include "tiny_unet.h"
 #include "tmpdir.h"
 #include "cli_run.h"
 
@@ -23,27 +23,6 @@ static bool exists(const char *dir, const char *rel) {
     char p[4096];
     snprintf(p, sizeof p, "%s/%s", dir, rel);
     return access(p, F_OK) == 0;
-}
-
-/* A tiny random UNet (as test_translate.c), saved to path. */
-static void tiny_unet(const char *path, uint64_t seed) {
-    da_unet_config c;
-    da_unet_config_default(&c);
-    c.ch = 32;
-    c.ch_mult[0] = 1;
-    c.ch_mult[1] = 2;
-    c.n_levels = 2;
-    c.num_res_blocks = 1;
-    c.attn_resolutions[0] = 4;
-    c.n_attn = 1;
-    c.resolution = RES;
-    da_unet m;
-    char err[512];
-    da_check(da_unet_init(&m, &c, seed, err, sizeof err) == 0, "test_install", "%s", err);
-    da_tensor *w = da_unet_param(&m, "conv_out.weight");
-    for (int64_t i = 0; i < w->numel; i++) w->data[i] *= 0.2f;   /* keeps the results in range */
-    da_check(da_unet_save(&m, path, NULL, 0, err, sizeof err) == 0, "test_install", "%s", err);
-    da_unet_free(&m);
 }
 
 /* The API's errors: a message, a NULL handle, no crash. */
@@ -98,8 +77,8 @@ int main(int argc, char **argv) {
     td_path(data, sizeof data, dir, "data.safetensors");
     td_path(out, sizeof out, dir, "out");
     td_path(exe, sizeof exe, dir, "translate");
-    tiny_unet(model, 1);
-    tiny_unet(ft, 2);
+    tiny_unet_save(model, RES, 1);
+    tiny_unet_save(ft, RES, 2);
     api_errors(model);
     {
         float img[N * RES * RES];
