@@ -101,6 +101,13 @@ int main(int argc, char **argv) {
         CHECK(exists(prefix, FILES[i]), "%s/%s was not installed", prefix, FILES[i]);
     CHECK(!exists(prefix, "include/nn"), "only the public header may be installed");
 
+    /* the shared library exports exactly the functions the header declares (scripts/diffadapt.map) */
+    snprintf(cmd, sizeof cmd, "cd '%s' && nm -D --defined-only '%s/lib/libdiffadapt.so' | awk '{print $3}' | sort > "
+             "exported && grep -o '\\bda_[a-z_0-9]*(' '%s/include/diffadapt.h' | tr -d '(' | sort -u > declared && "
+             "diff declared exported 2>&1", dir, prefix, prefix);
+    rc = cli_run(cmd, OUT, sizeof OUT);
+    CHECK(rc == 0, "exported symbols differ from the header's functions (< header only, > exported only):\n%s", OUT);
+
     /* only pkg-config's flags: no -I into the source tree, so an internal #include would fail */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && PKG_CONFIG_PATH='%s/lib/pkgconfig' cc -std=c11 -Wall -Wextra -Werror '%s/examples/translate.c' "
