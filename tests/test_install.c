@@ -108,11 +108,14 @@ int main(int argc, char **argv) {
     rc = cli_run(cmd, OUT, sizeof OUT);
     CHECK(rc == 0, "exported symbols differ from the header's functions (< header only, > exported only):\n%s", OUT);
 
-    /* only pkg-config's flags: no -I into the source tree, so an internal #include would fail */
+    /* only pkg-config's flags: no -I into the source tree, so an internal #include would fail. A
+     * sanitizer build's library needs its runtime loaded first, so the example gets the same
+     * -fsanitize flags there (scripts/test.sh sets DA_SANITIZED). */
+    const char *sanitizers = getenv("DA_SANITIZED") ? "-fsanitize=address,undefined" : "";
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && PKG_CONFIG_PATH='%s/lib/pkgconfig' cc -std=c11 -Wall -Wextra -Werror '%s/examples/translate.c' "
+             "cd '%s' && PKG_CONFIG_PATH='%s/lib/pkgconfig' cc -std=c11 -Wall -Wextra -Werror %s '%s/examples/translate.c' "
              "$(PKG_CONFIG_PATH='%s/lib/pkgconfig' pkg-config --cflags --libs diffadapt) -Wl,-rpath,'%s/lib' -o '%s' 2>&1",
-             dir, prefix, src, prefix, prefix, exe);
+             dir, prefix, sanitizers, src, prefix, prefix, exe);
     rc = cli_run(cmd, OUT, sizeof OUT);
     CHECK(rc == 0, "the example did not build against the installed library (%d):\n%s\n%s", rc, cmd, OUT);
     snprintf(cmd, sizeof cmd, "ldd '%s' | grep libdiffadapt", exe);
