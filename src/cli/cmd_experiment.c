@@ -95,7 +95,7 @@ int cmd_experiment(int argc, char **argv) {
         {"--force", DA_OPT_FLAG, &c.force, NULL, "overwrite the outputs of an earlier run in --out", false},
         {"--threads", DA_OPT_INT, &c.threads, "N", "worker threads (0 = all cores)", false},
         {"--cache", DA_OPT_STRING, &c.cache, "DIR", "where trained/translated results are kept for re-use (default OUT/cache)", false},
-        {"--models", DA_OPT_STRING, &c.models_dir, "DIR", "shipped default checkpoints (default: $DIFFADAPT_MODELS, ./models, or models/ above the binary)", false},
+        {"--models", DA_OPT_STRING, &c.models_dir, "DIR", "shipped default checkpoints (default: $DIFFADAPT_MODELS, ./models, <binary dir>/../share/diffadapt/models, or models/ above the binary)", false},
         {"--data", DA_OPT_STRING, &c.data, "DATA", "fashion-mnist, celeba:DIR (with --attr), or a labelled folder/.safetensors/IDX", false},
         {"--attr", DA_OPT_STRING, &c.attr, "NAME", "CelebA attribute to classify (e.g. Male)", false},
         {"--size", DA_OPT_INT, &c.size, "N", "centre-crop and resize images to NxN (0: as stored; Fashion-MNIST is padded to 32)", false},

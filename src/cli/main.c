@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "diffadapt.h"
 
 static const da_command COMMANDS[] = {
     {"inspect", "list the tensors and metadata of a safetensors file or PyTorch checkpoint", cmd_inspect},
@@ -20,7 +21,8 @@ static const da_command COMMANDS[] = {
 };
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: diffadapt COMMAND [OPTIONS]   (diffadapt COMMAND --help for its options)\n\n"
+    fprintf(out, "usage: diffadapt COMMAND [OPTIONS]   (diffadapt COMMAND --help for its options)\n"
+                 "       diffadapt --version            (version, commit, CPU paths: for bug reports)\n\n"
                  "Text-guided domain adaptation with diffusion models.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(out, "  %-18s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
@@ -30,6 +32,13 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        /* through the public API, so the CLI and an embedding program report the same things */
+        char info[4096];
+        da_build_info(info, sizeof info);
+        fputs(info, stdout);
+        return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);

@@ -80,6 +80,13 @@ const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len) {
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
+        /* an installed binary: P/bin/diffadapt -> P/share/diffadapt/models (cmake --install, .deb) */
+        char *bin = strrchr(exe, '/');
+        if (bin) {
+            *bin = 0;
+            if (snprintf(buf, len, "%s/../share/diffadapt/models", exe) < (int)len && is_dir(buf)) return buf;
+            *bin = '/';
+        }
         for (int up = 0; up < 3; up++) {
             char *slash = strrchr(exe, '/');
             if (!slash) break;

@@ -48,7 +48,7 @@ typedef struct {
     int pool_n;               /* unlabelled images to train the models on when they must be trained (0 = all) */
     int data_seed;            /* the seeded draws of the training and test images */
     /* models */
-    const char *models_dir;   /* shipped default checkpoints (NULL: $DIFFADAPT_MODELS, ./models, next to the binary) */
+    const char *models_dir;   /* shipped default checkpoints (NULL: $DIFFADAPT_MODELS, ./models, <bin>/../share/diffadapt/models, next to the binary) */
     const char *model;        /* diffusion model file (NULL: shipped default, cache, or train) */
     const char *model_config; /* its config (YAML/JSON) when the file has none */
     const char *clip;         /* CLIP .safetensors or HF folder (NULL: mini-CLIP shipped, cache, or train) */
