@@ -661,7 +661,7 @@ static void test_views_gradient(int views, da_ft_identity identity) {
     f.cfg.views = views;
     f.cfg.identity = identity;
     CHECK(isfinite(t.loss) && t.clip > 0 && (fabs(t.clip - t0v.clip) > 1e-6) == (views > 0) &&
-              (fabs(t.l1 - t0v.l1) > 1e-6) == (identity == DA_FT_ID_EDGES),
+              (fabs(t.l1 - t0v.l1) > 1e-6) == (identity != DA_FT_ID_PIXELS),
           "views %d, identity %d: clip %g vs %g, l1 %g vs %g", views, (int)identity, t.clip, t0v.clip, t.l1, t0v.l1);
     CHECK(fabs(t.loss - (3 * t.clip + t.l1)) < 1e-5 * fabs(t.loss), "loss %g is not the weighted sum", t.loss);
     const struct { const char *name; int64_t idx; } probes[] = {
@@ -686,10 +686,10 @@ static void test_views_gradient(int views, da_ft_identity identity) {
     }
     char what[128];
     snprintf(what, sizeof what, "chain-mode gradient (%d views, %s identity) vs finite differences", views,
-             identity == DA_FT_ID_EDGES ? "edge" : "pixel");
+             identity == DA_FT_ID_PIXELS ? "pixel" : identity == DA_FT_ID_EDGES ? "edge" : "coarse edge");
     tu_close(what, analytic, numeric, n_probe, 2e-4, 2e-2);
-    if (identity == DA_FT_ID_EDGES) {
-        /* the edge identity does not see the polarity, but sees an added texture */
+    if (identity != DA_FT_ID_PIXELS) {
+        /* the edge identities do not see the polarity, but see an added texture */
         float neg[2 * CH * RES * RES], tex[2 * CH * RES * RES];
         for (int i = 0; i < 2 * CH * RES * RES; i++) {
             neg[i] = -x0[i];
@@ -701,7 +701,27 @@ static void test_views_gradient(int views, da_ft_identity identity) {
         da_ft_terms tn, tt;
         da_ft_loss(&ctx, &f, tx0, ts, NULL, da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), neg), &tn);
         da_ft_loss(&ctx, &f, tx0, ts, NULL, da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), tex), &tt);
-        CHECK(tn.l1 < 1e-6 && tt.l1 > 0.1, "edge identity: negative %g (want 0), textured %g (want > 0.1)", tn.l1, tt.l1);
+        CHECK(tn.l1 < 1e-6 && tt.l1 > 0.1, "edge identity %d: negative %g (want 0), textured %g (want > 0.1)",
+              (int)identity, tn.l1, tt.l1);
+        if (identity == DA_FT_ID_COARSE_EDGES) {
+            /* a step edge turned into a thin line of the same height: cheaper for the coarse form */
+            float step[2 * CH * RES * RES], line[2 * CH * RES * RES];
+            for (int i = 0; i < 2 * CH * RES * RES; i++) {
+                int xx = i % RES;
+                step[i] = xx < 4 ? -1.0f : 1.0f;
+                line[i] = xx == 3 ? -1.0f : 1.0f;
+            }
+            da_ft_terms ts, tl;
+            da_ctx_reset(&ctx);
+            da_tensor *sx0 = da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), step);
+            da_ft_loss(&ctx, &f, sx0, da_from_data(&ctx, DA_SHAPE(2, 16), src), NULL,
+                       da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), line), &tl);
+            f.cfg.identity = DA_FT_ID_EDGES;
+            da_ft_loss(&ctx, &f, sx0, da_from_data(&ctx, DA_SHAPE(2, 16), src), NULL,
+                       da_from_data(&ctx, DA_SHAPE(2, CH, RES, RES), line), &ts);
+            f.cfg.identity = identity;
+            CHECK(tl.l1 < 0.5 * ts.l1, "step -> line: coarse %g, fine %g", tl.l1, ts.l1);
+        }
     }
     /* views are part of the configuration's checks */
     da_ft_config bad = cfg;
@@ -769,6 +789,7 @@ int main(void) {
     test_chain_gradient();
     test_views_gradient(3, DA_FT_ID_PIXELS);
     test_views_gradient(0, DA_FT_ID_EDGES);
+    test_views_gradient(0, DA_FT_ID_COARSE_EDGES);
     test_image_direction();
     test_per_step();
     run_training(DA_FT_CHAIN, 1.5e-3, 3);

@@ -126,7 +126,7 @@ int cmd_experiment(int argc, char **argv) {
         {"--clip-weight", DA_OPT_FLOAT, &c.clip_weight, "W", "weight of the directional CLIP loss", false},
         {"--l1-weight", DA_OPT_FLOAT, &c.l1_weight, "W", "weight of the L1 loss to the source image", false},
         {"--ft-mode", DA_OPT_STRING, &c.ft_mode, "MODE", "chain or per-step", false},
-        {"--identity", DA_OPT_STRING, &c.ft_identity, "pixels|edges", "what the L1 identity term compares: the pixels (DiffusionCLIP) or the edge magnitudes (outlines stay, paper colour and polarity may change)", false},
+        {"--identity", DA_OPT_STRING, &c.ft_identity, "pixels|edges|coarse-edges", "what the L1 identity term compares: the pixels (DiffusionCLIP), the edge magnitudes (outlines stay, paper colour and polarity may change) or their 4x4 block maxima (an outline may also become a stroke)", false},
         {"--views", DA_OPT_INT, &c.ft_views, "N", "average the directional loss over the image and N random views (crop, low-pass, mirror) of the output and the source alike (0 = the image only)", false},
         {"--view-scale", DA_OPT_FLOAT, &c.ft_view_scale, "S", "smallest crop side of a view, as a share of the image side (0 < S <= 1)", false},
         {"--tgt-images", DA_OPT_STRING, &c.tgt_images, "STYLE:N|DATA", "a few unlabelled target images for an image-guided direction: STYLE:N draws N training images outside the labelled and validation draws with that renderer (e.g. pencil:32), or any --data spec", false},

@@ -259,7 +259,7 @@ int cmd_finetune(int argc, char **argv) {
         {"--l1-weight", DA_OPT_FLOAT, &l1_w, "W", "weight of the L1 distance to the source image", false},
         {"--id-model", DA_OPT_STRING, &id_path, "FILE", "identity network: a CLIP model whose image embedding of x0 should stay put", false},
         {"--id-weight", DA_OPT_FLOAT, &id_w, "W", "weight of 1 - cos(identity embeddings of x0 and the output)", false},
-        {"--identity", DA_OPT_STRING, &identity, "pixels|edges", "what the L1 identity term compares: the pixels (DiffusionCLIP) or the edge magnitudes (outlines stay, paper colour and polarity may change)", false},
+        {"--identity", DA_OPT_STRING, &identity, "pixels|edges|coarse-edges", "what the L1 identity term compares: the pixels (DiffusionCLIP), the edge magnitudes (outlines stay, paper colour and polarity may change) or their 4x4 block maxima (an outline may also become a stroke)", false},
         {"--views", DA_OPT_INT, &views, "N", "average the directional loss over the image and N random views (crop, low-pass, mirror) of the output and the source alike (0 = the image only)", false},
         {"--view-scale", DA_OPT_FLOAT, &view_scale, "S", "smallest crop side of a view, as a share of the image side (0 < S <= 1)", false},
         {"--tgt-images", DA_OPT_STRING, &tgt_images, "DATA", "a few unlabelled target images: the direction becomes their mean CLIP embedding minus the training images' (mixed with the text direction by --tgt-weight)", false},
@@ -300,8 +300,9 @@ int cmd_finetune(int argc, char **argv) {
     cfg.views = views;
     if (!strcmp(identity, "pixels")) cfg.identity = DA_FT_ID_PIXELS;
     else if (!strcmp(identity, "edges")) cfg.identity = DA_FT_ID_EDGES;
+    else if (!strcmp(identity, "coarse-edges")) cfg.identity = DA_FT_ID_COARSE_EDGES;
     else {
-        fprintf(stderr, "diffadapt " CMD ": --identity is pixels or edges, got '%s'\n", identity);
+        fprintf(stderr, "diffadapt " CMD ": --identity is pixels, edges or coarse-edges, got '%s'\n", identity);
         return 2;
     }
     cfg.view_min_scale = view_scale;

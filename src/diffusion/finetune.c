@@ -53,7 +53,7 @@ int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err
                  (double)c->view_min_scale);
         return -1;
     }
-    if (c->identity != DA_FT_ID_PIXELS && c->identity != DA_FT_ID_EDGES) {
+    if (c->identity != DA_FT_ID_PIXELS && c->identity != DA_FT_ID_EDGES && c->identity != DA_FT_ID_COARSE_EDGES) {
         snprintf(err, errlen, "unknown identity term %d", (int)c->identity);
         return -1;
     }
@@ -163,8 +163,19 @@ static da_tensor *identity_loss(da_ctx *ctx, const da_finetuner *f, da_tensor *x
     neighbour_differences(ctx, x0, &sx, &sy);
     sx = soft_abs(ctx, sx);
     sy = soft_abs(ctx, sy);
+    int block = f->cfg.identity == DA_FT_ID_COARSE_EDGES ? 4 : 1;
+    if (block > 1) {
+        sx = da_max_pool2d(ctx, sx, block, block);
+        sy = da_max_pool2d(ctx, sy, block, block);
+    }
     da_set_grad(ctx, old);
-    da_tensor *lx = da_l1_loss(ctx, soft_abs(ctx, gx), sx), *ly = da_l1_loss(ctx, soft_abs(ctx, gy), sy);
+    gx = soft_abs(ctx, gx);
+    gy = soft_abs(ctx, gy);
+    if (block > 1) {
+        gx = da_max_pool2d(ctx, gx, block, block);
+        gy = da_max_pool2d(ctx, gy, block, block);
+    }
+    da_tensor *lx = da_l1_loss(ctx, gx, sx), *ly = da_l1_loss(ctx, gy, sy);
     return da_scale(ctx, da_add(ctx, lx, ly), 0.5f);
 }
 

@@ -24,6 +24,10 @@ typedef enum {
      * must stay where they are, but the paper colour and the polarity may change freely (a
      * negative has the same edge magnitudes), while an added texture costs its edges */
     DA_FT_ID_EDGES,
+    /* the same on the 4×4 block maxima of the edge magnitudes ("an edge this strong somewhere
+     * in the block"): an outline may turn into a stroke (a step edge into a thin line, two edges
+     * side by side) or move a pixel without cost, as in a drawing */
+    DA_FT_ID_COARSE_EDGES,
 } da_ft_identity;
 
 typedef struct {

@@ -632,7 +632,7 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
               c->train_steps, c->gen_steps, c->ft_images, c->ft_epochs, c->ft_batch, c->ft_mode, (double)c->ft_lr,
               (double)c->ft_lr_gamma, (double)c->clip_weight, (double)c->l1_weight);
     sb_printf(&b, "- identity term on %s; directional loss over the image and %d random views (crop side >= %g); "
-              "direction: %s\n", strcmp(c->ft_identity, "edges") == 0 ? "edge magnitudes" : "pixels", c->ft_views,
+              "direction: %s\n", strcmp(c->ft_identity, "pixels") == 0 ? "pixels" : strcmp(c->ft_identity, "edges") == 0 ? "edge magnitudes" : "4x4 block maxima of edge magnitudes", c->ft_views,
               (double)c->ft_view_scale, c->tgt_images ? "text and target images mixed (see below)" : "the text direction");
     if (c->tgt_images)
         sb_printf(&b, "- image-guided direction: `%s`, weight %g against the text direction (1 = images only)\n",

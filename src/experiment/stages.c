@@ -408,8 +408,9 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     fc.views = c->ft_views;
     if (strcmp(c->ft_identity, "pixels") == 0) fc.identity = DA_FT_ID_PIXELS;
     else if (strcmp(c->ft_identity, "edges") == 0) fc.identity = DA_FT_ID_EDGES;
+    else if (strcmp(c->ft_identity, "coarse-edges") == 0) fc.identity = DA_FT_ID_COARSE_EDGES;
     else {
-        snprintf(err, errlen, "--identity must be pixels or edges, got '%s'", c->ft_identity);
+        snprintf(err, errlen, "--identity must be pixels, edges or coarse-edges, got '%s'", c->ft_identity);
         return -1;
     }
     fc.view_min_scale = c->ft_view_scale;
