@@ -101,6 +101,40 @@ static double chain_loss(da_ctx *ctx, const da_finetuner *f, const float *x0, co
     return t.loss;
 }
 
+/* A weight of the model to probe: its name and element. */
+typedef struct {
+    const char *name;
+    int64_t idx;
+} probe;
+
+/* Compares the chain-mode gradient already in the model's gradients with central differences of
+ * the float32 loss at n_probe (<= 16) weights (h = 1e-2), within atol 2e-4 / rtol 2e-2. Returns 0
+ * when a probed weight does not exist. */
+static int check_probes(const char *what, da_ctx *ctx, const da_finetuner *f, da_unet *m, const probe *probes,
+                        int n_probe, const float *x0, const float *src, const float *sid, const float *lat, int64_t B,
+                        uint64_t seed, bool verbose) {
+    float analytic[16], numeric[16];
+    for (int i = 0; i < n_probe; i++) {
+        da_tensor *p = da_unet_param(m, probes[i].name);
+        CHECK(p != NULL, "no parameter %s", probes[i].name);
+        if (!p) return 0;
+        analytic[i] = p->grad[probes[i].idx];
+        float keep = p->data[probes[i].idx];
+        const float h = 1e-2f;
+        p->data[probes[i].idx] = keep + h;
+        double lp = chain_loss(ctx, f, x0, src, sid, lat, B, seed);
+        p->data[probes[i].idx] = keep - h;
+        double lm = chain_loss(ctx, f, x0, src, sid, lat, B, seed);
+        p->data[probes[i].idx] = keep;
+        numeric[i] = (float)((lp - lm) / (2.0 * h));
+        if (verbose)
+            fprintf(stderr, "  d loss / d %s[%lld]: analytic %.6g, finite differences %.6g\n", probes[i].name,
+                    (long long)probes[i].idx, analytic[i], numeric[i]);
+    }
+    tu_close(what, analytic, numeric, n_probe, 2e-4, 2e-2);
+    return 1;
+}
+
 static void test_chain_gradient(void) {
     da_unet m;
     tiny_unet(&m, 11, 0.1f);   /* dropout on: the masks must repeat with the seed */
@@ -140,30 +174,14 @@ static void test_chain_gradient(void) {
     CHECK(clip.params.items[0].t->grad == NULL && idm.params.items[3].t->grad == NULL, "CLIP holds gradients");
 
     /* a few weights all over the network; central differences of the float32 loss */
-    const struct { const char *name; int64_t idx; } probes[] = {
+    const probe probes[] = {
         {"conv_out.bias", 0}, {"conv_out.weight", 7}, {"conv_in.weight", 3}, {"conv_in.bias", 5},
         {"temb.dense.0.weight", 100}, {"down.0.block.0.conv1.weight", 41}, {"mid.attn_1.q.weight", 17},
         {"up.1.block.0.conv2.weight", 250}, {"norm_out.weight", 2},
     };
-    int n_probe = (int)(sizeof probes / sizeof probes[0]);
-    float analytic[16], numeric[16];
-    for (int i = 0; i < n_probe; i++) {
-        da_tensor *p = da_unet_param(&m, probes[i].name);
-        CHECK(p != NULL, "no parameter %s", probes[i].name);
-        if (!p) return;
-        analytic[i] = p->grad[probes[i].idx];
-        float keep = p->data[probes[i].idx];
-        const float h = 1e-2f;
-        p->data[probes[i].idx] = keep + h;
-        double lp = chain_loss(&ctx, &f, x0, src, sid, lat, B, 77);
-        p->data[probes[i].idx] = keep - h;
-        double lm = chain_loss(&ctx, &f, x0, src, sid, lat, B, 77);
-        p->data[probes[i].idx] = keep;
-        numeric[i] = (float)((lp - lm) / (2.0 * h));
-        fprintf(stderr, "  d loss / d %s[%lld]: analytic %.6g, finite differences %.6g\n", probes[i].name,
-                (long long)probes[i].idx, analytic[i], numeric[i]);
-    }
-    tu_close("chain-mode gradient vs finite differences", analytic, numeric, n_probe, 2e-4, 2e-2);
+    if (!check_probes("chain-mode gradient vs finite differences", &ctx, &f, &m, probes,
+                      (int)(sizeof probes / sizeof probes[0]), x0, src, sid, lat, B, 77, true))
+        return;
 
     /* recomputing each step's tape during backward gives the same gradient */
     da_tensor *pw = da_unet_param(&m, "down.0.block.0.conv1.weight");
@@ -664,30 +682,16 @@ static void test_views_gradient(int views, da_ft_identity identity) {
               (fabs(t.l1 - t0v.l1) > 1e-6) == (identity != DA_FT_ID_PIXELS),
           "views %d, identity %d: clip %g vs %g, l1 %g vs %g", views, (int)identity, t.clip, t0v.clip, t.l1, t0v.l1);
     CHECK(fabs(t.loss - (3 * t.clip + t.l1)) < 1e-5 * fabs(t.loss), "loss %g is not the weighted sum", t.loss);
-    const struct { const char *name; int64_t idx; } probes[] = {
+    const probe probes[] = {
         {"conv_out.bias", 0}, {"conv_out.weight", 11}, {"conv_in.weight", 4}, {"down.0.block.0.conv1.weight", 30},
         {"mid.attn_1.v.weight", 9}, {"up.1.block.0.conv2.weight", 120},
     };
-    int n_probe = (int)(sizeof probes / sizeof probes[0]);
-    float analytic[8], numeric[8];
-    for (int i = 0; i < n_probe; i++) {
-        da_tensor *p = da_unet_param(&m, probes[i].name);
-        CHECK(p != NULL, "no parameter %s", probes[i].name);
-        if (!p) return;
-        analytic[i] = p->grad[probes[i].idx];
-        float keep = p->data[probes[i].idx];
-        const float h = 1e-2f;
-        p->data[probes[i].idx] = keep + h;
-        double lp = chain_loss(&ctx, &f, x0, src, NULL, lat, B, 5);
-        p->data[probes[i].idx] = keep - h;
-        double lm = chain_loss(&ctx, &f, x0, src, NULL, lat, B, 5);
-        p->data[probes[i].idx] = keep;
-        numeric[i] = (float)((lp - lm) / (2.0 * h));
-    }
     char what[128];
     snprintf(what, sizeof what, "chain-mode gradient (%d views, %s identity) vs finite differences", views,
              identity == DA_FT_ID_PIXELS ? "pixel" : identity == DA_FT_ID_EDGES ? "edge" : "coarse edge");
-    tu_close(what, analytic, numeric, n_probe, 2e-4, 2e-2);
+    if (!check_probes(what, &ctx, &f, &m, probes, (int)(sizeof probes / sizeof probes[0]), x0, src, NULL, lat, B, 5,
+                      false))
+        return;
     if (identity != DA_FT_ID_PIXELS) {
         /* the edge identities do not see the polarity, but see an added texture */
         float neg[2 * CH * RES * RES], tex[2 * CH * RES * RES];

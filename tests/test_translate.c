@@ -10,6 +10,7 @@
 #include "nn/unet.h"
 #include "tensor/rng.h"
 #include "test_util.h"
+#include "tiny_unet.h"
 #include "tmpdir.h"
 #include "cli_run.h"
 
@@ -56,24 +57,6 @@ static int count_entries(const char *dir) {
     return n;
 }
 
-static void tiny_unet(da_unet *m, uint64_t seed) {
-    da_unet_config c;
-    da_unet_config_default(&c);
-    c.ch = 32;
-    c.ch_mult[0] = 1;
-    c.ch_mult[1] = 2;
-    c.n_levels = 2;
-    c.num_res_blocks = 1;
-    c.attn_resolutions[0] = 4;
-    c.n_attn = 1;
-    c.resolution = RES;
-    char err[512];
-    da_check(da_unet_init(m, &c, seed, err, sizeof err) == 0, "test_translate", "%s", err);
-    /* smaller ε so that the translations stay in range and differ from image to image */
-    da_tensor *w = da_unet_param(m, "conv_out.weight");
-    for (int64_t i = 0; i < w->numel; i++) w->data[i] *= 0.2f;
-}
-
 int main(void) {
     const char *bin = getenv("DA_BIN");
     if (!bin || access(bin, X_OK)) tu_skip("DA_BIN is not set to the diffadapt binary");
@@ -88,8 +71,8 @@ int main(void) {
     td_path(res, sizeof res, dir, "resumed");
 
     da_unet m, f;
-    tiny_unet(&m, 1);
-    tiny_unet(&f, 2);
+    tiny_unet_init(&m, RES, 1);
+    tiny_unet_init(&f, RES, 2);
     CHECK(da_unet_save(&m, model, NULL, 0, err, sizeof err) == 0, "%s", err);
     const char *meta[] = {"finetune_src_text", "photo", "finetune_tgt_text", "sketch"};
     CHECK(da_unet_save(&f, ft, meta, 2, err, sizeof err) == 0, "%s", err);

@@ -6,7 +6,9 @@
 #include "nn/unet.h"
 #include "tensor/tensor.h"
 
-static inline void tiny_unet_save(const char *path, int res, uint64_t seed) {
+/* A tiny random UNet of res×res one-channel images, its output layer scaled by 0.2 so that
+ * translations stay in range and differ from image to image. */
+static inline void tiny_unet_init(da_unet *m, int res, uint64_t seed) {
     da_unet_config c;
     da_unet_config_default(&c);
     c.ch = 32;
@@ -17,12 +19,16 @@ static inline void tiny_unet_save(const char *path, int res, uint64_t seed) {
     c.attn_resolutions[0] = 4;
     c.n_attn = 1;
     c.resolution = res;
+    char err[512];
+    da_check(da_unet_init(m, &c, seed, err, sizeof err) == 0, "tiny_unet", "%s", err);
+    da_tensor *w = da_unet_param(m, "conv_out.weight");
+    for (int64_t i = 0; i < w->numel; i++) w->data[i] *= 0.2f;
+}
+
+static inline void tiny_unet_save(const char *path, int res, uint64_t seed) {
     da_unet m;
     char err[512];
-    da_check(da_unet_init(&m, &c, seed, err, sizeof err) == 0, "tiny_unet", "%s", err);
-    /* smaller ε so that translations stay in range */
-    da_tensor *w = da_unet_param(&m, "conv_out.weight");
-    for (int64_t i = 0; i < w->numel; i++) w->data[i] *= 0.2f;
+    tiny_unet_init(&m, res, seed);
     da_check(da_unet_save(&m, path, NULL, 0, err, sizeof err) == 0, "tiny_unet", "%s", err);
     da_unet_free(&m);
 }

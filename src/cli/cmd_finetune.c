@@ -298,10 +298,7 @@ int cmd_finetune(int argc, char **argv) {
     cfg.id_weight = id_w;
     cfg.recompute = recompute;
     cfg.views = views;
-    if (!strcmp(identity, "pixels")) cfg.identity = DA_FT_ID_PIXELS;
-    else if (!strcmp(identity, "edges")) cfg.identity = DA_FT_ID_EDGES;
-    else if (!strcmp(identity, "coarse-edges")) cfg.identity = DA_FT_ID_COARSE_EDGES;
-    else {
+    if (da_ft_identity_parse(identity, &cfg.identity) != 0) {
         fprintf(stderr, "diffadapt " CMD ": --identity is pixels, edges or coarse-edges, got '%s'\n", identity);
         return 2;
     }

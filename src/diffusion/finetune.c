@@ -26,6 +26,17 @@ void da_ft_config_default(da_ft_config *c) {
     c->view_min_scale = 0.6f;
 }
 
+int da_ft_identity_parse(const char *name, da_ft_identity *out) {
+    static const struct { const char *name; da_ft_identity id; } NAMES[] = {
+        {"pixels", DA_FT_ID_PIXELS}, {"edges", DA_FT_ID_EDGES}, {"coarse-edges", DA_FT_ID_COARSE_EDGES}};
+    for (size_t i = 0; name && i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (strcmp(name, NAMES[i].name) == 0) {
+            *out = NAMES[i].id;
+            return 0;
+        }
+    return -1;
+}
+
 int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err, size_t errlen) {
     da_schedule s;
     if (da_schedule_linear(&s, model->cfg.num_timesteps, model->cfg.beta_start, model->cfg.beta_end, err, errlen))

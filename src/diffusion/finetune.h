@@ -49,6 +49,9 @@ typedef struct {
     float view_min_scale;   /* 0.6 */
 } da_ft_config;
 
+/* "pixels", "edges" or "coarse-edges" into *out; returns -1 for any other name. */
+int da_ft_identity_parse(const char *name, da_ft_identity *out);
+
 /* The defaults of the DiffusionCLIP CelebA-HQ recipe (above), chain mode, no recompute. */
 void da_ft_config_default(da_ft_config *c);
 /* Returns -1 with a message naming the option when a value is out of range. */

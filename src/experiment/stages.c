@@ -406,10 +406,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     fc.clip_weight = c->clip_weight;
     fc.l1_weight = c->l1_weight;
     fc.views = c->ft_views;
-    if (strcmp(c->ft_identity, "pixels") == 0) fc.identity = DA_FT_ID_PIXELS;
-    else if (strcmp(c->ft_identity, "edges") == 0) fc.identity = DA_FT_ID_EDGES;
-    else if (strcmp(c->ft_identity, "coarse-edges") == 0) fc.identity = DA_FT_ID_COARSE_EDGES;
-    else {
+    if (da_ft_identity_parse(c->ft_identity, &fc.identity) != 0) {
         snprintf(err, errlen, "--identity must be pixels, edges or coarse-edges, got '%s'", c->ft_identity);
         return -1;
     }
