@@ -17,8 +17,37 @@ static void print_default(FILE *out, const da_option *o) {
     case DA_OPT_STRING:
         if (*(const char **)o->target) fprintf(out, " (default %s)", *(const char **)o->target);
         break;
+    case DA_OPT_CHOICE: {
+        /* the name at the stored index */
+        const char *m = o->metavar;
+        for (int i = 0; i < *(int *)o->target && m; i++) m = strchr(m, '|') ? strchr(m, '|') + 1 : NULL;
+        if (m) fprintf(out, " (default %.*s)", (int)strcspn(m, "|"), m);
+        break;
+    }
     default: break;
     }
+}
+
+/* The index of v among the '|'-separated names of a choice, or -1. */
+static int choice_index(const char *names, const char *v) {
+    int i = 0;
+    for (const char *m = names; m; m = strchr(m, '|') ? strchr(m, '|') + 1 : NULL, i++) {
+        size_t len = strcspn(m, "|");
+        if (strlen(v) == len && strncmp(m, v, len) == 0) return i;
+    }
+    return -1;
+}
+
+/* "a, b or c" from "a|b|c" into buf. */
+static const char *choice_list(const char *names, char *buf, size_t len) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (const char *m = names; m && n < len; m = strchr(m, '|') ? strchr(m, '|') + 1 : NULL) {
+        const char *next = strchr(m, '|');
+        const char *sep = m == names ? "" : next ? ", " : " or ";
+        n += (size_t)snprintf(buf + n, len - n, "%s%.*s", sep, (int)strcspn(m, "|"), m);
+    }
+    return buf;
 }
 
 static void print_help(const da_cmd_info *info, const da_option *opts) {
@@ -78,6 +107,16 @@ static int parse_value(const char *cmd, const da_option *o, const char *v) {
         return 0;
     }
     case DA_OPT_STRING: *(const char **)o->target = v; return 0;
+    case DA_OPT_CHOICE: {
+        int k = choice_index(o->metavar, v);
+        if (k < 0) {
+            char names[256];
+            fprintf(stderr, "diffadapt %s: %s is %s, got '%s'\n", cmd, o->name, choice_list(o->metavar, names, sizeof names), v);
+            return 2;
+        }
+        *(int *)o->target = k;
+        return 0;
+    }
     case DA_OPT_LIST: {
         da_strlist *l = o->target;
         if (l->n >= (int)(sizeof l->items / sizeof l->items[0])) {

@@ -5,7 +5,9 @@
 
 #include <stdbool.h>
 
-typedef enum { DA_OPT_FLAG, DA_OPT_INT, DA_OPT_FLOAT, DA_OPT_STRING, DA_OPT_LIST } da_opt_kind;
+/* DA_OPT_CHOICE: one of the names in metavar ("chain|per-step"), stored as its index into an int
+ * (or an enum whose values are those indices). */
+typedef enum { DA_OPT_FLAG, DA_OPT_INT, DA_OPT_FLOAT, DA_OPT_STRING, DA_OPT_LIST, DA_OPT_CHOICE } da_opt_kind;
 
 /* Values of a repeatable option (--eval A=x --eval B=y), in command-line order. */
 typedef struct {
@@ -16,7 +18,7 @@ typedef struct {
 typedef struct {
     const char *name;       /* "--out" */
     da_opt_kind kind;
-    void *target;           /* bool*, int*, float*, const char**, da_strlist* */
+    void *target;           /* bool*, int*, float*, const char**, da_strlist*, int* (choice) */
     const char *metavar;    /* "FILE"; NULL for flags */
     const char *help;
     bool required;

@@ -12,10 +12,12 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "cli/method_options.h"
 #include "cli/progress.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/finetune.h"
+#include "diffusion/finetune_run.h"
 #include "diffusion/train.h"
 #include "io/atomic.h"
 #include "io/safetensors.h"
@@ -56,33 +58,8 @@ static int cache_load(const char *path, const char *key, float *lat, const int64
     return rc;
 }
 
-/* Inverts the images (n,C,H,W) to their latents with the frozen model, 8 at a time. */
-static int invert_all(const da_unet *m, const da_ft_config *cfg, const float *images, float *lat, int64_t n) {
-    char err[1024];
-    da_schedule s;
-    if (da_schedule_linear(&s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        return -1;
-    }
-    int64_t C = m->cfg.in_channels, R = m->cfg.resolution, per = C * R * R;
-    memcpy(lat, images, sizeof(float) * (size_t)(n * per));
-    da_progress prog;
-    da_progress_begin(&prog, "invert", n, "img");
-    for (int64_t b0 = 0; b0 < n; b0 += 8) {
-        int64_t nb = n - b0 < 8 ? n - b0 : 8;
-        int64_t shape[4] = {nb, C, R, R};
-        if (da_ddim_invert(&s, da_unet_eps, (void *)m, lat + b0 * per, shape, cfg->inv_steps, cfg->t0, NULL, NULL, err,
-                           sizeof err)) {
-            fprintf(stderr, "\nerror: %s\n", err);
-            return -1;
-        }
-        da_progress_update(&prog, b0 + nb, NULL);
-    }
-    da_progress_end(&prog, n, NULL);
-    return 0;
-}
-
-/* The latents of every image: from the cache file when its key matches, else computed and saved. */
+/* The latents of every image: from the cache file when its key matches, else computed (with the
+ * method's own inversion, da_ft_latents) and saved. */
 static int latents(const char *cache_dir, const da_unet *m, const char *model_hash, const da_ft_config *cfg,
                    const float *images, const int64_t shape[4], uint64_t dhash, float *lat) {
     uint64_t h = da_fnv1a64(DA_FNV1A64_INIT, "diffadapt-latents-v1", 20);
@@ -90,6 +67,7 @@ static int latents(const char *cache_dir, const da_unet *m, const char *model_ha
     h = da_fnv1a64(h, &dhash, sizeof dhash);
     int keys[2] = {cfg->t0, cfg->inv_steps};
     h = da_fnv1a64(h, keys, sizeof keys);
+    if (cfg->ddim_batch != 8) h = da_fnv1a64(h, &cfg->ddim_batch, sizeof cfg->ddim_batch);   /* 8: older caches stay valid */
     char key[17], path[4400], err[2048];
     snprintf(key, sizeof key, "%016" PRIx64, h);
     snprintf(path, sizeof path, "%s/latents-%s.safetensors", cache_dir, key);
@@ -99,7 +77,13 @@ static int latents(const char *cache_dir, const da_unet *m, const char *model_ha
     }
     fprintf(stderr, "latents: inverting %lld images (t0 %d, %d steps) with the original model\n", (long long)shape[0],
             cfg->t0, cfg->inv_steps);
-    if (invert_all(m, cfg, images, lat, shape[0])) return -1;
+    da_progress prog;
+    da_progress_begin(&prog, "invert", shape[0], "img");
+    if (da_ft_latents(m, cfg, images, shape, lat, da_cli_set_progress, &prog, err, sizeof err)) {
+        fprintf(stderr, "\nerror: %s\n", err);
+        return -1;
+    }
+    da_progress_end(&prog, shape[0], NULL);
     if (da_mkdirs(cache_dir, err, sizeof err)) {
         fprintf(stderr, "warning: cannot create the latent cache folder: %s\n", err);
         return 0;
@@ -226,47 +210,265 @@ static void with_suffix(char *buf, size_t len, const char *out, const char *suff
     snprintf(buf, len, "%.*s%s", (int)n, out, suffix);
 }
 
+/* out.epochN.png */
+static void grid_path(char *buf, size_t len, const char *out, int epoch) {
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, ".epoch%d.png", epoch);
+    with_suffix(buf, len, out, suffix);
+}
+
+/* Checks the outputs before any work: the model, its checkpoint, the log and the grids of an
+ * earlier run are kept unless --force (or --resume with a checkpoint). Prints why and returns 1. */
+static int check_outputs(const char *out, const char *ckpt, const char *log_path, int epochs, bool resume, bool force) {
+    if (da_check_output_folder(out)) return 1;   /* found now, not after the first epoch */
+    bool continuing = resume && file_exists(ckpt);
+    if (file_exists(out) && !force && !continuing) {
+        fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
+        return 1;
+    }
+    if (file_exists(ckpt) && !resume && !force) {
+        fprintf(stderr, "error: %s holds the checkpoint of an earlier run: pass --resume to continue it, or --force to start over\n",
+                ckpt);
+        return 1;
+    }
+    /* a killed run leaves the temporaries of what it was writing (the checkpoint: megabytes) */
+    da_remove_stale_tmp_of(out);
+    da_remove_stale_tmp_of(ckpt);
+    da_remove_stale_tmp_of(log_path);
+    char grid[4200];
+    for (int e = 1; e <= epochs; e++) {
+        grid_path(grid, sizeof grid, out, e);
+        da_remove_stale_tmp_of(grid);
+    }
+    /* without a checkpoint to continue, the log and the grids would be written anew: they may be
+     * the only record of an earlier run */
+    if (!force && !continuing) {
+        const char *found = file_exists(log_path) ? log_path : NULL;
+        for (int e = 1; e <= epochs && !found; e++) {
+            grid_path(grid, sizeof grid, out, e);
+            if (file_exists(grid)) found = grid;
+        }
+        if (found) {
+            fprintf(stderr, "error: %s exists (an earlier run's, with no checkpoint to continue); pass --force to "
+                    "overwrite it, or choose another --out\n", found);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- what the run keeps after every batch and epoch ------------------------------------------ */
+
+typedef struct {
+    const char *out, *ckpt, *log_path, *settings;
+    da_finetuner *f;
+    da_adam *opt;
+    const da_dataset *d;
+    int64_t images, n_hold;   /* the grid shows the n_hold images after the training ones */
+    const float *lat;         /* (images + n_hold, C,H,W) */
+    float *hold;              /* (2·n_hold + 1, C,H,W) grid scratch */
+    strbuf log;
+    int64_t model_bytes, frozen_bytes;
+    int epochs_done;
+    bool hook_failed;         /* the run stopped in a hook (not in training) */
+} run_state;
+
+static void on_batch(void *user, const da_ft_batch_report *r) {
+    run_state *st = user;
+    char first[32] = "";
+    if (r->n > 1) snprintf(first, sizeof first, "%lld-", (long long)r->first + 1);
+    const da_ft_terms *t = &r->terms;
+    fprintf(stderr, "epoch %d/%d  image %s%lld/%lld  loss %.4f  clip %.4f (dir %.4f)  l1 %.4f  id %.4f  lr %.3g  %.2f s\n",
+            r->epoch, r->epochs, first, (long long)(r->first + r->n), (long long)r->images, t->loss, t->clip, t->dir,
+            t->l1, t->id, r->lr, r->seconds);
+    char row[512];
+    snprintf(row, sizeof row, "%d,%lld,%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.3f\n", r->epoch, (long long)r->first,
+             (long long)r->n, t->loss, t->clip, t->dir, t->l1, t->id, r->lr, r->seconds);
+    sb_add(&st->log, row);
+}
+
+/* The held-back sources on the top row, their translations below. */
+static int write_grid(run_state *st, int epoch, char *err, size_t errlen) {
+    const da_dataset *d = st->d;
+    const int64_t per = d->c * d->h * d->w, k = st->n_hold;
+    char grid[4300];
+    grid_path(grid, sizeof grid, st->out, epoch);
+    memcpy(st->hold, d->images + st->images * per, sizeof(float) * (size_t)(k * per));
+    memcpy(st->hold + k * per, st->lat + st->images * per, sizeof(float) * (size_t)(k * per));
+    da_ft_generate(st->f, st->hold + k * per, k);
+    if (da_image_write_grid(grid, st->hold, 2 * k, (int)d->c, (int)d->h, (int)d->w, (int)k, err, errlen)) return -1;
+    fprintf(stderr, "grid: %s\n", grid);
+    return 0;
+}
+
+static int on_epoch(void *user, const da_ft_epoch_report *r, char *err, size_t errlen) {
+    run_state *st = user;
+    const da_ft_terms *m = &r->mean;
+    fprintf(stderr,
+            "epoch %d/%d done in %.1f s: mean loss %.4f  clip %.4f (dir %.4f)  l1 %.4f  id %.4f; "
+            "peak memory %.1f MB step arena + %.1f MB model/grads/Adam + %.1f MB frozen nets\n",
+            r->epoch, r->epochs, r->seconds, m->loss, m->clip, m->dir, m->l1, m->id, (double)r->arena_peak / 1e6,
+            (double)st->model_bytes / 1e6, (double)st->frozen_bytes / 1e6);
+    st->hook_failed = true;
+    /* a full disk must not pass as a finished run: stop, the previous checkpoint resumes */
+    if (st->n_hold > 0 && write_grid(st, r->epoch, err, errlen)) return -1;
+    char e2[2048];
+    if (ckpt_save(st->ckpt, st->f->model, st->opt, r->epoch, st->settings, e2, sizeof e2)) {
+        snprintf(err, errlen, "checkpoint: %s", e2);
+        return -1;
+    }
+    da_atomic_file af;
+    if (da_atomic_open(&af, st->log_path, err, errlen)) return -1;
+    fputs(LOG_HEADER, af.f);
+    if (st->log.buf) fputs(st->log.buf, af.f);
+    if (da_atomic_commit(&af, e2, sizeof e2)) {
+        snprintf(err, errlen, "%s (the checkpoint of epoch %d is saved: --resume continues)", e2, r->epoch);
+        return -1;
+    }
+    st->hook_failed = false;
+    st->epochs_done = r->epoch;
+    return 0;
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+/* The direction to move along: the text direction, with --tgt-images mixed with the image
+ * direction from the training images to those (loaded shaped like the data, no class or draw
+ * selection). *tgt_hash gets the target images' hash (0 without). Prints the error. */
+static int direction(const da_clip *clip, da_bpe *bpe, const da_ft_config *cfg, const da_dataset *d,
+                     const char *tgt_images, const da_cli_data *dd, float *dir, uint64_t *tgt_hash) {
+    char err[4096];
+    da_dataset t;
+    memset(&t, 0, sizeof t);
+    *tgt_hash = 0;
+    if (tgt_images) {
+        da_cli_data td = *dd;
+        td.classes = td.attr = td.split = NULL;
+        td.take = td.skip = 0;
+        if (da_cli_load_data(CMD, "--tgt-images", tgt_images, &td, &t)) return -1;
+        if (t.c != d->c || t.h != d->h || t.w != d->w) {
+            fprintf(stderr, "error: --tgt-images holds %lldx%lldx%lld images, --data %lldx%lldx%lld (CxHxW)\n",
+                    (long long)t.c, (long long)t.h, (long long)t.w, (long long)d->c, (long long)d->h, (long long)d->w);
+            da_dataset_free(&t);
+            return -1;
+        }
+        *tgt_hash = da_dataset_hash(&t);
+    }
+    int rc = da_ft_direction(clip, bpe, cfg, d->images, cfg->images, t.images, t.n, d->c, d->h, d->w, dir, NULL, err,
+                             sizeof err);
+    if (rc) fprintf(stderr, "error: %s\n", err);
+    else if (tgt_images)
+        fprintf(stderr, "image-guided direction from %lld target images, weight %g\n", (long long)t.n, (double)cfg->tgt_weight);
+    da_dataset_free(&t);
+    return rc;
+}
+
+/* What a checkpoint must agree with to be resumed. Later settings are named only when used, so
+ * earlier checkpoints still resume. */
+static void settings_text(char *s, size_t len, const da_ft_config *cfg, const char *model_hash, uint64_t dhash,
+                          const char *clip_hash, const char *id_hash, bool tgt, uint64_t tgt_hash) {
+    size_t n = (size_t)snprintf(s, len,
+             "mode=%s src=\"%s\" tgt=\"%s\" t0=%d inv_steps=%d train_steps=%d images=%d batch=%d lr=%.9g "
+             "lr_gamma=%.9g clip_weight=%.9g l1_weight=%.9g id_weight=%.9g seed=%d model=%s data=%016" PRIx64
+             " clip=%s id=%s", DA_FT_MODE_NAMES[cfg->mode], cfg->src_text, cfg->tgt_text, cfg->t0, cfg->inv_steps,
+             cfg->train_steps, cfg->images, cfg->batch, (double)cfg->lr, (double)cfg->lr_gamma, (double)cfg->clip_weight,
+             (double)cfg->l1_weight, (double)cfg->id_weight, cfg->seed, model_hash, dhash, clip_hash, id_hash);
+    if (cfg->identity != DA_FT_ID_PIXELS && n < len)
+        n += (size_t)snprintf(s + n, len - n, " identity=%s", DA_FT_IDENTITY_NAMES[cfg->identity]);
+    if (cfg->views > 0 && n < len)
+        n += (size_t)snprintf(s + n, len - n, " views=%d view_scale=%.9g", cfg->views, (double)cfg->view_min_scale);
+    if (tgt && n < len)
+        n += (size_t)snprintf(s + n, len - n, " tgt=%016" PRIx64 " tgt_weight=%.9g", tgt_hash, (double)cfg->tgt_weight);
+    if (cfg->ddim_batch != 8 && n < len) snprintf(s + n, len - n, " ddim_batch=%d", cfg->ddim_batch);
+}
+
+/* The models and data of a run, loaded and checked; everything the command frees. */
+typedef struct {
+    da_unet m;
+    da_clip clip, idm;
+    bool have_m, have_clip, have_id, have_ft, have_opt;
+    da_bpe *bpe;
+    da_dataset d;
+    float *dir, *lat, *hold;
+    da_finetuner f;
+    da_adam opt;
+    char model_hash[17];
+} run_inputs;
+
+static void inputs_free(run_inputs *in) {
+    free(in->dir);
+    free(in->lat);
+    free(in->hold);
+    if (in->have_opt) da_adam_free(&in->opt);
+    if (in->have_ft) da_ft_free(&in->f);
+    da_bpe_free(in->bpe);
+    if (in->have_id) da_clip_free(&in->idm);
+    if (in->have_clip) da_clip_free(&in->clip);
+    da_dataset_free(&in->d);
+    if (in->have_m) da_unet_free(&in->m);
+}
+
+/* Loads the model, CLIP (+ vocabulary), the identity model and the data; checks their shapes. */
+static int load_inputs(run_inputs *in, const char *model, const char *config, const char *clip_path, const char *vocab,
+                       const char *id_path, const char *data_spec, const da_cli_data *dd, const da_ft_config *cfg) {
+    char err[4096];
+    if (da_cli_load_unet(model, config, &in->m)) return -1;
+    in->have_m = true;
+    da_params_hash(&in->m.params, in->model_hash);
+    if (da_clip_load(&in->clip, clip_path, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    in->have_clip = true;
+    char cs[256];
+    fprintf(stderr, "clip %s: %s\n", clip_path, da_clip_config_str(&in->clip.cfg, cs, sizeof cs));
+    in->bpe = da_clip_vocab(&in->clip, vocab, err, sizeof err);
+    if (!in->bpe) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    if (id_path) {
+        if (da_clip_load(&in->idm, id_path, err, sizeof err)) {
+            fprintf(stderr, "error: --id-model: %s\n", err);
+            return -1;
+        }
+        in->have_id = true;
+    }
+    if (da_cli_load_data(CMD, "--data", data_spec, dd, &in->d)) return -1;
+    const da_dataset *d = &in->d;
+    if (d->c != in->m.cfg.in_channels || d->h != in->m.cfg.resolution || d->w != in->m.cfg.resolution) {
+        fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or --channels\n",
+                (long long)d->h, (long long)d->w, (long long)d->c, in->m.cfg.resolution, in->m.cfg.resolution,
+                in->m.cfg.in_channels);
+        return -1;
+    }
+    if (d->n < cfg->images) {
+        fprintf(stderr, "error: the data hold %lld images but --images is %d: lower --images or select more images\n",
+                (long long)d->n, cfg->images);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_finetune(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *clip_path = NULL, *vocab = NULL, *src_text = NULL, *tgt_text = NULL;
-    const char *data_spec = NULL, *out = NULL, *id_path = NULL, *mode_s = "chain", *cache_dir = NULL;
-    const char *tgt_images = NULL, *identity = "pixels";
-    int views = 0;
-    float view_scale = 0.6f, tgt_weight = 1.0f;
-    int t0 = 500, inv_steps = 40, train_steps = 6, images = 50, epochs = 5, batch = 1, seed = 0, threads = 0;
-    int grid_images = 4;
-    float lr = 8e-6f, gamma = 1.3f, clip_w = 3.0f, l1_w = 1.0f, id_w = 0.0f;
-    bool resume = false, force = false, recompute = false;
+    const char *model = NULL, *config = NULL, *clip_path = NULL, *vocab = NULL, *data_spec = NULL, *out = NULL;
+    const char *id_path = NULL, *cache_dir = NULL, *tgt_images = NULL;
+    int threads = 0, grid_images = 4;
+    bool resume = false, force = false;
+    da_ft_config cfg;
+    da_ft_config_default(&cfg);
     da_cli_data dd = {0};
-    da_option opts[48] = {
+    da_option opts[64] = {
         {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model trained on the source images", true},
         {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
         {"--clip", DA_OPT_STRING, &clip_path, "CLIP", "CLIP model (.safetensors or a Hugging Face folder)", true},
         {"--vocab", DA_OPT_STRING, &vocab, "V", "CLIP vocabulary when the model carries none (bpe_simple_vocab_16e6.txt.gz or a HF folder)", false},
-        {"--src-text", DA_OPT_STRING, &src_text, "TEXT", "a word for the source domain, e.g. photo", true},
-        {"--tgt-text", DA_OPT_STRING, &tgt_text, "TEXT", "a word for the target domain, e.g. sketch", true},
         {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
         {"--out", DA_OPT_STRING, &out, "M_ft.safetensors", "the fine-tuned model", true},
-        {"--t0", DA_OPT_INT, &t0, "T", "return step: images are inverted up to this timestep", false},
-        {"--inv-steps", DA_OPT_INT, &inv_steps, "N", "inversion sequence length (N-1 model calls)", false},
-        {"--train-steps", DA_OPT_INT, &train_steps, "N", "generation steps while training", false},
-        {"--images", DA_OPT_INT, &images, "N", "training images (the first N of the data)", false},
-        {"--grid-images", DA_OPT_INT, &grid_images, "N", "held-back images (after the training ones) shown in each epoch's grid", false},
-        {"--epochs", DA_OPT_INT, &epochs, "N", "passes over the training images", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "images per batch", false},
-        {"--lr", DA_OPT_FLOAT, &lr, "LR", "Adam learning rate of the first epoch", false},
-        {"--lr-gamma", DA_OPT_FLOAT, &gamma, "G", "learning rate factor after every epoch", false},
-        {"--clip-weight", DA_OPT_FLOAT, &clip_w, "W", "weight of the directional CLIP loss", false},
-        {"--l1-weight", DA_OPT_FLOAT, &l1_w, "W", "weight of the L1 distance to the source image", false},
         {"--id-model", DA_OPT_STRING, &id_path, "FILE", "identity network: a CLIP model whose image embedding of x0 should stay put", false},
-        {"--id-weight", DA_OPT_FLOAT, &id_w, "W", "weight of 1 - cos(identity embeddings of x0 and the output)", false},
-        {"--identity", DA_OPT_STRING, &identity, "pixels|edges|coarse-edges", "what the L1 identity term compares: the pixels (DiffusionCLIP), the edge magnitudes (outlines stay, paper colour and polarity may change) or their 4x4 block maxima (an outline may also become a stroke)", false},
-        {"--views", DA_OPT_INT, &views, "N", "average the directional loss over the image and N random views (crop, low-pass, mirror) of the output and the source alike (0 = the image only)", false},
-        {"--view-scale", DA_OPT_FLOAT, &view_scale, "S", "smallest crop side of a view, as a share of the image side (0 < S <= 1)", false},
         {"--tgt-images", DA_OPT_STRING, &tgt_images, "DATA", "a few unlabelled target images: the direction becomes their mean CLIP embedding minus the training images' (mixed with the text direction by --tgt-weight)", false},
-        {"--tgt-weight", DA_OPT_FLOAT, &tgt_weight, "W", "with --tgt-images: weight of the image direction against the text direction (1 = images only)", false},
-        {"--mode", DA_OPT_STRING, &mode_s, "MODE", "chain (gradient through all steps, one Adam step per batch) or per-step (loss on each step's x0_t, one Adam step per step)", false},
-        {"--recompute", DA_OPT_FLAG, &recompute, NULL, "chain: rebuild each step's tape during backward (memory of one step, one extra forward)", false},
-        {"--seed", DA_OPT_INT, &seed, "N", "seed of the dropout masks", false},
+        {"--ddim-batch", DA_OPT_INT, &cfg.ddim_batch, "N", "images per model call when inverting the training images and drawing the grids", false},
+        {"--grid-images", DA_OPT_INT, &grid_images, "N", "held-back images (after the training ones) shown in each epoch's grid", false},
         {"--cache-dir", DA_OPT_STRING, &cache_dir, "DIR", "where the latents are cached (default: diffadapt-cache next to --out)", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
         {"--resume", DA_OPT_FLAG, &resume, NULL, "continue from the checkpoint of an interrupted run (<out>.ckpt.safetensors)", false},
@@ -274,6 +476,8 @@ int cmd_finetune(int argc, char **argv) {
     };
     int n_opts = 0;
     while (opts[n_opts].name) n_opts++;
+    const unsigned parts = DA_MOPT_TEXTS | DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_TRAIN | DA_MOPT_ID_MODEL;
+    n_opts += da_method_options(&cfg, parts, DA_MOPT_COMMAND, true, opts + n_opts);
     da_cli_data_options(&dd, opts + n_opts);
     static const da_cmd_info info = {
         CMD, "--model M --clip C --src-text photo --tgt-text sketch --data D --out M_ft.safetensors [options]",
@@ -287,52 +491,17 @@ int cmd_finetune(int argc, char **argv) {
         NULL};
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
-
-    da_ft_config cfg;
-    da_ft_config_default(&cfg);
-    cfg.t0 = t0;
-    cfg.inv_steps = inv_steps;
-    cfg.train_steps = train_steps;
-    cfg.clip_weight = clip_w;
-    cfg.l1_weight = l1_w;
-    cfg.id_weight = id_w;
-    cfg.recompute = recompute;
-    cfg.views = views;
-    if (da_ft_identity_parse(identity, &cfg.identity) != 0) {
-        fprintf(stderr, "diffadapt " CMD ": --identity is pixels, edges or coarse-edges, got '%s'\n", identity);
-        return 2;
-    }
-    cfg.view_min_scale = view_scale;
-    if (tgt_images && !(tgt_weight >= 0.0f && tgt_weight <= 1.0f)) {
-        fprintf(stderr, "diffadapt " CMD ": --tgt-weight must be between 0 and 1, got %g\n", (double)tgt_weight);
-        return 2;
-    }
-    if (!strcmp(mode_s, "chain")) cfg.mode = DA_FT_CHAIN;
-    else if (!strcmp(mode_s, "per-step")) cfg.mode = DA_FT_PER_STEP;
-    else {
-        fprintf(stderr, "diffadapt " CMD ": --mode is chain or per-step, got '%s'\n", mode_s);
-        return 2;
-    }
+    if ((rc = da_method_options_check(&cfg, parts, DA_MOPT_COMMAND, CMD))) return rc;
     if (!da_ends_with(out, ".safetensors")) {
         fprintf(stderr, "diffadapt " CMD ": --out must end in .safetensors, got '%s'\n", out);
         return 2;
     }
-    if (images < 1 || epochs < 1 || batch < 1 || grid_images < 0 || seed < 0) {
-        fprintf(stderr, "diffadapt " CMD ": --images, --epochs and --batch must be at least 1, --grid-images and --seed not negative\n");
+    if (grid_images < 0 || cfg.ddim_batch < 1) {
+        fprintf(stderr, "diffadapt " CMD ": --grid-images must not be negative and --ddim-batch must be at least 1\n");
         return 2;
     }
-    if (!(lr > 0) || !(gamma > 0)) {
-        fprintf(stderr, "diffadapt " CMD ": --lr and --lr-gamma must be positive\n");
-        return 2;
-    }
-    if (!src_text[strspn(src_text, " \t\n")] || !tgt_text[strspn(tgt_text, " \t\n")] || !strcmp(src_text, tgt_text)) {
-        /* an empty or repeated text gives no direction to move along */
-        fprintf(stderr, "diffadapt " CMD ": --src-text and --tgt-text must be two different, non-empty texts, got \"%s\" "
-                        "and \"%s\"\n", src_text, tgt_text);
-        return 2;
-    }
-    if (id_w > 0 && !id_path) {
-        fprintf(stderr, "diffadapt " CMD ": --id-weight %g needs --id-model FILE\n", (double)id_w);
+    if (cfg.id_weight > 0 && !id_path) {
+        fprintf(stderr, "diffadapt " CMD ": --id-weight %g needs --id-model FILE\n", (double)cfg.id_weight);
         return 2;
     }
     char ckpt[4200], log_path[4200], cache_buf[4200];
@@ -344,179 +513,59 @@ int cmd_finetune(int argc, char **argv) {
         snprintf(cache_buf, sizeof cache_buf, "%s/diffadapt-cache", dirname(tmp));
         cache_dir = cache_buf;
     }
-    if (da_check_output_folder(out)) return 1;   /* found now, not after the first epoch */
-    if (file_exists(out) && !force && !(resume && file_exists(ckpt))) {
-        fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
-        return 1;
-    }
-    if (file_exists(ckpt) && !resume && !force) {
-        fprintf(stderr, "error: %s holds the checkpoint of an earlier run: pass --resume to continue it, or --force to start over\n",
-                ckpt);
-        return 1;
-    }
-    /* a killed run leaves the temporaries of what it was writing (the checkpoint: megabytes) */
-    da_remove_stale_tmp_of(out);
-    da_remove_stale_tmp_of(ckpt);
-    da_remove_stale_tmp_of(log_path);
-    for (int e = 1; e <= epochs; e++) {
-        char suffix[32], grid[4200];
-        snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
-        with_suffix(grid, sizeof grid, out, suffix);
-        da_remove_stale_tmp_of(grid);
-    }
-    /* without a checkpoint to continue, the log and the grids would be written anew: they may be
-     * the only record of an earlier run */
-    if (!force && !(resume && file_exists(ckpt))) {
-        char grid[4200];
-        const char *found = file_exists(log_path) ? log_path : NULL;
-        for (int e = 1; e <= epochs && !found; e++) {
-            char suffix[32];
-            snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
-            with_suffix(grid, sizeof grid, out, suffix);
-            if (file_exists(grid)) found = grid;
-        }
-        if (found) {
-            fprintf(stderr, "error: %s exists (an earlier run's, with no checkpoint to continue); pass --force to "
-                    "overwrite it, or choose another --out\n", found);
-            return 1;
-        }
-    }
+    if (check_outputs(out, ckpt, log_path, cfg.epochs, resume, force)) return 1;
     da_set_threads(threads);
 
     int status = 1;
-    da_unet m;
-    da_clip clip, idm;
-    bool have_clip = false, have_id = false, have_ft = false, have_opt = false;
-    da_bpe *bpe = NULL;
-    da_dataset d = {0};
-    float *dir = NULL, *lat = NULL, *hold = NULL;
-    da_finetuner f;
-    da_adam opt;
-    da_ctx ctx;
-    da_ctx_init(&ctx);
-    strbuf log = {0};
+    run_inputs in;
+    memset(&in, 0, sizeof in);
+    run_state st = {.out = out, .ckpt = ckpt, .log_path = log_path, .f = &in.f, .opt = &in.opt, .d = &in.d,
+                    .images = cfg.images};
     char err[16384];
-    if (da_cli_load_unet(model, config, &m)) { da_ctx_free(&ctx); return 1; }
-    char model_hash[17];
-    da_params_hash(&m.params, model_hash);
+    if (load_inputs(&in, model, config, clip_path, vocab, id_path, data_spec, &dd, &cfg)) goto done;
+    in.dir = malloc(sizeof(float) * (size_t)in.clip.cfg.embed_dim);
+    da_check(in.dir != NULL, CMD, "out of memory");
+    uint64_t tgt_hash;
+    if (direction(&in.clip, in.bpe, &cfg, &in.d, tgt_images, &dd, in.dir, &tgt_hash)) goto done;
+    if (da_ft_init(&in.f, &cfg, &in.m, &in.clip, in.dir, in.have_id ? &in.idm : NULL, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        goto done;
+    }
+    in.have_ft = true;
 
-    if (da_clip_load(&clip, clip_path, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        goto done;
-    }
-    have_clip = true;
-    char cs[256];
-    fprintf(stderr, "clip %s: %s\n", clip_path, da_clip_config_str(&clip.cfg, cs, sizeof cs));
-    bpe = da_clip_vocab(&clip, vocab, err, sizeof err);
-    if (!bpe) {
-        fprintf(stderr, "error: %s\n", err);
-        goto done;
-    }
-    dir = malloc(sizeof(float) * (size_t)clip.cfg.embed_dim);
-    if (da_clip_text_direction(&clip, bpe, src_text, tgt_text, NULL, 0, dir, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        goto done;
-    }
-    if (id_path) {
-        if (da_clip_load(&idm, id_path, err, sizeof err)) {
-            fprintf(stderr, "error: --id-model: %s\n", err);
-            goto done;
-        }
-        have_id = true;
-    }
-    if (da_ft_init(&f, &cfg, &m, &clip, dir, have_id ? &idm : NULL, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        goto done;
-    }
-    have_ft = true;
-
-    if (da_cli_load_data(CMD, "--data", data_spec, &dd, &d)) goto done;
-    if (d.c != m.cfg.in_channels || d.h != m.cfg.resolution || d.w != m.cfg.resolution) {
-        fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or --channels\n",
-                (long long)d.h, (long long)d.w, (long long)d.c, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
-        goto done;
-    }
-    if (d.n < images) {
-        fprintf(stderr, "error: the data hold %lld images but --images is %d: lower --images or select more images\n",
-                (long long)d.n, images);
-        goto done;
-    }
-    uint64_t tgt_hash = 0;
-    if (tgt_images) {
-        /* the image-guided direction: target images shaped like the data (no class or draw selection) */
-        da_cli_data td = dd;
-        td.classes = td.attr = td.split = NULL;
-        td.take = td.skip = 0;
-        da_dataset t;
-        memset(&t, 0, sizeof t);
-        if (da_cli_load_data(CMD, "--tgt-images", tgt_images, &td, &t)) goto done;
-        float *img_dir = malloc(sizeof(float) * (size_t)clip.cfg.embed_dim);
-        da_check(img_dir != NULL, CMD, "out of memory");
-        int r1 = t.c == d.c && t.h == d.h && t.w == d.w ? 0 : -1;
-        if (r1) snprintf(err, sizeof err, "--tgt-images holds %lldx%lldx%lld images, --data %lldx%lldx%lld (CxHxW)",
-                         (long long)t.c, (long long)t.h, (long long)t.w, (long long)d.c, (long long)d.h, (long long)d.w);
-        if (!r1) r1 = da_clip_image_direction(&clip, d.images, images, t.images, t.n, d.c, d.h, d.w, img_dir, err, sizeof err);
-        if (!r1 && da_clip_mix_directions(dir, img_dir, tgt_weight, clip.cfg.embed_dim, f.text_dir) != 0) {
-            snprintf(err, sizeof err, "the text and image directions cancel at --tgt-weight %g", (double)tgt_weight);
-            r1 = -1;
-        }
-        if (!r1) fprintf(stderr, "image-guided direction from %lld target images, weight %g\n", (long long)t.n, (double)tgt_weight);
-        tgt_hash = da_dataset_hash(&t);
-        free(img_dir);
-        da_dataset_free(&t);
-        if (r1) {
-            fprintf(stderr, "error: %s\n", err);
-            goto done;
-        }
-    }
-    int64_t n_hold = d.n - images < grid_images ? d.n - images : grid_images;
+    const da_dataset *d = &in.d;
+    int64_t n_hold = d->n - cfg.images < grid_images ? d->n - cfg.images : grid_images;
     if (n_hold < grid_images)
         fprintf(stderr, "note: only %lld images are left after the %d training images, so the grids show %lld\n",
-                (long long)(d.n - images), images, (long long)n_hold);
-    int64_t n_all = images + n_hold, per = d.c * d.h * d.w;
-    uint64_t dhash = data_hash(&d, n_all);
+                (long long)(d->n - cfg.images), cfg.images, (long long)n_hold);
+    int64_t n_all = cfg.images + n_hold, per = d->c * d->h * d->w;
+    uint64_t dhash = data_hash(d, n_all);
 
     /* latents of the training and held-back images, from the original model */
-    lat = malloc(sizeof(float) * (size_t)(n_all * per));
-    hold = malloc(sizeof(float) * (size_t)((2 * n_hold + 1) * per));
-    da_check(lat && hold, CMD, "out of memory");
-    int64_t lshape[4] = {n_all, d.c, d.h, d.w};
-    if (latents(cache_dir, &m, model_hash, &cfg, d.images, lshape, dhash, lat)) goto done;
+    in.lat = malloc(sizeof(float) * (size_t)(n_all * per));
+    in.hold = malloc(sizeof(float) * (size_t)((2 * n_hold + 1) * per));
+    da_check(in.lat && in.hold, CMD, "out of memory");
+    int64_t lshape[4] = {n_all, d->c, d->h, d->w};
+    if (latents(cache_dir, &in.m, in.model_hash, &cfg, d->images, lshape, dhash, in.lat)) goto done;
 
-    /* what a checkpoint must agree with to be resumed */
     char clip_hash[17], id_hash[17] = "none", settings[2048];
-    da_params_hash(&clip.params, clip_hash);
-    if (have_id) da_params_hash(&idm.params, id_hash);
-    snprintf(settings, sizeof settings,
-             "mode=%s src=\"%s\" tgt=\"%s\" t0=%d inv_steps=%d train_steps=%d images=%d batch=%d lr=%.9g "
-             "lr_gamma=%.9g clip_weight=%.9g l1_weight=%.9g id_weight=%.9g seed=%d model=%s data=%016" PRIx64
-             " clip=%s id=%s",
-             mode_s, src_text, tgt_text, t0, inv_steps, train_steps, images, batch, (double)lr, (double)gamma,
-             (double)clip_w, (double)l1_w, (double)id_w, seed, model_hash, dhash, clip_hash, id_hash);
-    /* later settings are named only when used, so earlier checkpoints still resume */
-    size_t sl = strlen(settings);
-    if (cfg.identity != DA_FT_ID_PIXELS) sl += (size_t)snprintf(settings + sl, sizeof settings - sl, " identity=%s", identity);
-    if (views > 0) sl += (size_t)snprintf(settings + sl, sizeof settings - sl, " views=%d view_scale=%.9g", views, (double)view_scale);
-    if (tgt_images)
-        snprintf(settings + sl, sizeof settings - sl, " tgt=%016" PRIx64 " tgt_weight=%.9g", tgt_hash, (double)tgt_weight);
-
-    da_adam_config ac = da_adam_defaults(DA_ADAM);
-    ac.lr = lr;
-    ac.weight_decay = 0;
-    if (da_adam_init(&opt, &ac, f.params, f.n_params, err, sizeof err)) {
+    da_params_hash(&in.clip.params, clip_hash);
+    if (in.have_id) da_params_hash(&in.idm.params, id_hash);
+    settings_text(settings, sizeof settings, &cfg, in.model_hash, dhash, clip_hash, id_hash, tgt_images != NULL, tgt_hash);
+    if (da_ft_optimizer_init(&in.f, &in.opt, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
-    have_opt = true;
+    in.have_opt = true;
     int start = 0;
     if (resume && file_exists(ckpt) && !force) {
-        start = ckpt_load(ckpt, &m, &opt, settings, err, sizeof err);
+        start = ckpt_load(ckpt, &in.m, &in.opt, settings, err, sizeof err);
         if (start < 0) {
             fprintf(stderr, "error: %s\n", err);
             goto done;
         }
-        fprintf(stderr, "resuming from %s: %d of %d epochs done\n", ckpt, start, epochs);
-        log_reload(&log, log_path, start);
+        fprintf(stderr, "resuming from %s: %d of %d epochs done\n", ckpt, start, cfg.epochs);
+        log_reload(&st.log, log_path, start);
     } else if (resume) {
         fprintf(stderr, "note: no checkpoint at %s; starting from the first epoch\n", ckpt);
     }
@@ -524,108 +573,39 @@ int cmd_finetune(int argc, char **argv) {
     fprintf(stderr,
             "fine-tuning: \"%s\" -> \"%s\", %d images, %d epochs, batch %d, mode %s%s, t0 %d, %d train steps, lr %g "
             "(x%g per epoch), weights clip %g l1 %g id %g\n",
-            src_text, tgt_text, images, epochs, batch, mode_s, recompute && cfg.mode == DA_FT_CHAIN ? " (recompute)" : "",
-            t0, train_steps, (double)lr, (double)gamma, (double)clip_w, (double)l1_w, (double)id_w);
-    int64_t model_bytes = da_ft_model_bytes(&f), frozen_bytes = da_ft_frozen_bytes(&f);
-    for (int e = start; e < epochs; e++) {
-        opt.cfg.lr = (double)lr * pow((double)gamma, (double)e);
-        da_ft_terms sum = {0};
-        double t_epoch = da_now();
-        for (int64_t b0 = 0; b0 < images; b0 += batch) {
-            int64_t nb = images - b0 < batch ? images - b0 : batch;
-            double t_img = da_now();
-            da_ft_terms t;
-            uint64_t bseed = da_rng_at((uint64_t)seed, (uint64_t)e * (uint64_t)images + (uint64_t)b0);
-            if (da_ft_train_batch(&f, &opt, &ctx, d.images + b0 * per, lat + b0 * per, nb, bseed, NULL, &t, err,
-                                  sizeof err)) {
-                fprintf(stderr,
-                        "error: epoch %d, image %lld: %s.\nTraining stopped; the model was not changed by this step. "
-                        "A lower --lr (now %g) usually helps; %s\n",
-                        e + 1, (long long)b0 + 1, err, opt.cfg.lr,
-                        e > 0 ? "--resume continues from the last checkpoint" : "no epoch was completed");
-                goto done;
-            }
-            double secs = da_now() - t_img;
-            char first[32] = "";
-            if (nb > 1) snprintf(first, sizeof first, "%lld-", (long long)b0 + 1);
-            fprintf(stderr,
-                    "epoch %d/%d  image %s%lld/%d  loss %.4f  clip %.4f (dir %.4f)  l1 %.4f  id %.4f  lr %.3g  %.2f s\n",
-                    e + 1, epochs, first, (long long)(b0 + nb), images, t.loss, t.clip, t.dir, t.l1, t.id, opt.cfg.lr,
-                    secs);
-            char row[512];
-            snprintf(row, sizeof row, "%d,%lld,%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.3f\n", e + 1, (long long)b0,
-                     (long long)nb, t.loss, t.clip, t.dir, t.l1, t.id, opt.cfg.lr, secs);
-            sb_add(&log, row);
-            sum.loss += t.loss * (double)nb;
-            sum.clip += t.clip * (double)nb;
-            sum.dir += t.dir * (double)nb;
-            sum.l1 += t.l1 * (double)nb;
-            sum.id += t.id * (double)nb;
-        }
-        fprintf(stderr,
-                "epoch %d/%d done in %.1f s: mean loss %.4f  clip %.4f (dir %.4f)  l1 %.4f  id %.4f; "
-                "peak memory %.1f MB step arena + %.1f MB model/grads/Adam + %.1f MB frozen nets\n",
-                e + 1, epochs, da_now() - t_epoch, sum.loss / images, sum.clip / images, sum.dir / images,
-                sum.l1 / images, sum.id / images, (double)ctx.arena.peak / 1e6, (double)model_bytes / 1e6,
-                (double)frozen_bytes / 1e6);
-
-        if (n_hold > 0) {
-            /* sources on the top row, their translations below */
-            char grid[4300];
-            char suffix[64];
-            snprintf(suffix, sizeof suffix, ".epoch%d.png", e + 1);
-            with_suffix(grid, sizeof grid, out, suffix);
-            memcpy(hold, d.images + images * per, sizeof(float) * (size_t)(n_hold * per));
-            memcpy(hold + n_hold * per, lat + images * per, sizeof(float) * (size_t)(n_hold * per));
-            da_ft_generate(&f, hold + n_hold * per, n_hold);
-            /* a full disk must not pass as a finished run: stop, the previous checkpoint resumes */
-            if (da_image_write_grid(grid, hold, 2 * n_hold, (int)d.c, (int)d.h, (int)d.w, (int)n_hold, err, sizeof err)) {
-                fprintf(stderr, "error: %s\n", err);
-                goto done;
-            }
-            fprintf(stderr, "grid: %s\n", grid);
-        }
-        if (ckpt_save(ckpt, &m, &opt, e + 1, settings, err, sizeof err)) {
-            fprintf(stderr, "error: checkpoint: %s\n", err);
-            goto done;
-        }
-        da_atomic_file af;
-        if (da_atomic_open(&af, log_path, err, sizeof err) == 0) {
-            fputs(LOG_HEADER, af.f);
-            if (log.buf) fputs(log.buf, af.f);
-            if (da_atomic_commit(&af, err, sizeof err)) {
-                fprintf(stderr, "error: %s (the checkpoint of epoch %d is saved: --resume continues)\n", err, e + 1);
-                goto done;
-            }
-        } else {
-            fprintf(stderr, "error: %s\n", err);
-            goto done;
-        }
+            cfg.src_text, cfg.tgt_text, cfg.images, cfg.epochs, cfg.batch, DA_FT_MODE_NAMES[cfg.mode],
+            cfg.recompute && cfg.mode == DA_FT_CHAIN ? " (recompute)" : "", cfg.t0, cfg.train_steps, (double)cfg.lr,
+            (double)cfg.lr_gamma, (double)cfg.clip_weight, (double)cfg.l1_weight, (double)cfg.id_weight);
+    st.settings = settings;
+    st.lat = in.lat;
+    st.hold = in.hold;
+    st.n_hold = n_hold;
+    st.epochs_done = start;
+    st.model_bytes = da_ft_model_bytes(&in.f);
+    st.frozen_bytes = da_ft_frozen_bytes(&in.f);
+    da_ft_hooks hooks = {on_batch, on_epoch, &st};
+    if (da_ft_run(&in.f, &in.opt, d->images, in.lat, cfg.images, start, &hooks, err, sizeof err)) {
+        if (st.hook_failed) fprintf(stderr, "error: %s\n", err);
+        else
+            fprintf(stderr, "error: %s.\nTraining stopped; the model was not changed by this step. A lower --lr (now %g) "
+                    "usually helps; %s\n", err, in.opt.cfg.lr,
+                    st.epochs_done > 0 ? "--resume continues from the last checkpoint" : "no epoch was completed");
+        goto done;
     }
 
     char s_epochs[16], base[4200];
-    snprintf(s_epochs, sizeof s_epochs, "%d", epochs);
-    snprintf(base, sizeof base, "%s (%s)", model, model_hash);
-    const char *extra[] = {"finetune_src_text", src_text, "finetune_tgt_text", tgt_text, "finetune_settings", settings,
-                           "finetune_epochs", s_epochs, "base_model", base};
-    if (da_unet_save(&m, out, extra, 5, err, sizeof err)) {
+    snprintf(s_epochs, sizeof s_epochs, "%d", cfg.epochs);
+    snprintf(base, sizeof base, "%s (%s)", model, in.model_hash);
+    const char *extra[] = {"finetune_src_text", cfg.src_text, "finetune_tgt_text", cfg.tgt_text, "finetune_settings",
+                           settings, "finetune_epochs", s_epochs, "base_model", base};
+    if (da_unet_save(&in.m, out, extra, 5, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
     fprintf(stderr, "wrote %s\n", out);
     status = 0;
 done:
-    free(log.buf);
-    free(dir);
-    free(lat);
-    free(hold);
-    if (have_opt) da_adam_free(&opt);
-    if (have_ft) da_ft_free(&f);
-    da_bpe_free(bpe);
-    if (have_id) da_clip_free(&idm);
-    if (have_clip) da_clip_free(&clip);
-    da_dataset_free(&d);
-    da_unet_free(&m);
-    da_ctx_free(&ctx);
+    free(st.log.buf);
+    inputs_free(&in);
     return status;
 }

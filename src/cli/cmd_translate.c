@@ -13,9 +13,12 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "cli/method_options.h"
 #include "cli/progress.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
+#include "diffusion/ddim_set.h"
+#include "diffusion/finetune.h"
 #include "io/atomic.h"
 #include "io/safetensors.h"
 
@@ -169,25 +172,42 @@ static int check_out_folder(const char *out, const char *data_spec) {
     return 0;
 }
 
+/* The translation's hooks: which batches still miss an image, and writing a finished batch. */
 typedef struct {
-    da_progress *prog;
-    int64_t base, nb;
-    int calls_before, calls_total;
-} call_progress;
+    const char *out;
+    bool force;
+    int64_t c, h, w;          /* image shape */
+    int64_t written;
+} batch_writer;
 
-static void on_call(void *user, int done, int total) {
-    call_progress *p = user;
-    (void)total;
-    char msg[64];
-    int c = p->calls_before + done;
-    snprintf(msg, sizeof msg, "model call %d/%d", c, p->calls_total);
-    da_progress_update(p->prog, p->base + p->nb * c / p->calls_total, msg);
+static bool batch_missing(void *user, int64_t i0, int64_t n) {
+    const batch_writer *w = user;
+    char path[4400];
+    for (int64_t i = i0; i < i0 + n; i++) {
+        out_name(path, sizeof path, w->out, i);
+        if (w->force || !file_exists(path)) return true;
+    }
+    return false;
+}
+
+static int write_batch(void *user, int64_t i0, int64_t n, const float *x, char *err, size_t errlen) {
+    batch_writer *w = user;
+    char path[4400];
+    const int64_t per = w->c * w->h * w->w;
+    for (int64_t i = i0; i < i0 + n; i++) {
+        out_name(path, sizeof path, w->out, i);
+        if (!w->force && file_exists(path)) continue;
+        if (da_image_write_png(path, x + (i - i0) * per, (int)w->c, (int)w->h, (int)w->w, err, errlen)) return -1;
+        w->written++;
+    }
+    return 0;
 }
 
 int cmd_translate(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *finetuned = NULL, *data_spec = NULL, *out = NULL, *shard_s = "0/1";
-    int t0 = 500, inv_steps = 40, gen_steps = 6, batch = 8, threads = 0, grid_images = 8;
-    float ratio = 1.0f;
+    int threads = 0, grid_images = 8;
+    da_ft_config cfg;
+    da_ft_config_default(&cfg);
     bool force = false;
     da_cli_data dd = {0};
     da_option opts[32] = {
@@ -196,11 +216,7 @@ int cmd_translate(int argc, char **argv) {
         {"--finetuned", DA_OPT_STRING, &finetuned, "M_ft.safetensors", "the fine-tuned model (generates)", true},
         {"--data", DA_OPT_STRING, &data_spec, "DATA", "labelled source images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
         {"--out", DA_OPT_STRING, &out, "DIR", "output folder: 000000.png ..., labels.csv, manifest.json, grid.png", true},
-        {"--t0", DA_OPT_INT, &t0, "T", "return step", false},
-        {"--inv-steps", DA_OPT_INT, &inv_steps, "N", "inversion sequence length (N-1 model calls)", false},
-        {"--gen-steps", DA_OPT_INT, &gen_steps, "N", "generation steps", false},
-        {"--model-ratio", DA_OPT_FLOAT, &ratio, "R", "degree of change: generate with R*eps(--finetuned) + (1-R)*eps(--model) at every step (1 = --finetuned alone, 0 = a reconstruction)", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "images per model call; also fixes the partition shards share", false},
+        {"--batch", DA_OPT_INT, &cfg.ddim_batch, "N", "images per model call; also fixes the partition shards share", false},
         {"--shard", DA_OPT_STRING, &shard_s, "I/N", "translate only the I-th of N equal parts of the batches (0-based)", false},
         {"--grid-images", DA_OPT_INT, &grid_images, "N", "how many of the first images grid.png shows (0 = no grid)", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
@@ -208,6 +224,7 @@ int cmd_translate(int argc, char **argv) {
     };
     int n_opts = 0;
     while (opts[n_opts].name) n_opts++;
+    n_opts += da_method_options(&cfg, DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE, DA_MOPT_COMMAND, false, opts + n_opts);
     da_cli_data_options(&dd, opts + n_opts);
     static const da_cmd_info info = {
         CMD, "--model M --finetuned M_ft --data D --out DIR [--shard I/N] [options]",
@@ -238,6 +255,8 @@ int cmd_translate(int argc, char **argv) {
         shard = (int)a;
         n_shards = (int)b;
     }
+    const int batch = cfg.ddim_batch, t0 = cfg.t0, inv_steps = cfg.inv_steps, gen_steps = cfg.gen_steps;
+    const float ratio = cfg.model_ratio;
     if (batch < 1 || grid_images < 0) {
         fprintf(stderr, "diffadapt " CMD ": --batch must be at least 1 and --grid-images not negative\n");
         return 2;
@@ -256,7 +275,7 @@ int cmd_translate(int argc, char **argv) {
     da_unet m, ft;
     bool have_ft = false;
     da_dataset d = {0};
-    float *x = NULL, *grid = NULL;
+    float *grid = NULL;
     cJSON *man = NULL;
     char *ft_src = NULL, *ft_tgt = NULL, err[4096];
     if (da_cli_load_unet(model, config, &m)) return 1;
@@ -406,66 +425,49 @@ int cmd_translate(int argc, char **argv) {
     int64_t n_batches = (d.n + batch - 1) / batch;
     int64_t b_first = n_batches * shard / n_shards, b_end = n_batches * (shard + 1) / n_shards;
     int64_t i_first = b_first * batch, i_end = b_end * batch < d.n ? b_end * batch : d.n;
-    int64_t todo = 0, skipped = 0;
+    int64_t skipped = 0;
     for (int64_t i = i_first; i < i_end; i++) {
         out_name(path, sizeof path, out, i);
-        if (!force && file_exists(path)) skipped++;
-        else todo++;
+        skipped += !force && file_exists(path);
     }
     if (n_shards > 1)
         fprintf(stderr, "shard %d/%d: images %lld..%lld of %lld\n", shard, n_shards, (long long)i_first,
                 (long long)i_end - 1, (long long)d.n);
     if (skipped) fprintf(stderr, "%lld of these images are already written and are skipped\n", (long long)skipped);
-    x = malloc(sizeof(float) * (size_t)(batch * per));
-    da_check(x != NULL, CMD, "out of memory");
-    da_progress prog;
-    da_progress_begin(&prog, "translate", todo, "img");
-    int64_t done_imgs = 0;
-    da_eps_mix mix = {da_unet_eps, &ft, da_unet_eps, &m, ratio};
-    da_eps_fn gen_fn;
-    void *gen_user;
-    da_eps_mix_use(&mix, &gen_fn, &gen_user);
-    double t_start = da_now();
+    batch_writer bw = {out, force, d.c, d.h, d.w, 0};
+    int64_t in_batches = 0;   /* images in the batches that are translated (the progress counts these) */
     for (int64_t b = b_first; b < b_end; b++) {
         int64_t i0 = b * batch, nb = d.n - i0 < batch ? d.n - i0 : batch;
-        int64_t n_missing = 0;
-        for (int64_t i = i0; i < i0 + nb; i++) {
-            out_name(path, sizeof path, out, i);
-            n_missing += force || !file_exists(path);
-        }
-        if (!n_missing) continue;
-        /* the whole batch, always: results must not depend on which images were missing */
-        memcpy(x, d.images + i0 * per, sizeof(float) * (size_t)(nb * per));
-        int64_t shape[4] = {nb, d.c, d.h, d.w};
-        call_progress cp = {&prog, done_imgs, n_missing, 0, inv_steps - 1 + gen_steps};
-        if (da_ddim_invert(&sm, da_unet_eps, &m, x, shape, inv_steps, t0, on_call, &cp, err, sizeof err)) {
-            fprintf(stderr, "\nerror: %s\n", err);
-            goto done;
-        }
-        cp.calls_before = inv_steps - 1;
-        if (da_ddim_generate(&sf, gen_fn, gen_user, x, shape, gen_steps, t0, 0.0f, 0, on_call, &cp, err, sizeof err)) {
-            fprintf(stderr, "\nerror: %s\n", err);
-            goto done;
-        }
-        int64_t bad = da_count_nonfinite(x, nb * per);
-        if (bad) {
-            fprintf(stderr, "\nerror: images %lld..%lld came out with %lld NaN or infinite values; nothing of this batch "
-                    "was written (check the models and settings)\n", (long long)i0, (long long)(i0 + nb - 1), (long long)bad);
-            goto done;
-        }
-        for (int64_t i = i0; i < i0 + nb; i++) {
-            out_name(path, sizeof path, out, i);
-            if (!force && file_exists(path)) continue;
-            if (da_image_write_png(path, x + (i - i0) * per, (int)d.c, (int)d.h, (int)d.w, err, sizeof err)) {
-                fprintf(stderr, "\nerror: %s\n", err);
-                goto done;
-            }
-        }
-        done_imgs += n_missing;
-        da_progress_update(&prog, done_imgs, NULL);
+        if (batch_missing(&bw, i0, nb)) in_batches += nb;
     }
+    da_progress prog;
+    da_progress_begin(&prog, "translate", in_batches, "img");
+    da_set_job job = da_set_job_plain(da_unet_eps, &m, &sm);
+    job.gen.sched = &sf;
+    da_eps_mix mix = {da_unet_eps, &ft, da_unet_eps, &m, cfg.model_ratio};
+    da_eps_mix_use(&mix, &job.gen.eps, &job.gen.user);
+    job.t0 = cfg.t0;
+    job.inv_steps = cfg.inv_steps;
+    job.gen_steps = cfg.gen_steps;
+    job.batch = cfg.ddim_batch;
+    job.first_batch = b_first;
+    job.end_batch = b_end;
+    /* a batch is translated whole even when only some of its images are missing: results must not
+     * depend on which ones were */
+    job.want_batch = batch_missing;
+    job.on_batch = write_batch;
+    job.user = &bw;
+    job.progress = da_cli_set_progress;
+    job.progress_user = &prog;
+    double t_start = da_now();
+    const int64_t shape[4] = {d.n, d.c, d.h, d.w};
+    if (da_set_run(&job, d.images, NULL, shape, err, sizeof err)) {
+        fprintf(stderr, "\nerror: %s\n", err);
+        goto done;
+    }
+    int64_t done_imgs = bw.written;
     double secs = da_now() - t_start;
-    da_progress_end(&prog, done_imgs, NULL);
+    da_progress_end(&prog, in_batches, NULL);
 
     /* grid.png from the files themselves, so that every shard would write the same bytes */
     int64_t k = grid_images < d.n ? grid_images : d.n;
@@ -503,7 +505,6 @@ int cmd_translate(int argc, char **argv) {
     fprintf(stderr, "\n");
     status = 0;
 done:
-    free(x);
     free(grid);
     free(ft_src);
     free(ft_tgt);

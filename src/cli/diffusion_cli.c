@@ -10,6 +10,7 @@
 #include "cli/progress.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
+#include "diffusion/ddim_set.h"
 #include "io/atomic.h"
 #include "io/safetensors.h"
 
@@ -99,18 +100,10 @@ int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t
     return 0;
 }
 
-typedef struct {
-    da_progress *progress;
-    int64_t base, per_call;     /* images done before this batch, images in this batch */
-    int calls;
-} ddim_progress;
-
-static void ddim_progress_cb(void *user, int done, int total) {
-    ddim_progress *p = user;
+void da_cli_set_progress(void *user, const da_set_progress *p) {
     char msg[64];
-    snprintf(msg, sizeof msg, "model call %d/%d", done, total);
-    /* progress in images: a batch counts as done after its last call */
-    da_progress_update(p->progress, p->base + p->per_call * done / total, msg);
+    snprintf(msg, sizeof msg, "model call %lld/%lld", (long long)p->calls_done, (long long)p->calls_total);
+    da_progress_update(user, p->images_done, msg);
 }
 
 int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
@@ -121,43 +114,29 @@ int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int ba
 int da_cli_ddim_mixed(const char *label, const da_unet *m, const da_unet *orig, float ratio, float *x, int64_t n,
                       int batch, da_cli_ddim_mode mode, int steps, int t0, float eta, uint64_t seed, bool clip_x0) {
     char err[1024];
-    da_eps_mix mix = {da_unet_eps, (void *)m, da_unet_eps, (void *)orig, ratio};
-    da_eps_fn eps_fn;
-    void *eps_user;
-    da_eps_mix_use(&mix, &eps_fn, &eps_user);
     da_schedule s;
-    if (da_schedule_linear(&s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, sizeof err) ||
-        da_ddim_check_steps(&s, steps, t0, err, sizeof err)) {
+    if (da_schedule_linear(&s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         return -1;
     }
-    if (batch < 1) {
-        fprintf(stderr, "error: --batch must be >= 1\n");
-        return -1;
-    }
-    int64_t per = (int64_t)m->cfg.in_channels * m->cfg.resolution * m->cfg.resolution;
+    da_eps_mix mix = {da_unet_eps, (void *)m, da_unet_eps, (void *)orig, ratio};
+    da_set_job job = da_set_job_plain(da_unet_eps, (void *)m, &s);
+    da_eps_mix_use(&mix, &job.gen.eps, &job.gen.user);
+    job.t0 = t0;
+    if (mode == DA_CLI_INVERT) job.inv_steps = steps;
+    else job.gen_steps = steps;
+    job.eta = eta;
+    job.seed = seed;
+    job.clip_x0 = clip_x0;
+    job.batch = batch;
+    job.progress = da_cli_set_progress;
     da_progress prog;
+    job.progress_user = &prog;
     da_progress_begin(&prog, label, n, "img");
-    for (int64_t b0 = 0; b0 < n; b0 += batch) {
-        int64_t nb = n - b0 < batch ? n - b0 : batch;
-        int64_t shape[4] = {nb, m->cfg.in_channels, m->cfg.resolution, m->cfg.resolution};
-        ddim_progress p = {&prog, b0, nb, 0};
-        int rc = mode == DA_CLI_INVERT
-                     ? da_ddim_invert(&s, eps_fn, eps_user, x + b0 * per, shape, steps, t0, ddim_progress_cb, &p, err, sizeof err)
-                     : da_ddim_generate_ex(&s, eps_fn, eps_user, x + b0 * per, shape, steps, t0, eta,
-                                           da_rng_at(seed, (uint64_t)b0), clip_x0, ddim_progress_cb, &p, err, sizeof err);
-        if (rc) {
-            fprintf(stderr, "\nerror: %s\n", err);
-            return -1;
-        }
-        /* NaN would be written as black pixels or NaN latents without a word: stop instead */
-        int64_t bad = da_count_nonfinite(x + b0 * per, nb * per);
-        if (bad) {
-            fprintf(stderr, "\nerror: %s: images %lld..%lld came out with %lld NaN or infinite values; nothing was "
-                    "written (check the model and the settings)\n", label, (long long)b0, (long long)(b0 + nb - 1),
-                    (long long)bad);
-            return -1;
-        }
+    const int64_t shape[4] = {n, m->cfg.in_channels, m->cfg.resolution, m->cfg.resolution};
+    if (da_set_run(&job, x, x, shape, err, sizeof err)) {
+        fprintf(stderr, "\nerror: %s: %s\n", label, err);
+        return -1;
     }
     da_progress_end(&prog, n, NULL);
     return 0;

@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "data/dataset.h"
+#include "diffusion/ddim_set.h"
 #include "diffusion/schedule.h"
 #include "nn/unet.h"
 
@@ -42,6 +43,9 @@ int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int ba
  * be NULL when ratio is 1). */
 int da_cli_ddim_mixed(const char *label, const da_unet *m, const da_unet *orig, float ratio, float *x, int64_t n,
                       int batch, da_cli_ddim_mode mode, int steps, int t0, float eta, uint64_t seed, bool clip_x0);
+
+/* A da_set_progress_fn for a da_progress line (user) counted in images. */
+void da_cli_set_progress(void *user, const da_set_progress *p);
 
 /* PSNR in dB of images in [-1,1] (peak-to-peak 2) over n elements. */
 double da_psnr(const float *a, const float *b, int64_t n);

@@ -11,11 +11,26 @@
 #include "nn/clip_loss.h"
 #include "nn/clip_views.h"
 
+const char *const DA_FT_IDENTITY_NAMES[] = {"pixels", "edges", "coarse-edges", NULL};
+const char *const DA_FT_MODE_NAMES[] = {"chain", "per-step", NULL};
+
 void da_ft_config_default(da_ft_config *c) {
     memset(c, 0, sizeof *c);
+    c->src_text = "photo";
+    c->tgt_text = "sketch";
+    c->tgt_weight = 1.0f;
     c->t0 = 500;
     c->inv_steps = 40;
     c->train_steps = 6;
+    c->gen_steps = 6;
+    c->model_ratio = 1.0f;
+    c->ddim_batch = 8;
+    c->images = 50;
+    c->epochs = 5;
+    c->batch = 1;
+    c->lr = 8e-6f;
+    c->lr_gamma = 1.3f;
+    c->seed = 0;
     c->clip_weight = 3.0f;
     c->l1_weight = 1.0f;
     c->id_weight = 0.0f;
@@ -27,14 +42,38 @@ void da_ft_config_default(da_ft_config *c) {
 }
 
 int da_ft_identity_parse(const char *name, da_ft_identity *out) {
-    static const struct { const char *name; da_ft_identity id; } NAMES[] = {
-        {"pixels", DA_FT_ID_PIXELS}, {"edges", DA_FT_ID_EDGES}, {"coarse-edges", DA_FT_ID_COARSE_EDGES}};
-    for (size_t i = 0; name && i < sizeof NAMES / sizeof NAMES[0]; i++)
-        if (strcmp(name, NAMES[i].name) == 0) {
-            *out = NAMES[i].id;
+    for (int i = 0; name && DA_FT_IDENTITY_NAMES[i]; i++)
+        if (strcmp(name, DA_FT_IDENTITY_NAMES[i]) == 0) {
+            *out = (da_ft_identity)i;
             return 0;
         }
     return -1;
+}
+
+int da_ft_run_config_validate(const da_ft_config *c, char *err, size_t errlen) {
+    if (c->images < 1 || c->epochs < 1 || c->batch < 1 || c->ddim_batch < 1 || c->seed < 0) {
+        snprintf(err, errlen, "the fine-tuning images, epochs, batch and DDIM batch must be at least 1 and the seed not "
+                 "negative (got %d, %d, %d, %d, %d)", c->images, c->epochs, c->batch, c->ddim_batch, c->seed);
+        return -1;
+    }
+    if (!(c->lr > 0) || !(c->lr_gamma > 0) || !isfinite(c->lr) || !isfinite(c->lr_gamma)) {
+        snprintf(err, errlen, "the learning rate and its factor per epoch must be positive (got %g, %g)", (double)c->lr,
+                 (double)c->lr_gamma);
+        return -1;
+    }
+    if (!(c->tgt_weight >= 0.0f && c->tgt_weight <= 1.0f)) {
+        snprintf(err, errlen, "the weight of the image direction must lie in [0,1] (got %g)", (double)c->tgt_weight);
+        return -1;
+    }
+    if (da_eps_mix_check_ratio(c->model_ratio, err, errlen)) return -1;
+    const char *s = c->src_text, *t = c->tgt_text;
+    if (!s || !t || !s[strspn(s, " \t\n")] || !t[strspn(t, " \t\n")] || strcmp(s, t) == 0) {
+        /* an empty or repeated text gives no direction to move along */
+        snprintf(err, errlen, "the source and target texts must be two different, non-empty texts, got \"%s\" and \"%s\"",
+                 s ? s : "", t ? t : "");
+        return -1;
+    }
+    return 0;
 }
 
 int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err, size_t errlen) {
@@ -43,20 +82,20 @@ int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err
         return -1;
     char e2[DA_ERR_LEN];
     if (da_ddim_check_steps(&s, c->inv_steps, c->t0, e2, sizeof e2)) {
-        snprintf(err, errlen, "--t0/--inv-steps: %s", e2);
+        snprintf(err, errlen, "t0 and the inversion steps: %s", e2);
         return -1;
     }
     if (da_ddim_check_steps(&s, c->train_steps, c->t0, e2, sizeof e2)) {
-        snprintf(err, errlen, "--t0/--train-steps: %s", e2);
+        snprintf(err, errlen, "t0 and the training generation steps: %s", e2);
         return -1;
     }
     if (!(c->clip_weight >= 0 && c->l1_weight >= 0 && c->id_weight >= 0) ||
         !isfinite(c->clip_weight) || !isfinite(c->l1_weight) || !isfinite(c->id_weight)) {
-        snprintf(err, errlen, "--clip-weight, --l1-weight and --id-weight must be finite and >= 0");
+        snprintf(err, errlen, "the CLIP, L1 and identity loss weights must be finite and >= 0");
         return -1;
     }
     if (c->clip_weight == 0 && c->l1_weight == 0 && c->id_weight == 0) {
-        snprintf(err, errlen, "all loss weights are 0: nothing to train (set --clip-weight, e.g. 3)");
+        snprintf(err, errlen, "all loss weights are 0: nothing to train (set the CLIP weight, e.g. 3)");
         return -1;
     }
     if (c->views < 0 || c->views > 64 || !(c->view_min_scale > 0.0f && c->view_min_scale <= 1.0f)) {

@@ -30,10 +30,27 @@ typedef enum {
     DA_FT_ID_COARSE_EDGES,
 } da_ft_identity;
 
+/* Every setting of the DiffusionCLIP method, fine-tuning and translation alike (design.md §2), in
+ * one struct with one defaults function (da_ft_config_default: the CelebA-HQ recipe). The
+ * commands and the experiment bind their options to it (cli/method_options.h). */
 typedef struct {
+    /* the direction */
+    const char *src_text, *tgt_text;   /* "photo", "sketch" */
+    float tgt_weight;       /* with target images: weight of the image direction against the text one (1) */
+    /* the DDIM path */
     int t0;                 /* return step (500) */
     int inv_steps;          /* length of the inversion sequence (40): inv_steps-1 model calls */
     int train_steps;        /* generation steps while training (6) */
+    int gen_steps;          /* generation steps when translating (6) */
+    float model_ratio;      /* translation: ε = r·ε_ft + (1−r)·ε_orig at every step (1) */
+    int ddim_batch;         /* images per model call when inverting and translating (8) */
+    /* the run */
+    int images;             /* fine-tuning images: the first N of the data (50) */
+    int epochs;             /* 5 */
+    int batch;              /* images per optimiser step (1) */
+    float lr, lr_gamma;     /* Adam's learning rate in the first epoch (8e-6), its factor per epoch (1.3) */
+    int seed;               /* dropout masks: batch b0 of epoch e draws from da_rng_at(seed, e·images + b0) */
+    /* the loss */
     float clip_weight;      /* 3 */
     float l1_weight;        /* 1 */
     da_ft_identity identity;   /* what the l1 term compares (DA_FT_ID_PIXELS) */
@@ -49,13 +66,18 @@ typedef struct {
     float view_min_scale;   /* 0.6 */
 } da_ft_config;
 
+/* The names of the identity terms and modes, in enum order, NULL-terminated (for options and reports). */
+extern const char *const DA_FT_IDENTITY_NAMES[];
+extern const char *const DA_FT_MODE_NAMES[];
 /* "pixels", "edges" or "coarse-edges" into *out; returns -1 for any other name. */
 int da_ft_identity_parse(const char *name, da_ft_identity *out);
 
 /* The defaults of the DiffusionCLIP CelebA-HQ recipe (above), chain mode, no recompute. */
 void da_ft_config_default(da_ft_config *c);
-/* Returns -1 with a message naming the option when a value is out of range. */
+/* Returns -1 with a message naming the setting when a loss or step value is out of range. */
 int da_ft_config_validate(const da_ft_config *c, const da_unet *model, char *err, size_t errlen);
+/* The same for the settings of a whole run (images, epochs, batch, lr, seed, texts, tgt_weight, ddim_batch). */
+int da_ft_run_config_validate(const da_ft_config *c, char *err, size_t errlen);
 
 typedef struct {
     da_ft_config cfg;
