@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/method_options.h"
 #include "cli/progress.h"
 #include "diffusion/ddim.h"
 #include "experiment/experiment.h"
@@ -85,7 +86,7 @@ int cmd_experiment(int argc, char **argv) {
     else if (quick) da_exp_quick(&c);
     const char *scan = NULL;
     bool scan_default = false, scan_styles = false;
-    const da_option opts[] = {
+    da_option opts[96] = {
         {"--out", DA_OPT_STRING, &c.out, "DIR", "output folder: metrics.csv, results.json, report.md, plots, example grids", false},
         {"--quick", DA_OPT_FLAG, &quick, NULL, "a small run (about a minute with the shipped models): fewer images, steps, seeds and epochs; every output", false},
         {"--smoke", DA_OPT_FLAG, &smoke, NULL, "an even smaller run with tiny models trained on the spot (for sanitizer builds); results mean nothing", false},
@@ -111,33 +112,18 @@ int cmd_experiment(int argc, char **argv) {
         {"--vocab", DA_OPT_STRING, &c.vocab, "V", "CLIP vocabulary when the model carries none", false},
         {"--diff-steps", DA_OPT_INT, &c.diff_steps, "N", "training steps of a diffusion model trained here", false},
         {"--clip-steps", DA_OPT_INT, &c.clip_steps, "N", "training steps of a mini-CLIP trained here", false},
-        {"--src-text", DA_OPT_STRING, &c.src_text, "TEXT", "the source domain in words", false},
-        {"--tgt-text", DA_OPT_STRING, &c.tgt_text, "TEXT", "the target domain in words", false},
-        {"--t0", DA_OPT_INT, &c.t0, "T", "return step of inversion", false},
-        {"--inv-steps", DA_OPT_INT, &c.inv_steps, "N", "inversion sequence length (N-1 model calls)", false},
-        {"--train-steps", DA_OPT_INT, &c.train_steps, "N", "generation steps while fine-tuning", false},
-        {"--gen-steps", DA_OPT_INT, &c.gen_steps, "N", "generation steps when translating", false},
-        {"--model-ratio", DA_OPT_FLOAT, &c.model_ratio, "R", "degree of change when translating: R*eps(fine-tuned) + (1-R)*eps(original) at every step (1 = fine-tuned alone)", false},
-        {"--ft-images", DA_OPT_INT, &c.ft_images, "N", "fine-tuning images (the first N training images; labels unused)", false},
-        {"--ft-epochs", DA_OPT_INT, &c.ft_epochs, "N", "fine-tuning epochs", false},
-        {"--ft-batch", DA_OPT_INT, &c.ft_batch, "N", "fine-tuning batch", false},
-        {"--ft-lr", DA_OPT_FLOAT, &c.ft_lr, "LR", "fine-tuning Adam learning rate of the first epoch", false},
-        {"--ft-lr-gamma", DA_OPT_FLOAT, &c.ft_lr_gamma, "G", "fine-tuning learning rate factor per epoch", false},
-        {"--clip-weight", DA_OPT_FLOAT, &c.clip_weight, "W", "weight of the directional CLIP loss", false},
-        {"--l1-weight", DA_OPT_FLOAT, &c.l1_weight, "W", "weight of the L1 loss to the source image", false},
-        {"--ft-mode", DA_OPT_STRING, &c.ft_mode, "MODE", "chain or per-step", false},
-        {"--identity", DA_OPT_STRING, &c.ft_identity, "pixels|edges|coarse-edges", "what the L1 identity term compares: the pixels (DiffusionCLIP), the edge magnitudes (outlines stay, paper colour and polarity may change) or their 4x4 block maxima (an outline may also become a stroke)", false},
-        {"--views", DA_OPT_INT, &c.ft_views, "N", "average the directional loss over the image and N random views (crop, low-pass, mirror) of the output and the source alike (0 = the image only)", false},
-        {"--view-scale", DA_OPT_FLOAT, &c.ft_view_scale, "S", "smallest crop side of a view, as a share of the image side (0 < S <= 1)", false},
         {"--tgt-images", DA_OPT_STRING, &c.tgt_images, "STYLE:N|DATA", "a few unlabelled target images for an image-guided direction: STYLE:N draws N training images outside the labelled and validation draws with that renderer (e.g. pencil:32), or any --data spec", false},
-        {"--tgt-weight", DA_OPT_FLOAT, &c.tgt_weight, "W", "with --tgt-images: weight of the image direction against the text direction (1 = images only, 0 = text only)", false},
-        {"--translate-batch", DA_OPT_INT, &c.translate_batch, "N", "images per inversion/generation batch", false},
+        {"--translate-batch", DA_OPT_INT, &c.ft.ddim_batch, "N", "images per inversion/generation batch", false},
         {"--batch", DA_OPT_INT, &c.batch, "N", "CNN mini-batch", false},
         {"--lr", DA_OPT_FLOAT, &c.lr, "LR", "CNN Adam learning rate", false},
         {"--scan-pairs", DA_OPT_STRING, &scan, "LIST", "instead of the experiment, measure candidate pairs, e.g. \"5,7;2,4\" (\"default\": the design.md set)", false},
         {"--scan-styles", DA_OPT_FLAG, &scan_styles, NULL, "with --scan-pairs: also train on line drawings and on the held-out renderer (oracle)", false},
-        {0},
     };
+    int n_opts = 0;
+    while (opts[n_opts].name) n_opts++;
+    /* the method's options, as finetune and translate declare them (the run's with --ft-) */
+    const unsigned parts = DA_MOPT_TEXTS | DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE | DA_MOPT_TRAIN;
+    da_method_options(&c.ft, parts, DA_MOPT_EXPERIMENT, false, opts + n_opts);
     static const da_cmd_info info = {
         "experiment", "[--quick] [--out DIR] [--task PAIR|all] [--seeds N] [--force] [options]",
         "Runs text-guided domain adaptation end to end and reports whether it helps:\n"
@@ -155,10 +141,11 @@ int cmd_experiment(int argc, char **argv) {
         NULL};
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
+    if ((rc = da_method_options_check(&c.ft, parts, DA_MOPT_EXPERIMENT, "experiment"))) return rc;
     if (scan) scan_default = strcmp(scan, "default") == 0;
     if (c.seeds < 1 || c.epochs < 1 || c.train_n < 2 || c.test_n < 2 || c.val_n < 2 || c.pool_n < 0 || c.data_seed < 0 ||
         c.size < 0 || c.threads < 0 || (c.channels != 0 && c.channels != 1 && c.channels != 3) || c.batch < 1 ||
-        c.translate_batch < 1 || c.diff_steps < 1 || c.clip_steps < 1 || c.seeds > 1000) {
+        c.ft.ddim_batch < 1 || c.diff_steps < 1 || c.clip_steps < 1 || c.seeds > 1000) {
         fprintf(stderr, "diffadapt experiment: --seeds (1..1000), --epochs, --batch, --translate-batch, --diff-steps and "
                         "--clip-steps must be at least 1, --train-n, --test-n and --val-n at least 2, --pool-n, --data-seed, "
                         "--size and --threads not negative, --channels 0, 1 or 3\n");
@@ -172,7 +159,7 @@ int cmd_experiment(int argc, char **argv) {
     }
     da_set_threads(c.threads);
     char err[4096];
-    if (da_eps_mix_check_ratio(c.model_ratio, err, sizeof err)) {
+    if (da_eps_mix_check_ratio(c.ft.model_ratio, err, sizeof err)) {
         fprintf(stderr, "diffadapt experiment: %s\n", err);
         return 2;
     }

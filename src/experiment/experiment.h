@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "data/dataset.h"
+#include "diffusion/finetune.h"
 #include "nn/clip.h"
 #include "nn/unet.h"
 
@@ -57,21 +58,12 @@ typedef struct {
     int diff_ch;              /* its base width (the shipped one: see models/README.md) */
     int clip_steps, clip_batch;   /* training a mini-CLIP when none is given or shipped */
     bool tiny_models;         /* ignore shipped checkpoints and train tiny models (--smoke) */
-    /* DiffusionCLIP fine-tuning and translation */
-    const char *src_text, *tgt_text;   /* "photo", "sketch" */
-    int t0, inv_steps, train_steps, gen_steps;
-    float model_ratio;        /* degree of change when translating: r·ε_ft + (1−r)·ε_orig; 1 = ε_ft */
-    int ft_images, ft_epochs, ft_batch;
-    float ft_lr, ft_lr_gamma, clip_weight, l1_weight;
-    const char *ft_mode;      /* "chain" or "per-step" */
-    const char *ft_identity;  /* "pixels" (L1 of the images, DiffusionCLIP) or "edges" (L1 of edge magnitudes) */
-    int ft_views;             /* random views the directional loss is averaged over (0 = the image only) */
-    float ft_view_scale;      /* smallest crop side of a view, as a share of the image side */
+    /* DiffusionCLIP fine-tuning and translation: the method's own settings (diffusion/finetune.h);
+     * the experiment's defaults differ only in ddim_batch (50) */
+    da_ft_config ft;
     /* image-guided direction: a few unlabelled target images (NULL = the text direction only) */
     const char *tgt_images;   /* "STYLE:N": N training images outside the labelled and validation draws, drawn by
                                * that renderer; or any --data spec of unlabelled target images */
-    float tgt_weight;         /* weight of the image direction in the mix with the text direction (1 = image only) */
-    int translate_batch;      /* images per inversion/generation batch */
     /* the CNN */
     int seeds, epochs, batch;
     float lr;

@@ -175,8 +175,8 @@ int da_exp_diagnostics(da_experiment *e, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    if (text_class(e, bpe, e->cfg.src_text, src, err, errlen) != 0 ||
-        text_class(e, bpe, e->cfg.tgt_text, tgt, err, errlen) != 0)
+    if (text_class(e, bpe, e->cfg.ft.src_text, src, err, errlen) != 0 ||
+        text_class(e, bpe, e->cfg.ft.tgt_text, tgt, err, errlen) != 0)
         goto done;
     for (int i = 0; i < 5; i++) e->clip_tgt_pct[i] = tgt_share(e, sets[i], n, src, tgt);
     e->clip_diag_n = (int)n;
@@ -189,7 +189,7 @@ int da_exp_diagnostics(da_experiment *e, char *err, size_t errlen) {
     da_exp_add_stage(e, "diagnostics", da_now() - t0, "computed",
                      "CLIP '%s' vs '%s' on %lld images per set: originals %.0f%%, adapted %.0f%%, test %.0f%%, "
                      "target-heldout %.0f%%, target-self %.0f%%, source-model reconstructions %.0f%% (%d); mean pixel "
-                     "change %.3f (reconstruction %.3f)", e->cfg.tgt_text, e->cfg.src_text, (long long)n,
+                     "change %.3f (reconstruction %.3f)", e->cfg.ft.tgt_text, e->cfg.ft.src_text, (long long)n,
                      e->clip_tgt_pct[0], e->clip_tgt_pct[1], e->clip_tgt_pct[2], e->clip_tgt_pct[3], e->clip_tgt_pct[4],
                      e->clip_tgt_pct[5], e->recon_n, e->adapt_l1, e->recon_l1);
     rc = 0;
@@ -237,25 +237,25 @@ static cJSON *settings_json(const da_experiment *e) {
     cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)e->train.c));
     cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)e->train.h));
     cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)e->train.w));
-    cJSON_AddStringToObject(s, "src_text", c->src_text);
-    cJSON_AddStringToObject(s, "tgt_text", c->tgt_text);
-    cJSON_AddNumberToObject(s, "t0", c->t0);
-    cJSON_AddNumberToObject(s, "inv_steps", c->inv_steps);
-    cJSON_AddNumberToObject(s, "train_gen_steps", c->train_steps);
-    cJSON_AddNumberToObject(s, "gen_steps", c->gen_steps);
-    cJSON_AddNumberToObject(s, "ft_images", c->ft_images);
-    cJSON_AddNumberToObject(s, "ft_epochs", c->ft_epochs);
-    cJSON_AddNumberToObject(s, "ft_batch", c->ft_batch);
-    cJSON_AddNumberToObject(s, "ft_lr", c->ft_lr);
-    cJSON_AddNumberToObject(s, "ft_lr_gamma", c->ft_lr_gamma);
-    cJSON_AddNumberToObject(s, "clip_weight", c->clip_weight);
-    cJSON_AddNumberToObject(s, "l1_weight", c->l1_weight);
-    cJSON_AddStringToObject(s, "ft_mode", c->ft_mode);
-    cJSON_AddStringToObject(s, "ft_identity", c->ft_identity);
-    cJSON_AddNumberToObject(s, "ft_views", c->ft_views);
-    cJSON_AddNumberToObject(s, "ft_view_scale", c->ft_view_scale);
+    cJSON_AddStringToObject(s, "src_text", c->ft.src_text);
+    cJSON_AddStringToObject(s, "tgt_text", c->ft.tgt_text);
+    cJSON_AddNumberToObject(s, "t0", c->ft.t0);
+    cJSON_AddNumberToObject(s, "inv_steps", c->ft.inv_steps);
+    cJSON_AddNumberToObject(s, "train_gen_steps", c->ft.train_steps);
+    cJSON_AddNumberToObject(s, "gen_steps", c->ft.gen_steps);
+    cJSON_AddNumberToObject(s, "ft_images", c->ft.images);
+    cJSON_AddNumberToObject(s, "ft_epochs", c->ft.epochs);
+    cJSON_AddNumberToObject(s, "ft_batch", c->ft.batch);
+    cJSON_AddNumberToObject(s, "ft_lr", c->ft.lr);
+    cJSON_AddNumberToObject(s, "ft_lr_gamma", c->ft.lr_gamma);
+    cJSON_AddNumberToObject(s, "clip_weight", c->ft.clip_weight);
+    cJSON_AddNumberToObject(s, "l1_weight", c->ft.l1_weight);
+    cJSON_AddStringToObject(s, "ft_mode", DA_FT_MODE_NAMES[c->ft.mode]);
+    cJSON_AddStringToObject(s, "ft_identity", DA_FT_IDENTITY_NAMES[c->ft.identity]);
+    cJSON_AddNumberToObject(s, "ft_views", c->ft.views);
+    cJSON_AddNumberToObject(s, "ft_view_scale", c->ft.view_min_scale);
     if (c->tgt_images) cJSON_AddStringToObject(s, "tgt_images", c->tgt_images);
-    cJSON_AddNumberToObject(s, "tgt_weight", c->tgt_images ? c->tgt_weight : 0);
+    cJSON_AddNumberToObject(s, "tgt_weight", c->tgt_images ? c->ft.tgt_weight : 0);
     cJSON_AddNumberToObject(s, "seeds", c->seeds);
     cJSON_AddNumberToObject(s, "epochs", c->epochs);
     cJSON_AddNumberToObject(s, "batch", c->batch);
@@ -428,7 +428,7 @@ static void reading(const da_experiment *e, sbuf *b) {
     sb_printf(b, "On the source domain, training on adapted images changes accuracy by %+.1f points (%.1f %% -> %.1f %%).\n\n",
               gs.mean, os.mean, as.mean);
     if (e->clip_diag_n > 0) {
-        const char *tt = e->cfg.tgt_text, *st = e->cfg.src_text;
+        const char *tt = e->cfg.ft.tgt_text, *st = e->cfg.ft.src_text;
         const double *p = e->clip_tgt_pct;
         sb_printf(b, "Why: the CLIP model that guided the fine-tuning calls %.0f %% of the original training images "
                   "\"%s\" rather than \"%s\", %.0f %% of the source model's own reconstructions of them (inversion and "
@@ -507,27 +507,30 @@ static void settings_table(const da_experiment *e, sbuf *b) {
     da_exp_defaults(&d);
     if (strcmp(c->level, "quick") == 0) da_exp_quick(&d);
     else if (strcmp(c->level, "smoke") == 0) da_exp_smoke(&d);
+    /* the reference column of the method: its defaults, which are the DiffusionCLIP recipe */
+    da_ft_config r;
+    da_ft_config_default(&r);
     sb_printf(b, "\nDiffusionCLIP settings against its public defaults (CelebA-HQ recipe, design.md §2) and the reference "
               "experiment (40 inversion and 6 generation steps):\n\n| setting | reference | this run | why |\n|---|---|---|---|\n");
-    setting_row(b, c, "return step t0", 500, c->t0, d.t0);
-    setting_row(b, c, "inversion steps", 40, c->inv_steps, d.inv_steps);
-    setting_row(b, c, "generation steps while fine-tuning", 6, c->train_steps, d.train_steps);
-    setting_row(b, c, "generation steps when translating", 6, c->gen_steps, d.gen_steps);
-    setting_row(b, c, "fine-tuning images", 50, c->ft_images, d.ft_images);
-    setting_row(b, c, "fine-tuning epochs", 5, c->ft_epochs, d.ft_epochs);
-    setting_row(b, c, "fine-tuning batch", 1, c->ft_batch, d.ft_batch);
-    setting_row(b, c, "learning rate (Adam)", 8e-6, c->ft_lr, d.ft_lr);
-    setting_row(b, c, "learning-rate factor per epoch", 1.3, c->ft_lr_gamma, d.ft_lr_gamma);
-    setting_row(b, c, "directional CLIP loss weight", 3, c->clip_weight, d.clip_weight);
-    setting_row(b, c, "L1 loss weight", 1, c->l1_weight, d.l1_weight);
-    setting_row(b, c, "random views of the directional loss", 0, c->ft_views, d.ft_views);
-    setting_row(b, c, "image-direction weight (--tgt-images)", 0, c->tgt_images ? c->tgt_weight : 0, 0);
+    setting_row(b, c, "return step t0", r.t0, c->ft.t0, d.ft.t0);
+    setting_row(b, c, "inversion steps", r.inv_steps, c->ft.inv_steps, d.ft.inv_steps);
+    setting_row(b, c, "generation steps while fine-tuning", r.train_steps, c->ft.train_steps, d.ft.train_steps);
+    setting_row(b, c, "generation steps when translating", r.gen_steps, c->ft.gen_steps, d.ft.gen_steps);
+    setting_row(b, c, "fine-tuning images", r.images, c->ft.images, d.ft.images);
+    setting_row(b, c, "fine-tuning epochs", r.epochs, c->ft.epochs, d.ft.epochs);
+    setting_row(b, c, "fine-tuning batch", r.batch, c->ft.batch, d.ft.batch);
+    setting_row(b, c, "learning rate (Adam)", r.lr, c->ft.lr, d.ft.lr);
+    setting_row(b, c, "learning-rate factor per epoch", r.lr_gamma, c->ft.lr_gamma, d.ft.lr_gamma);
+    setting_row(b, c, "directional CLIP loss weight", r.clip_weight, c->ft.clip_weight, d.ft.clip_weight);
+    setting_row(b, c, "L1 loss weight", r.l1_weight, c->ft.l1_weight, d.ft.l1_weight);
+    setting_row(b, c, "random views of the directional loss", r.views, c->ft.views, d.ft.views);
+    setting_row(b, c, "image-direction weight (--tgt-images)", 0, c->tgt_images ? c->ft.tgt_weight : 0, 0);
     setting_row(b, c, "CNN seeds (the reference ran one)", 1, c->seeds, d.seeds);
     setting_row(b, c, "CNN epochs", 10, c->epochs, d.epochs);
     setting_row(b, c, "labelled training images", 1200, (double)e->train.n, d.train_n);
     setting_row(b, c, "test images", 300, (double)e->test.n, d.test_n);
     sb_printf(b, "\nGradient mode: `%s` (the gradient of each image's loss flows through all %d generation steps%s).\n",
-              c->ft_mode, c->train_steps, strcmp(c->ft_mode, "chain") == 0 ? "" : "; per-step: one update per step");
+              DA_FT_MODE_NAMES[c->ft.mode], c->ft.train_steps, c->ft.mode == DA_FT_CHAIN ? "" : "; per-step: one update per step");
 }
 
 static int write_report(const da_experiment *e, const char *path, char *err, size_t errlen) {
@@ -535,7 +538,7 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
     const da_exp_config *c = &e->cfg;
     sbuf b = {0};
     char t1[32];
-    sb_printf(&b, "# Text-guided domain adaptation: \"%s\" -> \"%s\"\n\n", c->src_text, c->tgt_text);
+    sb_printf(&b, "# Text-guided domain adaptation: \"%s\" -> \"%s\"\n\n", c->ft.src_text, c->ft.tgt_text);
     sb_printf(&b, "Task: **%s** (%s), %lld labelled training and %lld test images of %lldx%lldx%lld (CxHxW), drawn with "
               "seed %d from `%s`. Run level: `%s`.\n\n", e->task_desc, e->class_names, (long long)e->train.n,
               (long long)e->test.n, (long long)e->train.c, (long long)e->train.h, (long long)e->train.w, c->data_seed,
@@ -543,8 +546,8 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
     sb_printf(&b, "The training images were translated with DiffusionCLIP (a diffusion model fine-tuned so that its "
               "generations move from \"%s\" to \"%s\" along a CLIP text direction) into the `adapted` set. The same "
               "CNN was then trained %d times (seeds 0..%d, %d epochs each) on `original` and on `adapted` images and "
-              "evaluated after every epoch on these sets (the test sets are made from the same %lld test images):\n\n", c->src_text,
-              c->tgt_text, r->seeds, r->seeds - 1, r->epochs, (long long)e->test.n);
+              "evaluated after every epoch on these sets (the test sets are made from the same %lld test images):\n\n", c->ft.src_text,
+              c->ft.tgt_text, r->seeds, r->seeds - 1, r->epochs, (long long)e->test.n);
     sb_printf(&b, "- `source`: the original test images;\n"
               "- the **target panel**, three held-out renderers %s: `target-heldout` (the test images as pencil "
               "sketches, colour dodge), `target-hatching` (pen-and-ink hatching) and `target-stipple` (stippled dots); "
@@ -628,15 +631,15 @@ static int write_report(const da_experiment *e, const char *path, char *err, siz
     sb_printf(&b, "- CLIP model: %s, hash %s\n", e->clip_desc, e->clip_hash);
     sb_printf(&b, "- DiffusionCLIP: \"%s\" -> \"%s\", t0 %d, %d inversion steps, %d generation steps while fine-tuning "
               "and %d when translating, η = 0; %d fine-tuning images × %d epochs, batch %d, %s mode, Adam lr %g "
-              "(× %g per epoch), loss %g·L_clip + %g·L1\n", c->src_text, c->tgt_text, c->t0, c->inv_steps,
-              c->train_steps, c->gen_steps, c->ft_images, c->ft_epochs, c->ft_batch, c->ft_mode, (double)c->ft_lr,
-              (double)c->ft_lr_gamma, (double)c->clip_weight, (double)c->l1_weight);
+              "(× %g per epoch), loss %g·L_clip + %g·L1\n", c->ft.src_text, c->ft.tgt_text, c->ft.t0, c->ft.inv_steps,
+              c->ft.train_steps, c->ft.gen_steps, c->ft.images, c->ft.epochs, c->ft.batch, DA_FT_MODE_NAMES[c->ft.mode], (double)c->ft.lr,
+              (double)c->ft.lr_gamma, (double)c->ft.clip_weight, (double)c->ft.l1_weight);
     sb_printf(&b, "- identity term on %s; directional loss over the image and %d random views (crop side >= %g); "
-              "direction: %s\n", strcmp(c->ft_identity, "pixels") == 0 ? "pixels" : strcmp(c->ft_identity, "edges") == 0 ? "edge magnitudes" : "4x4 block maxima of edge magnitudes", c->ft_views,
-              (double)c->ft_view_scale, c->tgt_images ? "text and target images mixed (see below)" : "the text direction");
+              "direction: %s\n", c->ft.identity == DA_FT_ID_PIXELS ? "pixels" : c->ft.identity == DA_FT_ID_EDGES ? "edge magnitudes" : "4x4 block maxima of edge magnitudes", c->ft.views,
+              (double)c->ft.view_min_scale, c->tgt_images ? "text and target images mixed (see below)" : "the text direction");
     if (c->tgt_images)
         sb_printf(&b, "- image-guided direction: `%s`, weight %g against the text direction (1 = images only)\n",
-                  c->tgt_images, (double)c->tgt_weight);
+                  c->tgt_images, (double)c->ft.tgt_weight);
     sb_printf(&b, "- fine-tuning losses (epoch means): directional %.4f -> %.4f, L1 %.4f -> %.4f\n", e->ft_first_dir,
               e->ft_last_dir, e->ft_first_l1, e->ft_last_l1);
     sb_printf(&b, "- CNN: conv 32/64/128 + max-pool, FC 512%s; %s; Adam lr %g, batch %d, %d epochs, seeds 0..%d\n",

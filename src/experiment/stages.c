@@ -9,7 +9,9 @@
 #include "cli/progress.h"
 #include "data/styles.h"
 #include "diffusion/ddim.h"
+#include "diffusion/ddim_set.h"
 #include "diffusion/finetune.h"
+#include "diffusion/finetune_run.h"
 #include "diffusion/schedule.h"
 #include "diffusion/train.h"
 #include "experiment/experiment.h"
@@ -106,20 +108,8 @@ static int copy_unet(const da_unet *src, da_unet *dst, char *err, size_t errlen)
     return 0;
 }
 
-typedef struct {
-    da_progress *p;
-    int64_t base, per_call;   /* images done before this batch; images per model call */
-    int calls_per_image;      /* model calls per image in the whole job */
-    int64_t calls_done_before;
-    int64_t total_calls;
-} ddim_progress;
-
-/* Progress in model calls over the whole job (inversion + generation of every batch). */
-static void on_ddim(void *user, int done, int total) {
-    (void)total;
-    ddim_progress *d = user;
-    da_progress_update(d->p, d->calls_done_before + done, NULL);
-}
+/* A da_set_progress_fn for a progress line (user) counted in model calls. */
+static void progress_in_calls(void *user, const da_set_progress *p) { da_progress_update(user, p->calls_done, NULL); }
 
 /* Checks that a diffusion model fits the experiment's images. */
 static int check_model_fits(const da_unet *m, const da_dataset *d, const char *what, char *err, size_t errlen) {
@@ -375,241 +365,216 @@ int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
 
 /* ---- stage 3: DiffusionCLIP fine-tuning ------------------------------------------------------ */
 
-/* Inverts n images of x (n,C,H,W) in place to latents at t0 with `model`, in batches. */
-static int invert_all(const da_unet *model, const da_schedule *s, float *x, int64_t n, int64_t c, int64_t h, int64_t w,
-                      int steps, int t0, int batch, da_progress *pr, int64_t *calls, char *err, size_t errlen) {
-    for (int64_t b0 = 0; b0 < n; b0 += batch) {
-        int64_t bs = n - b0 < batch ? n - b0 : batch;
-        int64_t shape[4] = {bs, c, h, w};
-        ddim_progress dp = {pr, b0, bs, 0, *calls, 0};
-        if (da_ddim_invert(s, da_unet_eps, (void *)model, x + b0 * c * h * w, shape, steps, t0, on_ddim, &dp, err,
-                           errlen) != 0)
-            return -1;
-        *calls += steps - 1;
+/* The cache key of the fine-tuned model from every setting that changes it. Settings added later
+ * extend the key only when used, so earlier cache files stay valid. */
+static void finetune_key(const da_experiment *e, int n, const da_dataset *tgt, char desc[2048], char key[17]) {
+    const da_exp_config *c = &e->cfg;
+    const da_ft_config *f = &c->ft;
+    uint64_t dh = da_fnv1a64(DA_FNV1A64_INIT, e->train.images, sizeof(float) * (size_t)(n * per_image(&e->train)));
+    const size_t len = 2048;
+    size_t dl = (size_t)snprintf(desc, len, "finetune v1|model %s|clip %s|vocab %s|'%s'->'%s'|images %d %016llx|"
+             "t0 %d inv %d train %d|epochs %d batch %d lr %g gamma %g|w %g %g|mode %s", e->model_hash, e->clip_hash,
+             c->vocab ? c->vocab : "-", f->src_text, f->tgt_text, n, (unsigned long long)dh, f->t0, f->inv_steps,
+             f->train_steps, f->epochs, f->batch, (double)f->lr, (double)f->lr_gamma, (double)f->clip_weight,
+             (double)f->l1_weight, DA_FT_MODE_NAMES[f->mode]);
+    if (f->identity != DA_FT_ID_PIXELS)
+        dl += (size_t)snprintf(desc + dl, len - dl, "|identity %s", DA_FT_IDENTITY_NAMES[f->identity]);
+    if (f->views > 0) dl += (size_t)snprintf(desc + dl, len - dl, "|views %d %g", f->views, (double)f->view_min_scale);
+    /* the image direction is taken from the fine-tuning images (as `finetune` does), no longer
+     * from all labelled ones */
+    if (tgt)
+        dl += (size_t)snprintf(desc + dl, len - dl, "|tgt %lld %016llx w %g|imgdir ft", (long long)tgt->n,
+                               (unsigned long long)da_dataset_hash(tgt), (double)f->tgt_weight);
+    /* the dropout seeds of the one fine-tuning run (finetune_run.h); they matter only with dropout */
+    if (e->model.cfg.dropout > 0) dl += (size_t)snprintf(desc + dl, len - dl, "|seeds v2 %d", f->seed);
+    if (f->ddim_batch != 50) snprintf(desc + dl, len - dl, "|ddim batch %d", f->ddim_batch);
+    da_exp_key(desc, key);
+}
+
+/* Reads a cached fine-tuned model and the loss figures in its metadata. */
+static int load_finetuned(da_experiment *e, const char *path, char *err, size_t errlen) {
+    if (da_unet_load(&e->finetuned, path, NULL, err, errlen) != 0) return -1;
+    e->have_finetuned = true;
+    st_file f;
+    if (st_open(path, &f, err, errlen) == 0) {
+        const char *v[4] = {st_meta_get(&f, "ft_first_dir"), st_meta_get(&f, "ft_last_dir"),
+                            st_meta_get(&f, "ft_first_l1"), st_meta_get(&f, "ft_last_l1")};
+        double *dst[4] = {&e->ft_first_dir, &e->ft_last_dir, &e->ft_first_l1, &e->ft_last_l1};
+        for (int i = 0; i < 4; i++) *dst[i] = v[i] ? atof(v[i]) : NAN;
+        st_close(&f);
     }
     return 0;
 }
 
-int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
+/* The run's hooks: a progress line in batches, the first and last epoch's mean losses. */
+typedef struct {
+    da_experiment *e;
+    da_progress pr;
+    int64_t batches_done;
+} ft_log;
+
+static void ft_on_batch(void *user, const da_ft_batch_report *r) {
+    ft_log *l = user;
+    char msg[128];
+    snprintf(msg, sizeof msg, "epoch %d  L_dir %.4f  L1 %.4f", r->epoch, r->terms.dir, r->terms.l1);
+    da_progress_update(&l->pr, ++l->batches_done, msg);
+}
+
+static int ft_on_epoch(void *user, const da_ft_epoch_report *r, char *err, size_t errlen) {
+    ft_log *l = user;
+    if (r->epoch == 1) {
+        l->e->ft_first_dir = r->mean.dir;
+        l->e->ft_first_l1 = r->mean.l1;
+    }
+    l->e->ft_last_dir = r->mean.dir;
+    l->e->ft_last_l1 = r->mean.l1;
+    fprintf(stderr, "[experiment] fine-tuning epoch %d/%d: mean L_dir %.4f, L1 %.4f\n", r->epoch, r->epochs, r->mean.dir,
+            r->mean.l1);
+    return 0;
+}
+
+/* Fine-tunes a copy of the source model on the first n training images (their labels unused)
+ * with the method's one run (diffusion/finetune_run.h), toward tgt too when given. */
+static int finetune(da_experiment *e, int n, const da_dataset *tgt, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;
-    double t0 = da_now();
-    int n = c->ft_images < e->train.n ? c->ft_images : (int)e->train.n;
-    if (n < 1 || c->ft_epochs < 1 || c->ft_batch < 1) {
-        snprintf(err, errlen, "--ft-images, --ft-epochs and --ft-batch must be at least 1");
-        return -1;
-    }
-    da_ft_config fc;
-    da_ft_config_default(&fc);
-    fc.t0 = c->t0;
-    fc.inv_steps = c->inv_steps;
-    fc.train_steps = c->train_steps;
-    fc.clip_weight = c->clip_weight;
-    fc.l1_weight = c->l1_weight;
-    fc.views = c->ft_views;
-    if (da_ft_identity_parse(c->ft_identity, &fc.identity) != 0) {
-        snprintf(err, errlen, "--identity must be pixels, edges or coarse-edges, got '%s'", c->ft_identity);
-        return -1;
-    }
-    fc.view_min_scale = c->ft_view_scale;
-    if (strcmp(c->ft_mode, "chain") == 0) fc.mode = DA_FT_CHAIN;
-    else if (strcmp(c->ft_mode, "per-step") == 0) fc.mode = DA_FT_PER_STEP;
-    else {
-        snprintf(err, errlen, "--ft-mode must be chain or per-step, got '%s'", c->ft_mode);
-        return -1;
-    }
-    if (da_ft_config_validate(&fc, &e->model, err, errlen) != 0) return -1;
-
-    /* the fine-tuning images: the first n labelled training images (their labels are not used) */
-    const int64_t per = per_image(&e->train);
-    uint64_t dh = da_fnv1a64(DA_FNV1A64_INIT, e->train.images, sizeof(float) * (size_t)(n * per));
-    char desc[2048], key[17], path[4400];
-    snprintf(desc, sizeof desc, "finetune v1|model %s|clip %s|vocab %s|'%s'->'%s'|images %d %016llx|t0 %d inv %d "
-             "train %d|epochs %d batch %d lr %g gamma %g|w %g %g|mode %s", e->model_hash, e->clip_hash,
-             c->vocab ? c->vocab : "-", c->src_text, c->tgt_text, n, (unsigned long long)dh, c->t0, c->inv_steps,
-             c->train_steps, c->ft_epochs, c->ft_batch, (double)c->ft_lr, (double)c->ft_lr_gamma,
-             (double)c->clip_weight, (double)c->l1_weight, c->ft_mode);
-    /* settings added later extend the key only when used, so earlier cache files stay valid */
-    size_t dl = strlen(desc);
-    if (fc.identity != DA_FT_ID_PIXELS) dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|identity %s", c->ft_identity);
-    if (c->ft_views > 0)
-        dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|views %d %g", c->ft_views, (double)c->ft_view_scale);
-    da_dataset tgt;
-    memset(&tgt, 0, sizeof tgt);
-    if (c->tgt_images) {
-        if (!(c->tgt_weight >= 0.0f && c->tgt_weight <= 1.0f)) {
-            snprintf(err, errlen, "--tgt-weight must be between 0 and 1 (got %g)", (double)c->tgt_weight);
-            return -1;
-        }
-        if (da_exp_load_target_images(e, &tgt, err, errlen) != 0) return -1;
-        dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "|tgt %lld %016llx w %g", (long long)tgt.n,
-                               (unsigned long long)da_dataset_hash(&tgt), (double)c->tgt_weight);
-    }
-    da_exp_key(desc, key);
-    da_exp_cache_path(e, "finetuned", key, path, sizeof path);
-    if (da_exp_file_exists(path)) {
-        int lrc = da_unet_load(&e->finetuned, path, NULL, err, errlen);
-        da_dataset_free(&tgt);
-        if (lrc != 0) return -1;
-        e->have_finetuned = true;
-        st_file f;
-        if (st_open(path, &f, err, errlen) == 0) {
-            const char *v[4] = {st_meta_get(&f, "ft_first_dir"), st_meta_get(&f, "ft_last_dir"),
-                                st_meta_get(&f, "ft_first_l1"), st_meta_get(&f, "ft_last_l1")};
-            double *dst[4] = {&e->ft_first_dir, &e->ft_last_dir, &e->ft_first_l1, &e->ft_last_l1};
-            for (int i = 0; i < 4; i++) *dst[i] = v[i] ? atof(v[i]) : NAN;
-            st_close(&f);
-        }
-        da_params_hash(&e->finetuned.params, e->finetuned_hash);
-        char tail[192];
-        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s%s", path,
-                         cache_tail("cache", path, tail, sizeof tail));
-        return 0;
-    }
-
+    da_ft_config fc = c->ft;
+    fc.images = n;
+    const int64_t per = per_image(&e->train), shape[4] = {n, e->train.c, e->train.h, e->train.w};
     da_bpe *bpe = da_clip_vocab(&e->clip, c->vocab, err, errlen);
-    if (!bpe) {
-        da_dataset_free(&tgt);
-        return -1;
-    }
-    float *dir = malloc(sizeof(float) * (size_t)e->clip.cfg.embed_dim);
-    float *x0 = malloc(sizeof(float) * (size_t)(n * per)), *lat = malloc(sizeof(float) * (size_t)(n * per));
+    if (!bpe) return -1;
+    float *dir = malloc(sizeof(float) * (size_t)e->clip.cfg.embed_dim), *lat = malloc(sizeof(float) * (size_t)(n * per));
     int rc = -1;
+    bool f_init = false, opt_init = false;
     da_finetuner f;
-    memset(&f, 0, sizeof f);
-    bool f_init = false;
     da_adam opt;
-    memset(&opt, 0, sizeof opt);
-    da_ctx ctx;
-    da_ctx_init(&ctx);
-    da_schedule sched;
-    if (!dir || !x0 || !lat) {
+    if (!dir || !lat) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    if (da_clip_text_direction(&e->clip, bpe, c->src_text, c->tgt_text, NULL, 0, dir, err, errlen) != 0) goto done;
-    if (c->tgt_images) {
-        /* the image direction: the target images' mean embedding minus the labelled training images' */
-        int64_t E = e->clip.cfg.embed_dim;
-        float *img_dir = malloc(sizeof(float) * (size_t)E);
-        if (!img_dir) {
-            snprintf(err, errlen, "out of memory");
-            goto done;
-        }
-        int r1 = da_clip_image_direction(&e->clip, e->train.images, e->train.n, tgt.images, tgt.n, e->train.c,
-                                         e->train.h, e->train.w, img_dir, err, errlen);
-        double cos = 0;
-        for (int64_t k = 0; r1 == 0 && k < E; k++) cos += (double)dir[k] * img_dir[k];
-        if (r1 == 0 && da_clip_mix_directions(dir, img_dir, c->tgt_weight, E, dir) != 0) {
-            snprintf(err, errlen, "the text and image directions cancel at --tgt-weight %g", (double)c->tgt_weight);
-            r1 = -1;
-        }
-        free(img_dir);
-        if (r1 != 0) goto done;
+    double cos;
+    if (da_ft_direction(&e->clip, bpe, &fc, e->train.images, n, tgt ? tgt->images : NULL, tgt ? tgt->n : 0, e->train.c,
+                        e->train.h, e->train.w, dir, &cos, err, errlen) != 0)
+        goto done;
+    if (tgt)
         fprintf(stderr, "[experiment] image-guided direction from %lld target images (%s), weight %g; cos(text, image "
-                "direction) %.3f\n", (long long)tgt.n, c->tgt_images, (double)c->tgt_weight, cos);
-    }
-    if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto done;
-    memcpy(x0, e->train.images, sizeof(float) * (size_t)(n * per));
-    memcpy(lat, x0, sizeof(float) * (size_t)(n * per));
+                "direction) %.3f\n", (long long)tgt->n, c->tgt_images, (double)fc.tgt_weight, cos);
     {
         /* latents of the fine-tuning images, once, with the frozen source model */
         da_progress pr;
-        int64_t calls = 0;
-        da_progress_begin(&pr, "fine-tune latents", (int64_t)(c->inv_steps - 1) * ((n + c->translate_batch - 1) / c->translate_batch), "call");
-        if (invert_all(&e->model, &sched, lat, n, e->train.c, e->train.h, e->train.w, c->inv_steps, c->t0,
-                       c->translate_batch, &pr, &calls, err, errlen) != 0)
-            goto done;
-        da_progress_end(&pr, calls, NULL);
+        da_progress_begin(&pr, "fine-tune latents", (int64_t)(fc.inv_steps - 1) * ((n + fc.ddim_batch - 1) / fc.ddim_batch),
+                          "call");
+        if (da_ft_latents(&e->model, &fc, e->train.images, shape, lat, progress_in_calls, &pr, err, errlen) != 0) goto done;
+        da_progress_end(&pr, pr.total, NULL);
     }
     if (copy_unet(&e->model, &e->finetuned, err, errlen) != 0) goto done;
     e->have_finetuned = true;
     if (da_ft_init(&f, &fc, &e->finetuned, &e->clip, dir, NULL, err, errlen) != 0) goto done;
     f_init = true;
-    da_adam_config ac = da_adam_defaults(DA_ADAM);
-    ac.lr = c->ft_lr;
-    if (da_adam_init(&opt, &ac, f.params, f.n_params, err, errlen) != 0) goto done;
+    if (da_ft_optimizer_init(&f, &opt, err, errlen) != 0) goto done;
+    opt_init = true;
     fprintf(stderr, "[experiment] fine-tuning '%s' -> '%s' on %d images, %d epochs, %s mode, lr %g x %g per epoch\n",
-            c->src_text, c->tgt_text, n, c->ft_epochs, c->ft_mode, (double)c->ft_lr, (double)c->ft_lr_gamma);
-    {
-        da_progress pr;
-        int64_t n_batches = (n + c->ft_batch - 1) / c->ft_batch, done_b = 0;
-        da_progress_begin(&pr, "fine-tuning", n_batches * c->ft_epochs, "batch");
-        for (int ep = 0; ep < c->ft_epochs; ep++) {
-            opt.cfg.lr = c->ft_lr * pow(c->ft_lr_gamma, ep);
-            double sum_dir = 0, sum_l1 = 0;
-            for (int64_t b0 = 0; b0 < n; b0 += c->ft_batch) {
-                int64_t bs = n - b0 < c->ft_batch ? n - b0 : c->ft_batch;
-                da_ft_terms terms;
-                uint64_t seed = (uint64_t)ep * 1000003ULL + (uint64_t)b0;
-                if (da_ft_train_batch(&f, &opt, &ctx, x0 + b0 * per, lat + b0 * per, bs, seed, NULL, &terms, err,
-                                      errlen) != 0)
-                    goto done;
-                sum_dir += terms.dir * (double)bs;
-                sum_l1 += terms.l1 * (double)bs;
-                char msg[128];
-                snprintf(msg, sizeof msg, "epoch %d  L_dir %.4f  L1 %.4f", ep + 1, terms.dir, terms.l1);
-                da_progress_update(&pr, ++done_b, msg);
-            }
-            if (ep == 0) {
-                e->ft_first_dir = sum_dir / n;
-                e->ft_first_l1 = sum_l1 / n;
-            }
-            e->ft_last_dir = sum_dir / n;
-            e->ft_last_l1 = sum_l1 / n;
-            fprintf(stderr, "[experiment] fine-tuning epoch %d/%d: mean L_dir %.4f, L1 %.4f\n", ep + 1, c->ft_epochs,
-                    sum_dir / n, sum_l1 / n);
-        }
-        da_progress_end(&pr, done_b, NULL);
-    }
-    {
-        char vals[6][64];
-        snprintf(vals[0], 64, "%.6f", e->ft_first_dir);
-        snprintf(vals[1], 64, "%.6f", e->ft_last_dir);
-        snprintf(vals[2], 64, "%.6f", e->ft_first_l1);
-        snprintf(vals[3], 64, "%.6f", e->ft_last_l1);
-        const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
-                               "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", desc};
-        if (da_unet_save(&e->finetuned, path, extra, 6, err, errlen) != 0) goto done;
-        fprintf(stderr, "[experiment] fine-tuned model saved: %s\n", path);
-        da_exp_cache_note_seconds(path, da_now() - t0);
-    }
-    da_params_hash(&e->finetuned.params, e->finetuned_hash);
-    da_exp_add_stage(e, "fine-tuning", da_now() - t0, "computed",
-                     "'%s' -> '%s', %d images x %d epochs, %s mode, lr %g (x%g per epoch), t0 %d, %d inversion / %d "
-                     "generation steps; L_dir %.4f -> %.4f, L1 %.4f -> %.4f",
-                     c->src_text, c->tgt_text, n, c->ft_epochs, c->ft_mode, (double)c->ft_lr, (double)c->ft_lr_gamma,
-                     c->t0, c->inv_steps, c->train_steps, e->ft_first_dir, e->ft_last_dir, e->ft_first_l1,
-                     e->ft_last_l1);
+            fc.src_text, fc.tgt_text, n, fc.epochs, DA_FT_MODE_NAMES[fc.mode], (double)fc.lr, (double)fc.lr_gamma);
+    ft_log log = {.e = e};
+    da_progress_begin(&log.pr, "fine-tuning", (int64_t)fc.epochs * ((n + fc.batch - 1) / fc.batch), "batch");
+    da_ft_hooks hooks = {ft_on_batch, ft_on_epoch, &log};
+    if (da_ft_run(&f, &opt, e->train.images, lat, n, 0, &hooks, err, errlen) != 0) goto done;
+    da_progress_end(&log.pr, log.batches_done, NULL);
     rc = 0;
 done:
-    da_dataset_free(&tgt);
+    if (opt_init) da_adam_free(&opt);
     if (f_init) da_ft_free(&f);
-    da_adam_free(&opt);
-    da_ctx_free(&ctx);
     free(dir);
-    free(x0);
     free(lat);
     da_bpe_free(bpe);
     return rc;
 }
 
+int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    double t0 = da_now();
+    int n = c->ft.images < e->train.n ? c->ft.images : (int)e->train.n;
+    if (da_ft_run_config_validate(&c->ft, err, errlen) != 0 || da_ft_config_validate(&c->ft, &e->model, err, errlen) != 0)
+        return -1;
+    da_dataset tgt;
+    memset(&tgt, 0, sizeof tgt);
+    if (c->tgt_images && da_exp_load_target_images(e, &tgt, err, errlen) != 0) return -1;
+    char desc[2048], key[17], path[4400], tail[192];
+    finetune_key(e, n, c->tgt_images ? &tgt : NULL, desc, key);
+    da_exp_cache_path(e, "finetuned", key, path, sizeof path);
+    if (da_exp_file_exists(path)) {
+        da_dataset_free(&tgt);
+        if (load_finetuned(e, path, err, errlen) != 0) return -1;
+        da_params_hash(&e->finetuned.params, e->finetuned_hash);
+        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s%s", path, cache_tail("cache", path, tail, sizeof tail));
+        return 0;
+    }
+    int rc = finetune(e, n, c->tgt_images ? &tgt : NULL, err, errlen);
+    da_dataset_free(&tgt);
+    if (rc != 0) return -1;
+    char vals[4][64];
+    snprintf(vals[0], 64, "%.6f", e->ft_first_dir);
+    snprintf(vals[1], 64, "%.6f", e->ft_last_dir);
+    snprintf(vals[2], 64, "%.6f", e->ft_first_l1);
+    snprintf(vals[3], 64, "%.6f", e->ft_last_l1);
+    const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
+                           "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", desc};
+    if (da_unet_save(&e->finetuned, path, extra, 6, err, errlen) != 0) return -1;
+    fprintf(stderr, "[experiment] fine-tuned model saved: %s\n", path);
+    da_exp_cache_note_seconds(path, da_now() - t0);
+    da_params_hash(&e->finetuned.params, e->finetuned_hash);
+    const da_ft_config *f = &c->ft;
+    da_exp_add_stage(e, "fine-tuning", da_now() - t0, "computed",
+                     "'%s' -> '%s', %d images x %d epochs, %s mode, lr %g (x%g per epoch), t0 %d, %d inversion / %d "
+                     "generation steps; L_dir %.4f -> %.4f, L1 %.4f -> %.4f",
+                     f->src_text, f->tgt_text, n, f->epochs, DA_FT_MODE_NAMES[f->mode], (double)f->lr,
+                     (double)f->lr_gamma, f->t0, f->inv_steps, f->train_steps, e->ft_first_dir, e->ft_last_dir,
+                     e->ft_first_l1, e->ft_last_l1);
+    return 0;
+}
+
 /* ---- stages 4 and 5: translation ------------------------------------------------------------ */
+
+/* The hook of a translation: the batches so far go to a partial cache file, so that a killed run
+ * resumes from them. */
+typedef struct {
+    const char *partial, *key;
+    da_dataset *out;
+} partial_saver;
+
+static int save_partial(void *user, int64_t first, int64_t n, const float *x, char *err, size_t errlen) {
+    (void)x;   /* already in out->images */
+    partial_saver *p = user;
+    if (first + n >= p->out->n) return 0;   /* the last batch: the whole set is saved next */
+    return save_images(p->partial, p->out, first + n, p->key, err, errlen);
+}
+
+/* The set job of translation with the experiment's models and settings. */
+static da_set_job translate_job(const da_experiment *e, const da_schedule *s, da_eps_mix *mix) {
+    const da_ft_config *f = &e->cfg.ft;
+    da_set_job job = da_set_job_plain(da_unet_eps, (void *)&e->model, s);
+    *mix = (da_eps_mix){da_unet_eps, (void *)&e->finetuned, da_unet_eps, (void *)&e->model, f->model_ratio};
+    da_eps_mix_use(mix, &job.gen.eps, &job.gen.user);
+    job.t0 = f->t0;
+    job.inv_steps = f->inv_steps;
+    job.gen_steps = f->gen_steps;
+    job.batch = f->ddim_batch;
+    return job;
+}
 
 /* Translates src into out (invert with the source model, generate with the fine-tuned one),
  * resuming from and saving to a partial cache file every batch. */
 static int translate_set(da_experiment *e, const da_dataset *src, const char *stem, da_dataset *out,
                          const char **source, char *path, size_t path_len, char *err, size_t errlen) {
     double t_begin = da_now();
-    const da_exp_config *c = &e->cfg;
+    const da_ft_config *f = &e->cfg.ft;
     uint64_t dh = da_dataset_hash(src);
     char desc[1024], key[17], partial[4500];
-    snprintf(desc, sizeof desc, "translate v1|model %s|finetuned %s|data %016llx n %lld|t0 %d inv %d gen %d",
-             e->model_hash, e->finetuned_hash, (unsigned long long)dh, (long long)src->n, c->t0, c->inv_steps,
-             c->gen_steps);
-    if (c->model_ratio != 1.0f) {   /* appended only when mixing, so earlier caches stay valid */
-        size_t len = strlen(desc);
-        snprintf(desc + len, sizeof desc - len, "|ratio %.9g", (double)c->model_ratio);
-    }
+    int dl = snprintf(desc, sizeof desc, "translate v1|model %s|finetuned %s|data %016llx n %lld|t0 %d inv %d gen %d",
+                      e->model_hash, e->finetuned_hash, (unsigned long long)dh, (long long)src->n, f->t0, f->inv_steps,
+                      f->gen_steps);
+    /* appended only when used, so earlier caches stay valid */
+    if (f->model_ratio != 1.0f) dl += snprintf(desc + dl, sizeof desc - dl, "|ratio %.9g", (double)f->model_ratio);
+    if (f->ddim_batch != 50) snprintf(desc + dl, sizeof desc - dl, "|batch %d", f->ddim_batch);
     da_exp_key(desc, key);
     da_exp_cache_path(e, stem, key, path, path_len);
     snprintf(partial, sizeof partial, "%s.partial", path);
@@ -621,47 +586,37 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     if (dataset_like(src, out, err, errlen) != 0) return -1;
     const int64_t per = per_image(src), n = src->n;
     int64_t done = 0;
-    /* a killed run resumes from the batches it finished */
-    st_file f;
+    /* a killed run resumes from the batches it finished (whole batches: the partition is fixed) */
+    st_file pf;
     char sub[512];
-    if (da_exp_file_exists(partial) && st_open(partial, &f, sub, sizeof sub) == 0) {
-        const char *k = st_meta_get(&f, "cache_key"), *d = st_meta_get(&f, "done");
-        const st_tensor_info *t = st_find(&f, "images");
+    if (da_exp_file_exists(partial) && st_open(partial, &pf, sub, sizeof sub) == 0) {
+        const char *k = st_meta_get(&pf, "cache_key"), *d = st_meta_get(&pf, "done");
+        const st_tensor_info *t = st_find(&pf, "images");
         int64_t nd = d ? atoll(d) : 0;
-        if (k && strcmp(k, key) == 0 && t && t->ndim == 4 && t->shape[0] == nd && nd <= n && t->numel == nd * per &&
-            st_read_f32(&f, t, out->images, sub, sizeof sub) == 0)
+        if (k && strcmp(k, key) == 0 && t && t->ndim == 4 && t->shape[0] == nd && nd <= n && nd % f->ddim_batch == 0 &&
+            t->numel == nd * per && st_read_f32(&pf, t, out->images, sub, sizeof sub) == 0)
             done = nd;
-        st_close(&f);
+        st_close(&pf);
         if (done) fprintf(stderr, "[experiment] %s: resuming after %lld translated images\n", stem, (long long)done);
     }
     da_schedule sched;
     if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto fail;
-    da_eps_mix mix = {da_unet_eps, &e->finetuned, da_unet_eps, &e->model, c->model_ratio};
-    da_eps_fn gen_fn;
-    void *gen_user;
-    da_eps_mix_use(&mix, &gen_fn, &gen_user);
+    da_eps_mix mix;
+    da_set_job job = translate_job(e, &sched, &mix);
+    job.first_batch = done / f->ddim_batch;
+    partial_saver ps = {partial, key, out};
+    job.on_batch = save_partial;
+    job.user = &ps;
     da_progress pr;
-    int64_t calls_per_batch_img = (c->inv_steps - 1) + c->gen_steps;
-    int64_t n_batches = (n - done + c->translate_batch - 1) / c->translate_batch, calls = 0;
     char label[64];
     snprintf(label, sizeof label, "translate %s", stem);
-    da_progress_begin(&pr, label, n_batches * calls_per_batch_img, "call");
-    for (int64_t b0 = done; b0 < n; b0 += c->translate_batch) {
-        int64_t bs = n - b0 < c->translate_batch ? n - b0 : c->translate_batch;
-        float *x = out->images + b0 * per;
-        memcpy(x, src->images + b0 * per, sizeof(float) * (size_t)(bs * per));
-        int64_t shape[4] = {bs, src->c, src->h, src->w};
-        ddim_progress dp = {&pr, b0, bs, 0, calls, 0};
-        if (da_ddim_invert(&sched, da_unet_eps, &e->model, x, shape, c->inv_steps, c->t0, on_ddim, &dp, err, errlen))
-            goto fail;
-        calls += c->inv_steps - 1;
-        dp.calls_done_before = calls;
-        if (da_ddim_generate(&sched, gen_fn, gen_user, x, shape, c->gen_steps, c->t0, 0.0f, 0, on_ddim, &dp, err, errlen))
-            goto fail;
-        calls += c->gen_steps;
-        if (b0 + bs < n && save_images(partial, out, b0 + bs, key, err, errlen) != 0) goto fail;
-    }
-    da_progress_end(&pr, calls, NULL);
+    int64_t n_batches = (n - done + f->ddim_batch - 1) / f->ddim_batch;
+    da_progress_begin(&pr, label, n_batches * ((f->inv_steps - 1) + f->gen_steps), "call");
+    job.progress = progress_in_calls;
+    job.progress_user = &pr;
+    const int64_t shape[4] = {n, src->c, src->h, src->w};
+    if (da_set_run(&job, src->images, out->images, shape, err, errlen) != 0) goto fail;
+    da_progress_end(&pr, pr.total, NULL);
     if (save_images(path, out, n, key, err, errlen) != 0) goto fail;
     /* a resumed run saw only part of the work, so its time would mislead */
     if (done == 0) da_exp_cache_note_seconds(path, da_now() - t_begin);
@@ -673,22 +628,13 @@ fail:
 }
 
 int da_exp_reconstruct(const da_experiment *e, const float *x, int64_t n, float *out, char *err, size_t errlen) {
-    const da_exp_config *c = &e->cfg;
-    const int64_t per = per_image(&e->train);
     da_schedule sched;
     if (unet_schedule(&e->model, &sched, err, errlen) != 0) return -1;
-    memcpy(out, x, sizeof(float) * (size_t)(n * per));
-    for (int64_t b0 = 0; b0 < n; b0 += c->translate_batch) {
-        int64_t bs = n - b0 < c->translate_batch ? n - b0 : c->translate_batch;
-        int64_t shape[4] = {bs, e->train.c, e->train.h, e->train.w};
-        float *xb = out + b0 * per;
-        if (da_ddim_invert(&sched, da_unet_eps, (void *)&e->model, xb, shape, c->inv_steps, c->t0, NULL, NULL, err,
-                           errlen) ||
-            da_ddim_generate(&sched, da_unet_eps, (void *)&e->model, xb, shape, c->gen_steps, c->t0, 0.0f, 0, NULL,
-                             NULL, err, errlen))
-            return -1;
-    }
-    return 0;
+    da_eps_mix mix;
+    da_set_job job = translate_job(e, &sched, &mix);
+    job.gen = job.inv;   /* the source model both ways */
+    const int64_t shape[4] = {n, e->train.c, e->train.h, e->train.w};
+    return da_set_run(&job, x, out, shape, err, errlen);
 }
 
 /* "(0.31 s per image)" for a computed stage; for one read from the cache file at path, what
@@ -709,7 +655,7 @@ int da_exp_stage_translate(da_experiment *e, char *err, size_t errlen) {
     double dt = da_now() - t0;
     da_exp_add_stage(e, "translate train", dt, source,
                      "%lld training images -> adapted: %d inversion + %d generation steps, t0 %d %s",
-                     (long long)e->train.n, c->inv_steps, c->gen_steps, c->t0,
+                     (long long)e->train.n, c->ft.inv_steps, c->ft.gen_steps, c->ft.t0,
                      rate_text(source, dt, path, e->train.n, rate, sizeof rate));
     t0 = da_now();
     if (translate_set(e, &e->test, "target-self", &e->target_self, &source, path, sizeof path, err, errlen) != 0)
