@@ -87,7 +87,7 @@ typedef struct {
     float ratio;     /* degree of change: ε = ratio·ε_finetuned + (1-ratio)·ε_original (1) */
 } da_translate_settings;
 
-/* Fills s with the defaults above. */
+/* Fills s with the defaults above (the command line's translate defaults). */
 void da_translate_defaults(da_translate_settings *s);
 
 /* Translates n images x (n×C×H×W, the model's shape) in place: DDIM inversion (η = 0) with
@@ -112,7 +112,7 @@ typedef struct {
     int t0;             /* return step (500) */
     int inv_steps;      /* inversion sequence length (40) */
     int train_steps;    /* generation steps while training (6) */
-    int epochs;         /* passes over the images (1) */
+    int epochs;         /* passes over the images (1; the command line's run takes 5) */
     int batch;          /* images per optimiser step (1) */
     int images;         /* how many images of the data set to use; 0 = all (0) */
     float lr;           /* Adam learning rate of the first epoch (8e-6) */
@@ -120,10 +120,16 @@ typedef struct {
     float clip_weight;  /* weight of the directional CLIP loss (3) */
     float l1_weight;    /* weight of the pixel identity loss |x̂0 - x0| (1) */
     int per_step;       /* 0: gradient through the whole generation chain; 1: a loss per step */
-    uint64_t seed;      /* data order and dropout (0) */
+    uint64_t seed;      /* dropout masks (0) */
+    /* Image-guided direction (NULL: the text direction only): a data set of a few unlabelled target
+     * images; the direction becomes normalise((1-w)·text + w·image), image = their mean CLIP
+     * embedding minus the fine-tuning images'. */
+    const char *tgt_images;
+    float tgt_weight;   /* w (1: the images alone) */
 } da_finetune_settings;
 
-/* Fills s with the defaults above (the DiffusionCLIP recipe). */
+/* Fills s with the defaults above (the DiffusionCLIP recipe: the same values as the command
+ * line's, from one place). */
 void da_finetune_defaults(da_finetune_settings *s);
 
 /* Fine-tunes `model` IN PLACE so that, from the DDIM latents of the images of `data_spec`, it

@@ -11,6 +11,7 @@
 #include "nn/clip_loss.h"
 #include "tensor/rng.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "tmpdir.h"
 #include "cli_run.h"
 
@@ -38,32 +39,6 @@ static void tiny_unet(da_unet *m, uint64_t seed, float dropout) {
     char err[512];
     int rc = da_unet_init(m, &c, seed, err, sizeof err);
     da_check(rc == 0, "test_finetune", "unet init: %s", err);
-}
-
-static void tiny_clip_config(da_clip_config *c) {
-    da_clip_config_default(c);
-    c->image_size = 16;
-    c->patch_size = 8;
-    c->vision_width = 32;
-    c->vision_layers = 1;
-    c->vision_heads = 2;
-    c->vision_mlp = 64;
-    c->vocab_size = 514;   /* byte-level vocabulary without merges */
-    c->context_length = 77;
-    c->text_width = 32;
-    c->text_layers = 1;
-    c->text_heads = 2;
-    c->text_mlp = 64;
-    c->embed_dim = 16;
-}
-
-static void tiny_clip(da_clip *m, uint64_t seed) {
-    da_clip_config c;
-    tiny_clip_config(&c);
-    char err[512];
-    int rc = da_clip_init(m, &c, seed, err, sizeof err);
-    da_check(rc == 0, "test_finetune", "clip init: %s", err);
-    m->bpe_merges = strdup("#version: 0.2\n");
 }
 
 static void text_dir(da_clip *m, float *dir) {

@@ -1,5 +1,5 @@
-/* translate.c — da_translate_images / da_translate_dataset: DDIM inversion with the original
- * model, generation with the fine-tuned one, batch by batch (the steps of cmd_translate.c). */
+/* translate.c — da_translate_images / da_translate_dataset: the method's set loop (diffusion/ddim_set.h),
+ * inversion with the original model and generation with the fine-tuned one. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +8,26 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
+#include "diffusion/ddim_set.h"
+#include "diffusion/finetune.h"
 #include "io/atomic.h"
 #include "tensor/tensor.h"
 
 void da_translate_defaults(da_translate_settings *s) {
-    *s = (da_translate_settings){.t0 = 500, .inv_steps = 40, .gen_steps = 6, .batch = 8, .ratio = 1.0f};
+    da_ft_config c;
+    da_ft_config_default(&c);
+    *s = (da_translate_settings){.t0 = c.t0, .inv_steps = c.inv_steps, .gen_steps = c.gen_steps, .batch = c.ddim_batch,
+                                 .ratio = c.model_ratio};
+}
+
+typedef struct {
+    da_progress_fn fn;
+    void *user;
+} api_progress;
+
+static void on_progress(void *user, const da_set_progress *p) {
+    const api_progress *a = user;
+    a->fn(a->user, "translate", p->images_done, p->images_total);
 }
 
 int da_translate_images(const da_model *original, const da_model *finetuned, const da_translate_settings *s,
@@ -25,34 +40,25 @@ int da_translate_images(const da_model *original, const da_model *finetuned, con
         return da_api_fail(err, errlen, "the original model takes %dx%dx%d images but the fine-tuned one %dx%dx%d",
                            m->cfg.resolution, m->cfg.resolution, m->cfg.in_channels, ft->cfg.resolution,
                            ft->cfg.resolution, ft->cfg.in_channels);
-    if (s->batch < 1) return da_api_fail(err, errlen, "batch must be at least 1 (got %d)", s->batch);
     if (da_eps_mix_check_ratio(s->ratio, err, errlen)) return -1;
     da_schedule sm, sf;
     if (da_schedule_linear(&sm, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, errlen) ||
-        da_schedule_linear(&sf, ft->cfg.num_timesteps, ft->cfg.beta_start, ft->cfg.beta_end, err, errlen) ||
-        da_ddim_check_steps(&sm, s->inv_steps, s->t0, err, errlen) ||
-        da_ddim_check_steps(&sf, s->gen_steps, s->t0, err, errlen))
+        da_schedule_linear(&sf, ft->cfg.num_timesteps, ft->cfg.beta_start, ft->cfg.beta_end, err, errlen))
         return -1;
+    da_set_job job = da_set_job_plain(da_unet_eps, (void *)m, &sm);
     da_eps_mix mix = {da_unet_eps, (void *)ft, da_unet_eps, (void *)m, s->ratio};
-    da_eps_fn gen_fn;
-    void *gen_user;
-    da_eps_mix_use(&mix, &gen_fn, &gen_user);
-    int64_t C = m->cfg.in_channels, R = m->cfg.resolution, per = C * R * R;
+    da_eps_mix_use(&mix, &job.gen.eps, &job.gen.user);
+    job.gen.sched = &sf;
+    job.t0 = s->t0;
+    job.inv_steps = s->inv_steps;
+    job.gen_steps = s->gen_steps;
+    job.batch = s->batch;
+    api_progress ap = {progress, user};
+    job.progress = progress ? on_progress : NULL;
+    job.progress_user = &ap;
     if (progress) progress(user, "translate", 0, n);
-    for (int64_t b0 = 0; b0 < n; b0 += s->batch) {
-        int64_t nb = n - b0 < s->batch ? n - b0 : s->batch;
-        int64_t shape[4] = {nb, C, R, R};
-        float *xb = x + b0 * per;
-        if (da_ddim_invert(&sm, da_unet_eps, (void *)m, xb, shape, s->inv_steps, s->t0, NULL, NULL, err, errlen) ||
-            da_ddim_generate(&sf, gen_fn, gen_user, xb, shape, s->gen_steps, s->t0, 0.0f, 0, NULL, NULL, err, errlen))
-            return -1;
-        int64_t bad = da_count_nonfinite(xb, nb * per);
-        if (bad)
-            return da_api_fail(err, errlen, "images %lld..%lld came out with %lld NaN or infinite values (check the "
-                               "models and settings)", (long long)b0, (long long)(b0 + nb - 1), (long long)bad);
-        if (progress) progress(user, "translate", b0 + nb, n);
-    }
-    return 0;
+    const int64_t shape[4] = {n, m->cfg.in_channels, m->cfg.resolution, m->cfg.resolution};
+    return da_set_run(&job, x, x, shape, err, errlen);
 }
 
 int da_translate_dataset(const da_model *original, const da_model *finetuned, const da_translate_settings *s,

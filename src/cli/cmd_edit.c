@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "cli/method_options.h"
 #include "diffusion/ddim.h"
 #include "data/image.h"
 
@@ -15,8 +16,10 @@
 
 int cmd_edit(int argc, char **argv) {
     const char *model = NULL, *model_gen = NULL, *config = NULL, *config_gen = NULL, *input = NULL, *out = NULL, *grid = NULL;
-    int t0 = 500, inv_steps = 40, gen_steps = 6, batch = 16, seed = 0, threads = 0, grid_n = 16;
-    float eta = 0.0f, ratio = 1.0f;
+    int batch = 16, seed = 0, threads = 0, grid_n = 16;
+    float eta = 0.0f;
+    da_ft_config cfg;
+    da_ft_config_default(&cfg);
     bool force = false;
     da_cli_data dd = {0};
     da_option opts[32] = {
@@ -28,11 +31,7 @@ int cmd_edit(int argc, char **argv) {
         {"--out", DA_OPT_STRING, &out, "DIR|Y.safetensors", "edited images: PNG folder (+ labels.csv) or `images` tensors", true},
         {"--grid", DA_OPT_STRING, &grid, "FILE.png", "side-by-side grid, source then result (default DIR/grid.png or Y_grid.png)", false},
         {"--grid-n", DA_OPT_INT, &grid_n, "N", "pairs shown in the grid", false},
-        {"--t0", DA_OPT_INT, &t0, "T", "the return step", false},
-        {"--inv-steps", DA_OPT_INT, &inv_steps, "N", "inversion sequence length (N-1 model calls)", false},
-        {"--gen-steps", DA_OPT_INT, &gen_steps, "N", "generation steps (N model calls)", false},
         {"--eta", DA_OPT_FLOAT, &eta, "E", "DDIM eta of the generation (0 = deterministic)", false},
-        {"--model-ratio", DA_OPT_FLOAT, &ratio, "R", "degree of change: generate with R*eps(--model-gen) + (1-R)*eps(--model) (1 = --model-gen alone)", false},
         {"--seed", DA_OPT_INT, &seed, "N", "seed of eta's noise", false},
         {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
@@ -40,6 +39,7 @@ int cmd_edit(int argc, char **argv) {
     };
     int n_opts = 0;
     while (opts[n_opts].name) n_opts++;
+    n_opts += da_method_options(&cfg, DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE, DA_MOPT_COMMAND, false, opts + n_opts);
     da_cli_data_options(&dd, opts + n_opts);
     static const da_cmd_info info = {
         CMD, "--model M [--model-gen M2] --input DATA --out DIR|Y.safetensors [--t0 T] [--inv-steps N] [--gen-steps N]",
@@ -49,6 +49,8 @@ int cmd_edit(int argc, char **argv) {
         NULL};
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
+    const int t0 = cfg.t0, inv_steps = cfg.inv_steps, gen_steps = cfg.gen_steps;
+    const float ratio = cfg.model_ratio;
     if (grid_n < 1 || seed < 0) { fprintf(stderr, "diffadapt " CMD ": --grid-n must be >= 1 and --seed >= 0\n"); return 2; }
     char err[2048];
     if (da_eps_mix_check_ratio(ratio, err, sizeof err)) { fprintf(stderr, "diffadapt " CMD ": %s\n", err); return 2; }

@@ -7,13 +7,16 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "cli/method_options.h"
 #include "io/safetensors.h"
 
 #define CMD "invert"
 
 int cmd_invert(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *input = NULL, *out = NULL;
-    int t0 = 500, steps = 40, batch = 16, threads = 0;
+    int batch = 16, threads = 0;
+    da_ft_config cfg;
+    da_ft_config_default(&cfg);
     bool force = false;
     da_cli_data dd = {0};
     da_option opts[24] = {
@@ -21,14 +24,14 @@ int cmd_invert(int argc, char **argv) {
         {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
         {"--input", DA_OPT_STRING, &input, "DATA", "images to invert (folder, IDX, .safetensors, fashion-mnist[:test], celeba:DIR)", true},
         {"--out", DA_OPT_STRING, &out, "L.safetensors", "latents (N,C,H,W), labels when the data have them", true},
-        {"--t0", DA_OPT_INT, &t0, "T", "the return step: invert up to this timestep", false},
-        {"--steps", DA_OPT_INT, &steps, "N", "length of the timestep sequence (N-1 model calls)", false},
+        {"--steps", DA_OPT_INT, &cfg.inv_steps, "N", "length of the timestep sequence (N-1 model calls)", false},
         {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
         {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out", false},
     };
     int n_opts = 0;
     while (opts[n_opts].name) n_opts++;
+    n_opts += da_method_options(&cfg, DA_MOPT_T0, DA_MOPT_COMMAND, false, opts + n_opts);
     da_cli_data_options(&dd, opts + n_opts);
     static const da_cmd_info info = {
         CMD, "--model M --input DATA --out L.safetensors [--t0 T] [--steps N]",
@@ -39,6 +42,7 @@ int cmd_invert(int argc, char **argv) {
         NULL};
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
+    const int t0 = cfg.t0, steps = cfg.inv_steps;
     if (!da_ends_with(out, ".safetensors")) {
         fprintf(stderr, "diffadapt " CMD ": --out must end in .safetensors, got '%s'\n", out);
         return 2;
