@@ -450,6 +450,31 @@ static int load_inputs(run_inputs *in, const char *model, const char *config, co
     return 0;
 }
 
+/* The fine-tuned model with what it was made from in its metadata; 0, or 1 after printing. */
+static int save_model(const da_unet *m, const char *out, const char *model, const char *model_hash,
+                      const da_ft_config *cfg, const char *settings) {
+    char s_epochs[16], base[4200], err[4096];
+    snprintf(s_epochs, sizeof s_epochs, "%d", cfg->epochs);
+    snprintf(base, sizeof base, "%s (%s)", model, model_hash);
+    const char *extra[] = {"finetune_src_text", cfg->src_text, "finetune_tgt_text", cfg->tgt_text, "finetune_settings",
+                           settings, "finetune_epochs", s_epochs, "base_model", base};
+    if (da_unet_save(m, out, extra, 5, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "wrote %s\n", out);
+    return 0;
+}
+
+static void print_plan(const da_ft_config *c) {
+    fprintf(stderr,
+            "fine-tuning: \"%s\" -> \"%s\", %d images, %d epochs, batch %d, mode %s%s, t0 %d, %d train steps, lr %g "
+            "(x%g per epoch), weights clip %g l1 %g id %g\n",
+            c->src_text, c->tgt_text, c->images, c->epochs, c->batch, DA_FT_MODE_NAMES[c->mode],
+            c->recompute && c->mode == DA_FT_CHAIN ? " (recompute)" : "", c->t0, c->train_steps, (double)c->lr,
+            (double)c->lr_gamma, (double)c->clip_weight, (double)c->l1_weight, (double)c->id_weight);
+}
+
 int cmd_finetune(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *clip_path = NULL, *vocab = NULL, *data_spec = NULL, *out = NULL;
     const char *id_path = NULL, *cache_dir = NULL, *tgt_images = NULL;
@@ -570,12 +595,7 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "note: no checkpoint at %s; starting from the first epoch\n", ckpt);
     }
 
-    fprintf(stderr,
-            "fine-tuning: \"%s\" -> \"%s\", %d images, %d epochs, batch %d, mode %s%s, t0 %d, %d train steps, lr %g "
-            "(x%g per epoch), weights clip %g l1 %g id %g\n",
-            cfg.src_text, cfg.tgt_text, cfg.images, cfg.epochs, cfg.batch, DA_FT_MODE_NAMES[cfg.mode],
-            cfg.recompute && cfg.mode == DA_FT_CHAIN ? " (recompute)" : "", cfg.t0, cfg.train_steps, (double)cfg.lr,
-            (double)cfg.lr_gamma, (double)cfg.clip_weight, (double)cfg.l1_weight, (double)cfg.id_weight);
+    print_plan(&cfg);
     st.settings = settings;
     st.lat = in.lat;
     st.hold = in.hold;
@@ -593,17 +613,7 @@ int cmd_finetune(int argc, char **argv) {
         goto done;
     }
 
-    char s_epochs[16], base[4200];
-    snprintf(s_epochs, sizeof s_epochs, "%d", cfg.epochs);
-    snprintf(base, sizeof base, "%s (%s)", model, in.model_hash);
-    const char *extra[] = {"finetune_src_text", cfg.src_text, "finetune_tgt_text", cfg.tgt_text, "finetune_settings",
-                           settings, "finetune_epochs", s_epochs, "base_model", base};
-    if (da_unet_save(&in.m, out, extra, 5, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        goto done;
-    }
-    fprintf(stderr, "wrote %s\n", out);
-    status = 0;
+    status = save_model(&in.m, out, model, in.model_hash, &cfg, settings);
 done:
     free(st.log.buf);
     inputs_free(&in);

@@ -203,6 +203,204 @@ static int write_batch(void *user, int64_t i0, int64_t n, const float *x, char *
     return 0;
 }
 
+/* "I/N" into shard I of N; prints the error and returns 2. */
+static int parse_shard(const char *s, int *shard, int *n_shards) {
+    char *end;
+    long a = strtol(s, &end, 10), b = 0;
+    bool ok = end != s && *end == '/';
+    if (ok) {
+        const char *p = end + 1;
+        b = strtol(p, &end, 10);
+        ok = end != p && !*end && a >= 0 && b >= 1 && a < b && b <= 1000000;
+    }
+    if (!ok) {
+        fprintf(stderr, "diffadapt " CMD ": --shard expects I/N with 0 <= I < N (e.g. 0/4), got '%s'\n", s);
+        return 2;
+    }
+    *shard = (int)a;
+    *n_shards = (int)b;
+    return 0;
+}
+
+/* The FNV-1a hash of the images and labels, as 16 hex digits. */
+static void data_hash(const da_dataset *d, char dh[17]) {
+    uint64_t h = DA_FNV1A64_INIT;
+    int64_t dims[4] = {d->n, d->c, d->h, d->w};
+    h = da_fnv1a64(h, dims, sizeof dims);
+    h = da_fnv1a64(h, d->images, sizeof(float) * (size_t)(d->n * d->c * d->h * d->w));
+    if (d->labels) h = da_fnv1a64(h, d->labels, sizeof(int64_t) * (size_t)d->n);
+    snprintf(dh, 17, "%016" PRIx64, h);
+}
+
+/* What manifest.json records: the same bytes whichever shard writes it. */
+typedef struct {
+    const char *model, *finetuned, *data_spec;
+    const da_unet *m, *ft;
+    const da_dataset *d;
+    const da_cli_data *dd;
+    const da_ft_config *cfg;
+} manifest_inputs;
+
+static cJSON *build_manifest(const manifest_inputs *in) {
+    const da_dataset *d = in->d;
+    const da_cli_data *dd = in->dd;
+    char mh[17], fh[17], dh[17];
+    da_params_hash(&in->m->params, mh);
+    da_params_hash(&in->ft->params, fh);
+    data_hash(d, dh);
+    char *ft_src = file_meta(in->finetuned, "finetune_src_text"), *ft_tgt = file_meta(in->finetuned, "finetune_tgt_text");
+    cJSON *man = cJSON_CreateObject();
+    cJSON_AddStringToObject(man, "format", MANIFEST_FORMAT);
+    cJSON_AddStringToObject(man, "model", base_name(in->model));
+    cJSON_AddStringToObject(man, "model_hash", mh);
+    cJSON_AddStringToObject(man, "finetuned", base_name(in->finetuned));
+    cJSON_AddStringToObject(man, "finetuned_hash", fh);
+    if (ft_src && ft_tgt) {
+        cJSON_AddStringToObject(man, "src_text", ft_src);
+        cJSON_AddStringToObject(man, "tgt_text", ft_tgt);
+    }
+    free(ft_src);
+    free(ft_tgt);
+    cJSON_AddStringToObject(man, "data", in->data_spec);
+    cJSON_AddStringToObject(man, "data_hash", dh);
+    {
+        cJSON *o = cJSON_AddObjectToObject(man, "data_options");
+        if (dd->classes) cJSON_AddStringToObject(o, "classes", dd->classes);
+        if (dd->attr) cJSON_AddStringToObject(o, "attr", dd->attr);
+        if (dd->split) cJSON_AddStringToObject(o, "split", dd->split);
+        cJSON_AddNumberToObject(o, "take", dd->take);
+        cJSON_AddNumberToObject(o, "skip", dd->skip);
+        cJSON_AddNumberToObject(o, "data_seed", dd->data_seed);
+        cJSON_AddNumberToObject(o, "size", dd->size);
+        cJSON_AddNumberToObject(o, "pad", dd->pad);
+        cJSON_AddNumberToObject(o, "channels", dd->channels);
+    }
+    cJSON_AddNumberToObject(man, "t0", in->cfg->t0);
+    cJSON_AddNumberToObject(man, "inv_steps", in->cfg->inv_steps);
+    cJSON_AddNumberToObject(man, "gen_steps", in->cfg->gen_steps);
+    /* only when it mixes: a manifest of plain translation stays as it was */
+    if (in->cfg->model_ratio < 1) cJSON_AddNumberToObject(man, "model_ratio", in->cfg->model_ratio);
+    cJSON_AddNumberToObject(man, "eta", 0);
+    cJSON_AddNumberToObject(man, "batch", in->cfg->ddim_batch);
+    cJSON_AddNumberToObject(man, "threads", da_get_threads());
+    cJSON_AddNumberToObject(man, "images", (double)d->n);
+    cJSON *sz = cJSON_AddArrayToObject(man, "image_shape");
+    cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d->c));
+    cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d->h));
+    cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d->w));
+    char last[32];
+    snprintf(last, sizeof last, "%06lld.png", (long long)(d->n - 1));
+    cJSON_AddStringToObject(man, "first_file", "000000.png");
+    cJSON_AddStringToObject(man, "last_file", last);
+    if (d->labels) {
+        /* images per label, in label order */
+        int64_t maxl = 0;
+        for (int64_t i = 0; i < d->n; i++)
+            if (d->labels[i] > maxl) maxl = d->labels[i];
+        cJSON *lc = cJSON_AddObjectToObject(man, "label_counts");
+        for (int64_t l = 0; l <= maxl && l < 100000; l++) {
+            int64_t c = 0;
+            for (int64_t i = 0; i < d->n; i++) c += d->labels[i] == l;
+            if (!c) continue;
+            char k[32];
+            snprintf(k, sizeof k, "%lld", (long long)l);
+            cJSON_AddNumberToObject(lc, k, (double)c);
+        }
+        cJSON_AddStringToObject(man, "labels_file", "labels.csv");
+    } else {
+        cJSON_AddNullToObject(man, "labels_file");
+    }
+    return man;
+}
+
+/* Creates the folder, checks an earlier manifest (unless force) and writes manifest.json and
+ * labels.csv; prints the error and returns -1. */
+static int write_manifest_and_labels(const char *out, const cJSON *man, const da_dataset *d, bool force) {
+    char err[4096], path[4400];
+    if (da_mkdirs(out, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    if (!force && check_manifest(path, man)) return -1;
+    char *js = cJSON_Print(man);
+    size_t n = strlen(js);
+    js = realloc(js, n + 2);
+    js[n] = '\n';
+    js[n + 1] = 0;
+    int wr = da_atomic_write(path, js, n + 1, err, sizeof err);
+    free(js);
+    if (wr) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    if (!d->labels) {
+        fprintf(stderr, "note: the data carry no labels, so no labels.csv is written\n");
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/labels.csv", out);
+    da_atomic_file af;
+    if (da_atomic_open(&af, path, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    fprintf(af.f, "file,label\n");
+    for (int64_t i = 0; i < d->n; i++) fprintf(af.f, "%06lld.png,%lld\n", (long long)i, (long long)d->labels[i]);
+    if (da_atomic_commit(&af, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* grid.png: the first k sources over their translations, read back from the files themselves so
+ * that every shard would write the same bytes; skipped while an image is missing. A grid that
+ * cannot be written (full disk) fails the run (returns -1 after printing); a re-run writes it. */
+static int write_grid(const char *out, const da_dataset *d, int grid_images) {
+    const int64_t per = d->c * d->h * d->w, k = grid_images < d->n ? grid_images : d->n;
+    char path[4400], err[4096];
+    bool all = k > 0;
+    for (int64_t i = 0; i < k && all; i++) {
+        out_name(path, sizeof path, out, i);
+        all = file_exists(path);
+    }
+    if (!all) return 0;
+    float *grid = malloc(sizeof(float) * (size_t)(2 * k * per));
+    da_check(grid != NULL, CMD, "out of memory");
+    memcpy(grid, d->images, sizeof(float) * (size_t)(k * per));
+    for (int64_t i = 0; i < k && all; i++) {
+        out_name(path, sizeof path, out, i);
+        float *img = NULL;
+        int c, h, w;
+        if (da_image_read(path, (int)d->c, &img, &c, &h, &w, err, sizeof err) || h != d->h || w != d->w) {
+            fprintf(stderr, "warning: no grid: %s\n", img ? "an output has another size" : err);
+            all = false;
+        } else {
+            memcpy(grid + (k + i) * per, img, sizeof(float) * (size_t)per);
+        }
+        free(img);
+    }
+    snprintf(path, sizeof path, "%s/grid.png", out);
+    int rc = 0;
+    if (all && da_image_write_grid(path, grid, 2 * k, (int)d->c, (int)d->h, (int)d->w, (int)k, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        rc = -1;
+    }
+    free(grid);
+    return rc;
+}
+
+/* The fine-tuned model must be a copy of the original's architecture; prints why and returns -1. */
+static int check_same_shape(const da_unet *m, const da_unet *ft) {
+    if (m->cfg.in_channels == ft->cfg.in_channels && m->cfg.out_ch == ft->cfg.out_ch &&
+        m->cfg.resolution == ft->cfg.resolution)
+        return 0;
+    fprintf(stderr, "error: --model takes %dx%dx%d images but --finetuned %dx%dx%d; fine-tune a copy of --model\n",
+            m->cfg.resolution, m->cfg.resolution, m->cfg.in_channels, ft->cfg.resolution, ft->cfg.resolution,
+            ft->cfg.in_channels);
+    return -1;
+}
+
 int cmd_translate(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *finetuned = NULL, *data_spec = NULL, *out = NULL, *shard_s = "0/1";
     int threads = 0, grid_images = 8;
@@ -239,31 +437,15 @@ int cmd_translate(int argc, char **argv) {
     int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
     if (rc) return da_args_exit(rc);
     int shard = 0, n_shards = 1;
-    {
-        char *end;
-        long a = strtol(shard_s, &end, 10), b = 0;
-        bool ok = end != shard_s && *end == '/';
-        if (ok) {
-            const char *p = end + 1;
-            b = strtol(p, &end, 10);
-            ok = end != p && !*end && a >= 0 && b >= 1 && a < b && b <= 1000000;
-        }
-        if (!ok) {
-            fprintf(stderr, "diffadapt " CMD ": --shard expects I/N with 0 <= I < N (e.g. 0/4), got '%s'\n", shard_s);
-            return 2;
-        }
-        shard = (int)a;
-        n_shards = (int)b;
-    }
-    const int batch = cfg.ddim_batch, t0 = cfg.t0, inv_steps = cfg.inv_steps, gen_steps = cfg.gen_steps;
-    const float ratio = cfg.model_ratio;
+    if (parse_shard(shard_s, &shard, &n_shards)) return 2;
+    const int batch = cfg.ddim_batch;
     if (batch < 1 || grid_images < 0) {
         fprintf(stderr, "diffadapt " CMD ": --batch must be at least 1 and --grid-images not negative\n");
         return 2;
     }
     {
         char rerr[256];
-        if (da_eps_mix_check_ratio(ratio, rerr, sizeof rerr)) {
+        if (da_eps_mix_check_ratio(cfg.model_ratio, rerr, sizeof rerr)) {
             fprintf(stderr, "diffadapt " CMD ": %s\n", rerr);
             return 2;
         }
@@ -275,22 +457,17 @@ int cmd_translate(int argc, char **argv) {
     da_unet m, ft;
     bool have_ft = false;
     da_dataset d = {0};
-    float *grid = NULL;
     cJSON *man = NULL;
-    char *ft_src = NULL, *ft_tgt = NULL, err[4096];
+    char err[4096];
     if (da_cli_load_unet(model, config, &m)) return 1;
     if (da_cli_load_unet(finetuned, config, &ft)) goto done;
     have_ft = true;
-    if (m.cfg.in_channels != ft.cfg.in_channels || m.cfg.out_ch != ft.cfg.out_ch || m.cfg.resolution != ft.cfg.resolution) {
-        fprintf(stderr, "error: --model takes %dx%dx%d images but --finetuned %dx%dx%d; fine-tune a copy of --model\n",
-                m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels, ft.cfg.resolution, ft.cfg.resolution,
-                ft.cfg.in_channels);
-        goto done;
-    }
+    if (check_same_shape(&m, &ft)) goto done;
     da_schedule sm, sf;
     if (da_schedule_linear(&sm, m.cfg.num_timesteps, m.cfg.beta_start, m.cfg.beta_end, err, sizeof err) ||
         da_schedule_linear(&sf, ft.cfg.num_timesteps, ft.cfg.beta_start, ft.cfg.beta_end, err, sizeof err) ||
-        da_ddim_check_steps(&sm, inv_steps, t0, err, sizeof err) || da_ddim_check_steps(&sf, gen_steps, t0, err, sizeof err)) {
+        da_ddim_check_steps(&sm, cfg.inv_steps, cfg.t0, err, sizeof err) ||
+        da_ddim_check_steps(&sf, cfg.gen_steps, cfg.t0, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
@@ -304,122 +481,13 @@ int cmd_translate(int argc, char **argv) {
                 (long long)d.h, (long long)d.w, (long long)d.c, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
         goto done;
     }
-    int64_t per = d.c * d.h * d.w;
+    manifest_inputs mi = {model, finetuned, data_spec, &m, &ft, &d, &dd, &cfg};
+    man = build_manifest(&mi);
 
-    /* the manifest: the same bytes whichever shard writes it */
-    char mh[17], fh[17], dh[17];
-    da_params_hash(&m.params, mh);
-    da_params_hash(&ft.params, fh);
-    {
-        uint64_t h = DA_FNV1A64_INIT;
-        int64_t dims[4] = {d.n, d.c, d.h, d.w};
-        h = da_fnv1a64(h, dims, sizeof dims);
-        h = da_fnv1a64(h, d.images, sizeof(float) * (size_t)(d.n * per));
-        if (d.labels) h = da_fnv1a64(h, d.labels, sizeof(int64_t) * (size_t)d.n);
-        snprintf(dh, sizeof dh, "%016" PRIx64, h);
-    }
-    ft_src = file_meta(finetuned, "finetune_src_text");
-    ft_tgt = file_meta(finetuned, "finetune_tgt_text");
-    man = cJSON_CreateObject();
-    cJSON_AddStringToObject(man, "format", MANIFEST_FORMAT);
-    cJSON_AddStringToObject(man, "model", base_name(model));
-    cJSON_AddStringToObject(man, "model_hash", mh);
-    cJSON_AddStringToObject(man, "finetuned", base_name(finetuned));
-    cJSON_AddStringToObject(man, "finetuned_hash", fh);
-    if (ft_src && ft_tgt) {
-        cJSON_AddStringToObject(man, "src_text", ft_src);
-        cJSON_AddStringToObject(man, "tgt_text", ft_tgt);
-    }
-    cJSON_AddStringToObject(man, "data", data_spec);
-    cJSON_AddStringToObject(man, "data_hash", dh);
-    {
-        cJSON *o = cJSON_AddObjectToObject(man, "data_options");
-        if (dd.classes) cJSON_AddStringToObject(o, "classes", dd.classes);
-        if (dd.attr) cJSON_AddStringToObject(o, "attr", dd.attr);
-        if (dd.split) cJSON_AddStringToObject(o, "split", dd.split);
-        cJSON_AddNumberToObject(o, "take", dd.take);
-        cJSON_AddNumberToObject(o, "skip", dd.skip);
-        cJSON_AddNumberToObject(o, "data_seed", dd.data_seed);
-        cJSON_AddNumberToObject(o, "size", dd.size);
-        cJSON_AddNumberToObject(o, "pad", dd.pad);
-        cJSON_AddNumberToObject(o, "channels", dd.channels);
-    }
-    cJSON_AddNumberToObject(man, "t0", t0);
-    cJSON_AddNumberToObject(man, "inv_steps", inv_steps);
-    cJSON_AddNumberToObject(man, "gen_steps", gen_steps);
-    /* only when it mixes: a manifest of plain translation stays as it was */
-    if (ratio < 1) cJSON_AddNumberToObject(man, "model_ratio", ratio);
-    cJSON_AddNumberToObject(man, "eta", 0);
-    cJSON_AddNumberToObject(man, "batch", batch);
-    cJSON_AddNumberToObject(man, "threads", da_get_threads());
-    cJSON_AddNumberToObject(man, "images", (double)d.n);
-    {
-        cJSON *sz = cJSON_AddArrayToObject(man, "image_shape");
-        cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d.c));
-        cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d.h));
-        cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d.w));
-        char last[32];
-        snprintf(last, sizeof last, "%06lld.png", (long long)(d.n - 1));
-        cJSON_AddStringToObject(man, "first_file", "000000.png");
-        cJSON_AddStringToObject(man, "last_file", last);
-    }
-    if (d.labels) {
-        /* images per label, in label order */
-        int64_t maxl = 0;
-        for (int64_t i = 0; i < d.n; i++)
-            if (d.labels[i] > maxl) maxl = d.labels[i];
-        cJSON *lc = cJSON_AddObjectToObject(man, "label_counts");
-        for (int64_t l = 0; l <= maxl && l < 100000; l++) {
-            int64_t c = 0;
-            for (int64_t i = 0; i < d.n; i++) c += d.labels[i] == l;
-            if (!c) continue;
-            char k[32];
-            snprintf(k, sizeof k, "%lld", (long long)l);
-            cJSON_AddNumberToObject(lc, k, (double)c);
-        }
-        cJSON_AddStringToObject(man, "labels_file", "labels.csv");
-    } else {
-        cJSON_AddNullToObject(man, "labels_file");
-    }
-
-    if (da_mkdirs(out, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        goto done;
-    }
-    char path[4400];
-    snprintf(path, sizeof path, "%s/manifest.json", out);
-    if (!force && check_manifest(path, man)) goto done;
-    {
-        char *js = cJSON_Print(man);
-        size_t n = strlen(js);
-        js = realloc(js, n + 2);
-        js[n] = '\n';
-        js[n + 1] = 0;
-        int wr = da_atomic_write(path, js, n + 1, err, sizeof err);
-        free(js);
-        if (wr) {
-            fprintf(stderr, "error: %s\n", err);
-            goto done;
-        }
-    }
-    if (d.labels) {
-        snprintf(path, sizeof path, "%s/labels.csv", out);
-        da_atomic_file af;
-        if (da_atomic_open(&af, path, err, sizeof err)) {
-            fprintf(stderr, "error: %s\n", err);
-            goto done;
-        }
-        fprintf(af.f, "file,label\n");
-        for (int64_t i = 0; i < d.n; i++) fprintf(af.f, "%06lld.png,%lld\n", (long long)i, (long long)d.labels[i]);
-        if (da_atomic_commit(&af, err, sizeof err)) {
-            fprintf(stderr, "error: %s\n", err);
-            goto done;
-        }
-    } else {
-        fprintf(stderr, "note: the data carry no labels, so no labels.csv is written\n");
-    }
+    if (write_manifest_and_labels(out, man, &d, force)) goto done;
     /* only our own temporaries (see io/atomic.h), never a user file that merely looks like one */
     da_remove_stale_tmp(out, NULL);
+    char path[4400];
 
     /* the batches of this shard: a contiguous part of the fixed partition into --batch images */
     int64_t n_batches = (d.n + batch - 1) / batch;
@@ -469,45 +537,13 @@ int cmd_translate(int argc, char **argv) {
     double secs = da_now() - t_start;
     da_progress_end(&prog, in_batches, NULL);
 
-    /* grid.png from the files themselves, so that every shard would write the same bytes */
-    int64_t k = grid_images < d.n ? grid_images : d.n;
-    bool all = k > 0;
-    for (int64_t i = 0; i < k && all; i++) {
-        out_name(path, sizeof path, out, i);
-        all = file_exists(path);
-    }
-    if (all) {
-        grid = malloc(sizeof(float) * (size_t)(2 * k * per));
-        da_check(grid != NULL, CMD, "out of memory");
-        memcpy(grid, d.images, sizeof(float) * (size_t)(k * per));
-        for (int64_t i = 0; i < k && all; i++) {
-            out_name(path, sizeof path, out, i);
-            float *img = NULL;
-            int c, h, w;
-            if (da_image_read(path, (int)d.c, &img, &c, &h, &w, err, sizeof err) || h != d.h || w != d.w) {
-                fprintf(stderr, "warning: no grid: %s\n", img ? "an output has another size" : err);
-                all = false;
-            } else {
-                memcpy(grid + (k + i) * per, img, sizeof(float) * (size_t)per);
-            }
-            free(img);
-        }
-        snprintf(path, sizeof path, "%s/grid.png", out);
-        /* a grid that cannot be written (full disk) fails the run; a re-run writes it */
-        if (all && da_image_write_grid(path, grid, 2 * k, (int)d.c, (int)d.h, (int)d.w, (int)k, err, sizeof err)) {
-            fprintf(stderr, "error: %s\n", err);
-            goto done;
-        }
-    }
+    if (write_grid(out, &d, grid_images)) goto done;
     fprintf(stderr, "translated %lld images (%lld skipped) into %s in %.1f s", (long long)done_imgs, (long long)skipped,
             out, secs);
     if (done_imgs) fprintf(stderr, " (%.3f s per image)", secs / (double)done_imgs);
     fprintf(stderr, "\n");
     status = 0;
 done:
-    free(grid);
-    free(ft_src);
-    free(ft_tgt);
     cJSON_Delete(man);
     da_dataset_free(&d);
     if (have_ft) da_unet_free(&ft);
