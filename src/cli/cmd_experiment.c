@@ -6,10 +6,10 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/progress.h"
 #include "diffusion/ddim.h"
 #include "experiment/experiment.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
+#include "util/progress.h"
 
 /* The candidate pairs of design.md §5, measured by --scan-pairs. */
 #define DEFAULT_SCAN_PAIRS "5,7;2,4;0,3;4,6;0,6;7,9"

@@ -7,11 +7,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/plot.h"
 #include "data/dataset.h"
-#include "io/atomic.h"
 #include "nn/classifier_train.h"
 #include "tensor/tensor.h"
+#include "util/atomic.h"
+#include "util/plot.h"
 
 /* "5,7" + class values {0,1} -> "5,7"; without --classes the values themselves. */
 static void classes_meta(const char *classes_opt, const da_clf_result *r, char *out, size_t len) {

@@ -9,11 +9,11 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/miniclip_cli.h"
-#include "cli/progress.h"
 #include "data/dataset.h"
-#include "io/atomic.h"
 #include "nn/miniclip_train.h"
 #include "tensor/tensor.h"
+#include "util/atomic.h"
+#include "util/progress.h"
 
 /* "dir/m.safetensors" + ".ckpt.safetensors" -> "dir/m.ckpt.safetensors" */
 static void sibling(const char *out, const char *suffix, char *buf, size_t len) {

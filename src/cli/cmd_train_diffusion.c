@@ -11,9 +11,9 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
-#include "cli/progress.h"
 #include "diffusion/train.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
+#include "util/progress.h"
 
 /* "1,2,2" -> ints; "none" or "" -> 0 entries. Returns -1 on a malformed list. */
 static int parse_int_list(const char *s, int *out, int cap, int *n) {

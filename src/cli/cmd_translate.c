@@ -13,11 +13,11 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
-#include "cli/progress.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
-#include "io/atomic.h"
 #include "io/safetensors.h"
+#include "util/atomic.h"
+#include "util/progress.h"
 
 #define CMD "translate"
 #define MANIFEST_FORMAT "diffadapt-translation"

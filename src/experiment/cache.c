@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "experiment/experiment.h"
-#include "io/atomic.h"
 #include "nn/params.h"
+#include "util/atomic.h"
 
 void da_exp_key(const char *desc, char out[17]) {
     uint64_t h = da_fnv1a64(DA_FNV1A64_INIT, desc, strlen(desc));

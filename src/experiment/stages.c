@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
 #include "data/styles.h"
 #include "diffusion/ddim.h"
 #include "diffusion/finetune.h"
@@ -17,6 +16,7 @@
 #include "nn/clip_loss.h"
 #include "nn/miniclip_train.h"
 #include "tensor/optim.h"
+#include "util/progress.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 

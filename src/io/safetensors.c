@@ -16,8 +16,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "io/atomic.h"
 #include "io/torch_ckpt.h"
+#include "util/atomic.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"

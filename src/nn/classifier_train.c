@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "io/atomic.h"
 #include "tensor/ops.h"
 #include "tensor/optim.h"
 #include "tensor/rng.h"
+#include "util/atomic.h"
+#include "util/clock.h"
 
 #define EVAL_BATCH 256
 
@@ -27,12 +27,6 @@ da_clf_opts da_clf_defaults(void) {
     o.train_name = "train";
     o.verbose = true;
     return o;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -316,9 +310,9 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
     da_rng shuffle;
     da_rng_init(&shuffle, o->seed ^ 0x9e3779b97f4a7c15ULL);
     const int64_t n = train->n, per = train->c * train->h * train->w;
-    double t0 = now_s();
+    double t0 = da_now();
     for (int ep = 0; ep < o->epochs; ep++) {
-        double te = now_s(), loss_sum = 0;
+        double te = da_now(), loss_sum = 0;
         int64_t correct = 0;
         da_rng_permutation(&shuffle, perm, n);
         for (int64_t b0 = 0; b0 < n; b0 += o->batch) {
@@ -352,7 +346,7 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
             for (int j = 0; j < n_eval && len < (int)sizeof line; j++)
                 len += snprintf(line + len, sizeof line - (size_t)len, "  %s %.1f%%", evals[j].name,
                                 res->eval_acc[ep * n_eval + j]);
-            if (len < (int)sizeof line) snprintf(line + len, sizeof line - (size_t)len, "  (%.1f s)", now_s() - te);
+            if (len < (int)sizeof line) snprintf(line + len, sizeof line - (size_t)len, "  (%.1f s)", da_now() - te);
             fprintf(stderr, "%s\n", line);
         }
         if (!isfinite(res->train_loss[ep])) {
@@ -361,7 +355,7 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
             goto done;
         }
     }
-    res->seconds = now_s() - t0;
+    res->seconds = da_now() - t0;
     rc = 0;
 done:
     da_ctx_free(&ctx);

@@ -1,6 +1,6 @@
 /* atomic.c — exclusive temporaries + fsync + rename writes, and the removal of our own stale
  * temporaries (see atomic.h). */
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 #include <dirent.h>
 #include <errno.h>
