@@ -11,6 +11,7 @@
 #include "test_util.h"
 #include "tmpdir.h"
 #include "util/atomic.h"
+#include "util/files.h"
 
 static char ERR[1024];
 

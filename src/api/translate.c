@@ -10,6 +10,7 @@
 #include "diffusion/ddim.h"
 #include "tensor/tensor.h"
 #include "util/atomic.h"
+#include "util/files.h"
 
 void da_translate_defaults(da_translate_settings *s) {
     *s = (da_translate_settings){.t0 = 500, .inv_steps = 40, .gen_steps = 6, .batch = 8, .ratio = 1.0f};

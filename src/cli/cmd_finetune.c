@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -19,16 +18,12 @@
 #include "io/safetensors.h"
 #include "nn/clip_loss.h"
 #include "util/atomic.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 #define CMD "finetune"
 #define CKPT_FORMAT "diffadapt-finetune-checkpoint"
 #define ADAM_KEY "optimizer.adam_state"
-
-static bool file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 /* FNV-1a over the selected images (and labels): identifies the training data in cache keys. */
 static uint64_t data_hash(const da_dataset *d, int64_t n) {
@@ -345,11 +340,11 @@ int cmd_finetune(int argc, char **argv) {
         cache_dir = cache_buf;
     }
     if (da_check_output_folder(out)) return 1;   /* found now, not after the first epoch */
-    if (file_exists(out) && !force && !(resume && file_exists(ckpt))) {
+    if (da_path_exists(out) && !force && !(resume && da_path_exists(ckpt))) {
         fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
         return 1;
     }
-    if (file_exists(ckpt) && !resume && !force) {
+    if (da_path_exists(ckpt) && !resume && !force) {
         fprintf(stderr, "error: %s holds the checkpoint of an earlier run: pass --resume to continue it, or --force to start over\n",
                 ckpt);
         return 1;
@@ -366,14 +361,14 @@ int cmd_finetune(int argc, char **argv) {
     }
     /* without a checkpoint to continue, the log and the grids would be written anew: they may be
      * the only record of an earlier run */
-    if (!force && !(resume && file_exists(ckpt))) {
+    if (!force && !(resume && da_path_exists(ckpt))) {
         char grid[4200];
-        const char *found = file_exists(log_path) ? log_path : NULL;
+        const char *found = da_path_exists(log_path) ? log_path : NULL;
         for (int e = 1; e <= epochs && !found; e++) {
             char suffix[32];
             snprintf(suffix, sizeof suffix, ".epoch%d.png", e);
             with_suffix(grid, sizeof grid, out, suffix);
-            if (file_exists(grid)) found = grid;
+            if (da_path_exists(grid)) found = grid;
         }
         if (found) {
             fprintf(stderr, "error: %s exists (an earlier run's, with no checkpoint to continue); pass --force to "
@@ -509,7 +504,7 @@ int cmd_finetune(int argc, char **argv) {
     }
     have_opt = true;
     int start = 0;
-    if (resume && file_exists(ckpt) && !force) {
+    if (resume && da_path_exists(ckpt) && !force) {
         start = ckpt_load(ckpt, &m, &opt, settings, err, sizeof err);
         if (start < 0) {
             fprintf(stderr, "error: %s\n", err);

@@ -17,15 +17,11 @@
 #include "diffusion/ddim.h"
 #include "io/safetensors.h"
 #include "util/atomic.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 #define CMD "translate"
 #define MANIFEST_FORMAT "diffadapt-translation"
-
-static bool file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
@@ -35,22 +31,6 @@ static const char *base_name(const char *path) {
 /* The output file of image i: DIR/000123.png */
 static void out_name(char *buf, size_t len, const char *dir, int64_t i) {
     snprintf(buf, len, "%s/%06lld.png", dir, (long long)i);
-}
-
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
 }
 
 /* The metadata value `key` of a safetensors file as a new string, or NULL. */
@@ -72,7 +52,7 @@ static const char *const KEYS[] = {"model_hash", "finetuned_hash", "data_hash", 
 
 /* 0 when an existing manifest agrees with `now` (or there is none); else prints the difference. */
 static int check_manifest(const char *path, const cJSON *now) {
-    char *text = read_all(path);
+    char *text = da_read_file(path, NULL, NULL, 0);
     if (!text) return 0;
     cJSON *old = cJSON_Parse(text);
     free(text);
@@ -139,7 +119,7 @@ static int check_out_folder(const char *out, const char *data_spec) {
     }
     char path[4400];
     snprintf(path, sizeof path, "%s/manifest.json", out);
-    char *text = read_all(path);
+    char *text = da_read_file(path, NULL, NULL, 0);
     if (text) {
         cJSON *m = cJSON_Parse(text);
         const cJSON *fmt = m ? cJSON_GetObjectItemCaseSensitive(m, "format") : NULL;
@@ -409,7 +389,7 @@ int cmd_translate(int argc, char **argv) {
     int64_t todo = 0, skipped = 0;
     for (int64_t i = i_first; i < i_end; i++) {
         out_name(path, sizeof path, out, i);
-        if (!force && file_exists(path)) skipped++;
+        if (!force && da_path_exists(path)) skipped++;
         else todo++;
     }
     if (n_shards > 1)
@@ -431,7 +411,7 @@ int cmd_translate(int argc, char **argv) {
         int64_t n_missing = 0;
         for (int64_t i = i0; i < i0 + nb; i++) {
             out_name(path, sizeof path, out, i);
-            n_missing += force || !file_exists(path);
+            n_missing += force || !da_path_exists(path);
         }
         if (!n_missing) continue;
         /* the whole batch, always: results must not depend on which images were missing */
@@ -455,7 +435,7 @@ int cmd_translate(int argc, char **argv) {
         }
         for (int64_t i = i0; i < i0 + nb; i++) {
             out_name(path, sizeof path, out, i);
-            if (!force && file_exists(path)) continue;
+            if (!force && da_path_exists(path)) continue;
             if (da_image_write_png(path, x + (i - i0) * per, (int)d.c, (int)d.h, (int)d.w, err, sizeof err)) {
                 fprintf(stderr, "\nerror: %s\n", err);
                 goto done;
@@ -472,7 +452,7 @@ int cmd_translate(int argc, char **argv) {
     bool all = k > 0;
     for (int64_t i = 0; i < k && all; i++) {
         out_name(path, sizeof path, out, i);
-        all = file_exists(path);
+        all = da_path_exists(path);
     }
     if (all) {
         grid = malloc(sizeof(float) * (size_t)(2 * k * per));

@@ -11,6 +11,7 @@
 #include "diffusion/ddim.h"
 #include "io/safetensors.h"
 #include "util/atomic.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 bool da_ends_with(const char *s, const char *suffix) {

@@ -4,12 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "experiment/experiment.h"
 #include "nn/params.h"
 #include "util/atomic.h"
+#include "util/files.h"
 
 void da_exp_key(const char *desc, char out[17]) {
     uint64_t h = da_fnv1a64(DA_FNV1A64_INIT, desc, strlen(desc));
@@ -18,11 +18,6 @@ void da_exp_key(const char *desc, char out[17]) {
 
 void da_exp_cache_path(const da_experiment *e, const char *stem, const char *key, char *buf, size_t len) {
     snprintf(buf, len, "%s/%s-%s.safetensors", e->cache_dir, stem, key);
-}
-
-bool da_exp_file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* How long a cached result took to compute is kept beside it in <file>.seconds, so that a later
@@ -58,23 +53,18 @@ const char *da_exp_cache_time_text(const char *path, int64_t n_items, char *buf,
     return buf;
 }
 
-static bool is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len) {
     if (c->models_dir) {
         snprintf(buf, len, "%s", c->models_dir);
-        return is_dir(buf) ? buf : NULL;
+        return da_is_dir(buf) ? buf : NULL;
     }
     const char *env = getenv("DIFFADAPT_MODELS");
     if (env && *env) {
         snprintf(buf, len, "%s", env);
-        if (is_dir(buf)) return buf;
+        if (da_is_dir(buf)) return buf;
     }
     snprintf(buf, len, "models");
-    if (is_dir(buf)) return buf;
+    if (da_is_dir(buf)) return buf;
     /* next to the binary: build/diffadapt -> build/../models */
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -84,14 +74,14 @@ const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len) {
         char *bin = strrchr(exe, '/');
         if (bin) {
             *bin = 0;
-            if (snprintf(buf, len, "%s/../share/diffadapt/models", exe) < (int)len && is_dir(buf)) return buf;
+            if (snprintf(buf, len, "%s/../share/diffadapt/models", exe) < (int)len && da_is_dir(buf)) return buf;
             *bin = '/';
         }
         for (int up = 0; up < 3; up++) {
             char *slash = strrchr(exe, '/');
             if (!slash) break;
             *slash = 0;
-            if (snprintf(buf, len, "%s/models", exe) < (int)len && is_dir(buf)) return buf;
+            if (snprintf(buf, len, "%s/models", exe) < (int)len && da_is_dir(buf)) return buf;
         }
     }
     return NULL;

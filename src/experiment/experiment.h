@@ -180,7 +180,6 @@ void da_exp_cache_path(const da_experiment *e, const char *stem, const char *key
 /* Where shipped default checkpoints live: --models, $DIFFADAPT_MODELS, ./models, or models/
  * one or two levels above the running binary. Returns the first folder that exists, or NULL. */
 const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len);
-bool da_exp_file_exists(const char *path);
 /* Notes beside a cache file how many seconds computing it took; and, for a stage that read the
  * file, "read from the cache; computing it took 372 s" (", 0.31 s per image" when n_items > 0;
  * without the time when there is no note) into buf. */

@@ -10,6 +10,7 @@
 #include "experiment/stats.h"
 #include "nn/classifier_train.h"
 #include "util/atomic.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 /* Rendered copy of d in style s. */

@@ -16,6 +16,7 @@
 #include "nn/clip_loss.h"
 #include "nn/miniclip_train.h"
 #include "tensor/optim.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -241,7 +242,7 @@ int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
         free(js);
         da_exp_key(desc, key);
         da_exp_cache_path(e, "diffusion", key, path, sizeof path);
-        if (da_exp_file_exists(path)) {
+        if (da_is_file(path)) {
             source = "cache";
         } else {
             source = "trained";
@@ -328,7 +329,7 @@ int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
                  (double)mo.weight_decay, (long long)mo.warmup, (double)mo.grad_clip, (unsigned long long)mo.seed);
         da_exp_key(desc, key);
         da_exp_cache_path(e, "miniclip", key, path, sizeof path);
-        if (da_exp_file_exists(path)) {
+        if (da_is_file(path)) {
             source = "cache";
         } else {
             source = "trained";
@@ -446,7 +447,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     }
     da_exp_key(desc, key);
     da_exp_cache_path(e, "finetuned", key, path, sizeof path);
-    if (da_exp_file_exists(path)) {
+    if (da_is_file(path)) {
         int lrc = da_unet_load(&e->finetuned, path, NULL, err, errlen);
         da_dataset_free(&tgt);
         if (lrc != 0) return -1;
@@ -613,7 +614,7 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     da_exp_key(desc, key);
     da_exp_cache_path(e, stem, key, path, path_len);
     snprintf(partial, sizeof partial, "%s.partial", path);
-    if (da_exp_file_exists(path)) {
+    if (da_is_file(path)) {
         *source = "cache";
         return load_cached_images(path, src, out, err, errlen);
     }
@@ -624,7 +625,7 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     /* a killed run resumes from the batches it finished */
     st_file f;
     char sub[512];
-    if (da_exp_file_exists(partial) && st_open(partial, &f, sub, sizeof sub) == 0) {
+    if (da_is_file(partial) && st_open(partial, &f, sub, sizeof sub) == 0) {
         const char *k = st_meta_get(&f, "cache_key"), *d = st_meta_get(&f, "done");
         const st_tensor_info *t = st_find(&f, "images");
         int64_t nd = d ? atoll(d) : 0;

@@ -4,7 +4,6 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <zlib.h>
 
 #include "nn/unicode_tables.h"
+#include "util/errf.h"
 
 #define CACHE_MAX_WORDS 16384    /* the word cache is emptied when it grows past this */
 
@@ -187,14 +187,6 @@ static uint32_t utf8_get(const unsigned char *s, size_t n, size_t *used) {
     return cp;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static da_bpe *bpe_new(void) {
     da_bpe *b = calloc(1, sizeof *b);
     if (!b) { fprintf(stderr, "error: out of memory in the tokenizer\n"); exit(3); }
@@ -249,7 +241,7 @@ static int finish(da_bpe *b, const char *merges, size_t len, int skip_header, in
         memcpy(s + n, "</w>", 4);
         if (!strmap_get(&b->encoder, s, (size_t)n, &b->byte_id[i]) ||
             !strmap_get(&b->encoder, s, (size_t)n + 4, &b->byte_eow_id[i])) {
-            set_err(err, errlen, "%s: the vocabulary lacks the token for byte 0x%02X; is this a CLIP vocabulary?", what, i);
+            da_errf(err, errlen, "%s: the vocabulary lacks the token for byte 0x%02X; is this a CLIP vocabulary?", what, i);
             return -1;
         }
     }
@@ -269,7 +261,7 @@ static int finish(da_bpe *b, const char *merges, size_t len, int skip_header, in
         const char *a, *c;
         size_t na, nc;
         if (!split_merge(line, n, &a, &na, &c, &nc)) {
-            set_err(err, errlen, "%s: line %d is not a merge of two tokens (\"%.40s\")", what, line_no, line);
+            da_errf(err, errlen, "%s: line %d is not a merge of two tokens (\"%.40s\")", what, line_no, line);
             free(joined);
             return -1;
         }
@@ -279,7 +271,7 @@ static int finish(da_bpe *b, const char *merges, size_t len, int skip_header, in
         memcpy(joined + na, c, nc);
         if (!strmap_get(&b->encoder, a, na, &ia) || !strmap_get(&b->encoder, c, nc, &ic) ||
             !strmap_get(&b->encoder, joined, na + nc, &im)) {
-            set_err(err, errlen, "%s: the merge on line %d (\"%.*s\") uses a token missing from the vocabulary",
+            da_errf(err, errlen, "%s: the merge on line %d (\"%.*s\") uses a token missing from the vocabulary",
                     what, line_no, (int)(n > 60 ? 60 : n), line);
             free(joined);
             return -1;
@@ -328,7 +320,7 @@ da_bpe *da_bpe_from_openai(const char *text, size_t len, int max_merges, char *e
         const char *a, *c;
         size_t na, nc;
         if (!split_merge(line, n, &a, &na, &c, &nc)) {
-            set_err(err, errlen, "merges file: line %d is not a merge of two tokens (\"%.40s\")", line_no, line);
+            da_errf(err, errlen, "merges file: line %d is not a merge of two tokens (\"%.40s\")", line_no, line);
             free(joined);
             da_bpe_free(b);
             return NULL;
@@ -353,14 +345,14 @@ da_bpe *da_bpe_from_hf(const char *vocab_json, size_t vocab_len, const char *mer
                        char *err, size_t errlen) {
     cJSON *root = cJSON_ParseWithLength(vocab_json, vocab_len);
     if (!root || !cJSON_IsObject(root)) {
-        set_err(err, errlen, "vocab.json: not a JSON object of token -> id");
+        da_errf(err, errlen, "vocab.json: not a JSON object of token -> id");
         cJSON_Delete(root);
         return NULL;
     }
     da_bpe *b = bpe_new();
     for (cJSON *it = root->child; it; it = it->next) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1e7 || !it->string) {
-            set_err(err, errlen, "vocab.json: the entry \"%.40s\" has no valid id", it->string ? it->string : "?");
+            da_errf(err, errlen, "vocab.json: the entry \"%.40s\" has no valid id", it->string ? it->string : "?");
             cJSON_Delete(root);
             da_bpe_free(b);
             return NULL;
@@ -371,7 +363,7 @@ da_bpe *da_bpe_from_hf(const char *vocab_json, size_t vocab_len, const char *mer
     }
     cJSON_Delete(root);
     if (!strmap_get(&b->encoder, "<|startoftext|>", 15, &b->sot) || !strmap_get(&b->encoder, "<|endoftext|>", 13, &b->eot)) {
-        set_err(err, errlen, "vocab.json: <|startoftext|> or <|endoftext|> is missing; is this a CLIP vocabulary?");
+        da_errf(err, errlen, "vocab.json: <|startoftext|> or <|endoftext|> is missing; is this a CLIP vocabulary?");
         da_bpe_free(b);
         return NULL;
     }
@@ -384,7 +376,7 @@ da_bpe *da_bpe_from_hf(const char *vocab_json, size_t vocab_len, const char *mer
 /* Reads a whole file, gunzipping when it is gzip (zlib reads plain files unchanged). */
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
     gzFile f = gzopen(path, "rb");
-    if (!f) { set_err(err, errlen, "cannot open %s", path); return NULL; }
+    if (!f) { da_errf(err, errlen, "cannot open %s", path); return NULL; }
     size_t cap = 1 << 20, n = 0;
     char *buf = xmalloc(cap);
     for (;;) {
@@ -392,7 +384,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen) 
         int got = gzread(f, buf + n, (unsigned)(cap - n - 1));
         if (got < 0) {
             int code;
-            set_err(err, errlen, "%s: read error (%s)", path, gzerror(f, &code));
+            da_errf(err, errlen, "%s: read error (%s)", path, gzerror(f, &code));
             gzclose(f);
             free(buf);
             return NULL;
@@ -414,7 +406,7 @@ static bool ends_with(const char *s, const char *suffix) {
 da_bpe *da_bpe_load(const char *path, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) != 0) {
-        set_err(err, errlen, "vocabulary %s does not exist (pass bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt)", path);
+        da_errf(err, errlen, "vocabulary %s does not exist (pass bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt)", path);
         return NULL;
     }
     char dir[4096];
@@ -434,7 +426,7 @@ da_bpe *da_bpe_load(const char *path, char *err, size_t errlen) {
         if (!text) return NULL;
         char sub[256];
         da_bpe *b = da_bpe_from_openai(text, len, 0, sub, sizeof sub);
-        if (!b) set_err(err, errlen, "%s: %s", path, sub);
+        if (!b) da_errf(err, errlen, "%s: %s", path, sub);
         free(text);
         return b;
     }
@@ -448,7 +440,7 @@ da_bpe *da_bpe_load(const char *path, char *err, size_t errlen) {
     if (!m) { free(v); return NULL; }
     char sub[256];
     da_bpe *b = da_bpe_from_hf(v, vlen, m, mlen, sub, sizeof sub);
-    if (!b) set_err(err, errlen, "%s: %s", dir, sub);
+    if (!b) da_errf(err, errlen, "%s: %s", dir, sub);
     free(v);
     free(m);
     return b;
@@ -786,7 +778,7 @@ int da_bpe_encode(da_bpe *b, const char *text, int context, bool truncate, int64
     int n = da_bpe_encode_raw(b, text, &raw);
     if (context < 2) context = 2;
     if (n + 2 > context && !truncate) {
-        set_err(err, errlen, "the text \"%.40s%s\" is %d tokens long with its start and end tokens; the model takes at most %d "
+        da_errf(err, errlen, "the text \"%.40s%s\" is %d tokens long with its start and end tokens; the model takes at most %d "
                 "(shorten it, or pass --truncate to cut it to %d tokens)", text, strlen(text) > 40 ? "..." : "",
                 n + 2, context, context);
         free(raw);

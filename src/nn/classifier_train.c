@@ -14,6 +14,7 @@
 #include "tensor/rng.h"
 #include "util/atomic.h"
 #include "util/clock.h"
+#include "util/files.h"
 
 #define EVAL_BATCH 256
 
@@ -122,20 +123,6 @@ double da_cnn_accuracy(const da_cnn *m, const da_dataset *d, const int64_t *clas
 
 /* ---- metrics.csv ------------------------------------------------------------------------ */
 
-/* The whole file as a string (NULL when absent or unreadable), its length in *len. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1))) {
-        *len = fread(s, 1, (size_t)n, f);
-        s[*len] = 0;
-    }
-    fclose(f);
-    return s;
-}
-
 int da_metrics_prepare(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (f) {
@@ -159,7 +146,7 @@ int da_metrics_prepare(const char *path, char *err, size_t errlen) {
 static int metrics_append(const char *path, const da_clf_opts *o, int e0, int e1, const da_clf_result *r,
                           const da_eval_set *evals, char *err, size_t errlen) {
     size_t len = 0;
-    char *old = slurp(path, &len);
+    char *old = da_read_file(path, &len, NULL, 0);
     if (!old) {
         snprintf(err, errlen, "cannot read %s to append to it: %s", path, strerror(errno));
         return -1;

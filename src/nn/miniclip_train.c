@@ -6,7 +6,6 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +14,7 @@
 #include "nn/clip_loss.h"
 #include "nn/params.h"
 #include "tensor/rng.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "util/errf.h"
 
 static void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size);
@@ -307,12 +299,12 @@ void da_miniclip_config(const da_miniclip_opts *o, int vocab_size, da_clip_confi
 static int check_opts(const da_miniclip_opts *o, char *err, size_t errlen) {
     if (o->steps < 1 || o->batch < 2 || !(o->lr > 0) || o->weight_decay < 0 || o->warmup < 0 || o->grad_clip < 0 ||
         o->merges < 0 || o->context < 4) {
-        set_err(err, errlen, "mini-CLIP: need steps >= 1, batch >= 2, lr > 0, weight decay >= 0, warmup >= 0, "
+        da_errf(err, errlen, "mini-CLIP: need steps >= 1, batch >= 2, lr > 0, weight decay >= 0, warmup >= 0, "
                 "grad clip >= 0, merges >= 0 and context >= 4");
         return -1;
     }
     if (o->heads < 1 || o->vision_width % o->heads || o->text_width % o->heads) {
-        set_err(err, errlen, "mini-CLIP: the widths (vision %d, text %d) must be multiples of --heads %d",
+        da_errf(err, errlen, "mini-CLIP: the widths (vision %d, text %d) must be multiples of --heads %d",
                 o->vision_width, o->text_width, o->heads);
         return -1;
     }
@@ -320,7 +312,7 @@ static int check_opts(const da_miniclip_opts *o, char *err, size_t errlen) {
     da_miniclip_config(o, 600, &c);
     char inner[256];
     if (da_clip_config_validate(&c, inner, sizeof inner)) {
-        set_err(err, errlen, "mini-CLIP: %s", inner);
+        da_errf(err, errlen, "mini-CLIP: %s", inner);
         return -1;
     }
     return 0;
@@ -357,7 +349,7 @@ static int opts_from_json(const char *json, da_miniclip_opts *o, char *err, size
     cJSON *j = cJSON_Parse(json);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        set_err(err, errlen, "the training options (metadata miniclip_opts) are not a JSON object");
+        da_errf(err, errlen, "the training options (metadata miniclip_opts) are not a JSON object");
         return -1;
     }
     struct { const char *key; int *i; int64_t *l; float *f; } fields[] = {
@@ -374,7 +366,7 @@ static int opts_from_json(const char *json, da_miniclip_opts *o, char *err, size
     for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !rc; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, fields[i].key);
         if (!cJSON_IsNumber(v)) {
-            set_err(err, errlen, "the training options lack a number \"%s\"", fields[i].key);
+            da_errf(err, errlen, "the training options lack a number \"%s\"", fields[i].key);
             rc = -1;
         } else if (fields[i].i) {
             *fields[i].i = (int)v->valuedouble;
@@ -386,7 +378,7 @@ static int opts_from_json(const char *json, da_miniclip_opts *o, char *err, size
     }
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (!rc && !cJSON_IsString(seed)) {
-        set_err(err, errlen, "the training options lack the seed");
+        da_errf(err, errlen, "the training options lack the seed");
         rc = -1;
     }
     if (!rc) o->seed = strtoull(seed->valuestring, NULL, 10);
@@ -451,7 +443,7 @@ static int setup(da_miniclip_trainer *tr, const da_dataset *data, char *err, siz
     tok_state ts = {tr, 0, -1, ""};
     for_each_caption(tokenize_caption, &ts);
     if (ts.bad >= 0) {
-        set_err(err, errlen, "a caption does not fit the context of %d tokens (%s); raise --context", ctx, ts.err);
+        da_errf(err, errlen, "a caption does not fit the context of %d tokens (%s); raise --context", ctx, ts.err);
         return -1;
     }
     int ns = da_style_count();
@@ -492,7 +484,7 @@ static int setup(da_miniclip_trainer *tr, const da_dataset *data, char *err, siz
 
 static int check_data(const da_dataset *data, char *err, size_t errlen) {
     if (!data || data->n < 1 || (data->c != 1 && data->c != 3)) {
-        set_err(err, errlen, "mini-CLIP training needs at least one image with 1 or 3 channels");
+        da_errf(err, errlen, "mini-CLIP training needs at least one image with 1 or 3 channels");
         return -1;
     }
     return 0;
@@ -507,7 +499,7 @@ int da_miniclip_trainer_init(da_miniclip_trainer *tr, const da_miniclip_opts *o,
     char inner[512];
     tr->bpe = da_bpe_from_openai(merges, strlen(merges), INT32_MAX, inner, sizeof inner);
     if (!tr->bpe) {
-        set_err(err, errlen, "mini-CLIP vocabulary: %s", inner);
+        da_errf(err, errlen, "mini-CLIP vocabulary: %s", inner);
         free(merges);
         return -1;
     }
@@ -535,7 +527,7 @@ int da_miniclip_trainer_resume(da_miniclip_trainer *tr, const char *path, const 
     st_file f;
     char inner[1024];
     if (st_open(path, &f, inner, sizeof inner)) {
-        set_err(err, errlen, "%s", inner);
+        da_errf(err, errlen, "%s", inner);
         return -1;
     }
     int rc = -1;
@@ -544,18 +536,18 @@ int da_miniclip_trainer_resume(da_miniclip_trainer *tr, const char *path, const 
     const char *dh = st_meta_get(&f, "data_hash");
     const st_tensor_info *od = st_find(&f, "optim.decay"), *op = st_find(&f, "optim.plain");
     if (!fmt || strcmp(fmt, CKPT_FORMAT) || !oj || !merges || !st || !dh || !od || !op) {
-        set_err(err, errlen, "%s is not a mini-CLIP training checkpoint (format '%s'); --resume takes the "
+        da_errf(err, errlen, "%s is not a mini-CLIP training checkpoint (format '%s'); --resume takes the "
                 "checkpoint that train-clip writes (OUT with .ckpt.safetensors)", path, fmt ? fmt : "none");
         goto done;
     }
     char *end = NULL;
     long long step = strtoll(st, &end, 10);
     if (!end || *end || step < 0) {
-        set_err(err, errlen, "%s: bad step '%s' in the metadata", path, st);
+        da_errf(err, errlen, "%s: bad step '%s' in the metadata", path, st);
         goto done;
     }
     if (opts_from_json(oj, &tr->o, inner, sizeof inner)) {
-        set_err(err, errlen, "%s: %s", path, inner);
+        da_errf(err, errlen, "%s: %s", path, inner);
         goto done;
     }
     if (steps > 0) tr->o.steps = steps;
@@ -563,13 +555,13 @@ int da_miniclip_trainer_resume(da_miniclip_trainer *tr, const char *path, const 
     char mine[32];
     snprintf(mine, sizeof mine, "%016" PRIx64, da_miniclip_data_hash(data));
     if (strcmp(mine, dh)) {
-        set_err(err, errlen, "the training images (%lld, hash %s) are not the ones %s was trained on (hash %s); "
+        da_errf(err, errlen, "the training images (%lld, hash %s) are not the ones %s was trained on (hash %s); "
                 "pass the same --data and data options to resume", (long long)data->n, mine, path, dh);
         goto done;
     }
     tr->bpe = da_bpe_from_openai(merges, strlen(merges), INT32_MAX, inner, sizeof inner);
     if (!tr->bpe) {
-        set_err(err, errlen, "%s: vocabulary: %s", path, inner);
+        da_errf(err, errlen, "%s: vocabulary: %s", path, inner);
         goto done;
     }
     da_clip_config c;
@@ -577,7 +569,7 @@ int da_miniclip_trainer_resume(da_miniclip_trainer *tr, const char *path, const 
     if (da_clip_init(&tr->model, &c, tr->o.seed, err, errlen)) goto done;
     tr->model.bpe_merges = xstrdup(merges);
     if (da_params_load(&tr->model.params, &f, NULL, DA_LOAD_ALLOW_EXTRA | DA_LOAD_QUIET, NULL, inner, sizeof inner)) {
-        set_err(err, errlen, "%s: %s", path, inner);
+        da_errf(err, errlen, "%s: %s", path, inner);
         goto done;
     }
     if (setup(tr, data, err, errlen)) goto done;
@@ -589,7 +581,7 @@ int da_miniclip_trainer_resume(da_miniclip_trainer *tr, const char *path, const 
                   da_adam_import(opts[k], buf, infos[k]->numel, inner, sizeof inner);
         free(buf);
         if (bad) {
-            set_err(err, errlen, "%s: optimiser state %s: %s", path, infos[k]->name, inner);
+            da_errf(err, errlen, "%s: optimiser state %s: %s", path, infos[k]->name, inner);
             goto done;
         }
     }
@@ -690,14 +682,14 @@ int da_miniclip_trainer_step(da_miniclip_trainer *tr, float *loss_out, float *ac
     float lv = loss->data[0];
     if (loss_out) *loss_out = lv;
     if (!isfinite(lv)) {
-        set_err(err, errlen, "mini-CLIP step %lld: the loss is not finite (%g); lower --lr", (long long)tr->step, lv);
+        da_errf(err, errlen, "mini-CLIP step %lld: the loss is not finite (%g); lower --lr", (long long)tr->step, lv);
         return -1;
     }
     da_zero_grads(tr->p_all, tr->n_all);
     da_backward(&tr->ctx, loss);
     float norm = da_clip_grad_norm(tr->p_all, tr->n_all, o->grad_clip > 0 ? o->grad_clip : FLT_MAX);
     if (!isfinite(norm)) {
-        set_err(err, errlen, "mini-CLIP step %lld: the gradient is not finite; lower --lr", (long long)tr->step);
+        da_errf(err, errlen, "mini-CLIP step %lld: the gradient is not finite; lower --lr", (long long)tr->step);
         return -1;
     }
     double lr = da_miniclip_lr(o, tr->step);
