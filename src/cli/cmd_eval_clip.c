@@ -9,8 +9,8 @@
 #include "cli/miniclip_cli.h"
 #include "data/dataset.h"
 #include "io/safetensors.h"
-#include "nn/miniclip_train.h"
 #include "tensor/tensor.h"
+#include "train/miniclip_train.h"
 #include "util/atomic.h"
 
 int da_miniclip_run_eval(const da_clip *m, const char *vocab_path, const char *test_spec, int take, int pad,

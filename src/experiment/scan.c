@@ -8,7 +8,7 @@
 #include "data/styles.h"
 #include "experiment/experiment.h"
 #include "experiment/stats.h"
-#include "nn/classifier_train.h"
+#include "train/classifier_train.h"
 #include "util/atomic.h"
 #include "util/files.h"
 #include "util/progress.h"

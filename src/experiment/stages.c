@@ -14,8 +14,8 @@
 #include "experiment/experiment.h"
 #include "io/safetensors.h"
 #include "nn/clip_loss.h"
-#include "nn/miniclip_train.h"
 #include "tensor/optim.h"
+#include "train/miniclip_train.h"
 #include "util/files.h"
 #include "util/progress.h"
 

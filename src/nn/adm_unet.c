@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/unet_ops.h"
+#include "tensor/fused_ops.h"
 #include "tensor/rng.h"
 #include "util/errf.h"
 

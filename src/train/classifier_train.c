@@ -1,6 +1,6 @@
 /* classifier_train.c — the classifier's training loop (Adam, shuffled mini-batches, per-epoch
  * evaluation on named sets) and the metrics.csv it appends to (see classifier_train.h). */
-#include "nn/classifier_train.h"
+#include "train/classifier_train.h"
 
 #include <cblas.h>
 #include <errno.h>

@@ -1,8 +1,9 @@
-/* unet_ops.c — fused GroupNorm + swish (+ shift, + dropout) and a vectorised swish for the UNet.
+/* gn_swish.c — fused GroupNorm + swish (+ shift, + dropout) and a vectorised swish for the UNet.
  * Forward: per (sample, group) the statistics, then one pass that normalises, applies the affine,
  * swish and dropout. Backward: one pass recomputes the activation and reduces the two group sums,
- * a second writes dx; nothing but the statistics (and the dropout mask) is stored. */
-#include "nn/unet_ops.h"
+ * a second writes dx; nothing but the statistics (and the dropout mask) is stored. Declared in
+ * tensor/fused_ops.h. */
+#include "tensor/fused_ops.h"
 
 /* The float clamps in exp_approx only vectorise when GCC may assume no FP traps; nothing here
  * relies on floating-point exception flags. */
