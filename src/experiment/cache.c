@@ -1,5 +1,22 @@
 /* cache.c — where the experiment keeps what it computed (keyed by a hash of everything that
- * determines it) and where it finds the shipped default checkpoints. */
+ * determines it) and where it finds the shipped default checkpoints.
+ *
+ * The keyed cache (da_exp_cached), the one way a stage reads or makes a cached result:
+ * - The caller writes a description that names everything the result depends on (settings,
+ *   hashes of input models and data, a version tag to bump when the computation changes); its
+ *   FNV-1a is the key, and the result lives at CACHE/<stem>-<key>.safetensors. Settings added
+ *   later should extend the description only when they are used, so older files stay valid.
+ * - When a regular file is at that path it is the result: *source = "cache", compute is not
+ *   called, and the stage reports the time its computation took from the .seconds note.
+ * - Otherwise *source = computed_as and compute(user, job, err, errlen) runs. It must leave
+ *   the complete result at job->path, written atomically (st_writer_save, da_atomic_write), so
+ *   that a killed run never leaves a partial result under the final name; work it wants to
+ *   resume goes to files of its own beside it (e.g. job->path + ".partial", tagged with
+ *   job->key). It returns 0, or -1 with err set (nothing is noted then).
+ * - After a successful compute the seconds since the call began are noted beside the file
+ *   (<path>.seconds), unless compute set job->time_is_partial (it resumed earlier work).
+ * - The helper neither loads nor checks the result: the caller reads the file at path in
+ *   both cases (or keeps what compute left in user's state when *source is not "cache"). */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +26,7 @@
 #include "experiment/experiment.h"
 #include "nn/params.h"
 #include "util/atomic.h"
+#include "util/clock.h"
 #include "util/files.h"
 
 void da_exp_key(const char *desc, char out[17]) {
@@ -85,4 +103,23 @@ const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len) {
         }
     }
     return NULL;
+}
+
+int da_exp_cached(const da_experiment *e, const char *stem, const char *desc, const char *computed_as,
+                  da_exp_compute_fn compute, void *user, char *path, size_t path_len, char key[17],
+                  const char **source, char *err, size_t errlen) {
+    double t0 = da_now();
+    char k[17];
+    da_exp_key(desc, k);
+    if (key) memcpy(key, k, sizeof k);
+    da_exp_cache_path(e, stem, k, path, path_len);
+    if (da_is_file(path)) {
+        *source = "cache";
+        return 0;
+    }
+    *source = computed_as;
+    da_exp_cache_job job = {path, k, false};
+    if (compute(user, &job, err, errlen) != 0) return -1;
+    if (!job.time_is_partial) da_exp_cache_note_seconds(path, da_now() - t0);
+    return 0;
 }
