@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,25 +56,43 @@ int da_miniclip_opts_check(const da_miniclip_opts *o, char *err, size_t errlen) 
     return 0;
 }
 
+/* The numeric options under their JSON names, in the order they are written; the seed is kept
+ * apart (a string). One table for both directions, so writing and reading cannot disagree. */
+typedef enum { F_INT, F_INT64, F_FLOAT } field_type;
+static const struct {
+    const char *key;
+    size_t offset;
+    field_type type;
+} FIELDS[] = {
+    {"image_size", offsetof(da_miniclip_opts, image_size), F_INT},
+    {"patch_size", offsetof(da_miniclip_opts, patch_size), F_INT},
+    {"channels", offsetof(da_miniclip_opts, channels), F_INT},
+    {"vision_width", offsetof(da_miniclip_opts, vision_width), F_INT},
+    {"vision_layers", offsetof(da_miniclip_opts, vision_layers), F_INT},
+    {"text_width", offsetof(da_miniclip_opts, text_width), F_INT},
+    {"text_layers", offsetof(da_miniclip_opts, text_layers), F_INT},
+    {"heads", offsetof(da_miniclip_opts, heads), F_INT},
+    {"embed_dim", offsetof(da_miniclip_opts, embed_dim), F_INT},
+    {"context", offsetof(da_miniclip_opts, context), F_INT},
+    {"merges", offsetof(da_miniclip_opts, merges), F_INT},
+    {"steps", offsetof(da_miniclip_opts, steps), F_INT64},
+    {"batch", offsetof(da_miniclip_opts, batch), F_INT},
+    {"lr", offsetof(da_miniclip_opts, lr), F_FLOAT},
+    {"weight_decay", offsetof(da_miniclip_opts, weight_decay), F_FLOAT},
+    {"warmup", offsetof(da_miniclip_opts, warmup), F_INT64},
+    {"grad_clip", offsetof(da_miniclip_opts, grad_clip), F_FLOAT},
+};
+#define N_FIELDS (sizeof FIELDS / sizeof FIELDS[0])
+
 char *da_miniclip_opts_json(const da_miniclip_opts *o) {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "image_size", o->image_size);
-    cJSON_AddNumberToObject(j, "patch_size", o->patch_size);
-    cJSON_AddNumberToObject(j, "channels", o->channels);
-    cJSON_AddNumberToObject(j, "vision_width", o->vision_width);
-    cJSON_AddNumberToObject(j, "vision_layers", o->vision_layers);
-    cJSON_AddNumberToObject(j, "text_width", o->text_width);
-    cJSON_AddNumberToObject(j, "text_layers", o->text_layers);
-    cJSON_AddNumberToObject(j, "heads", o->heads);
-    cJSON_AddNumberToObject(j, "embed_dim", o->embed_dim);
-    cJSON_AddNumberToObject(j, "context", o->context);
-    cJSON_AddNumberToObject(j, "merges", o->merges);
-    cJSON_AddNumberToObject(j, "steps", (double)o->steps);
-    cJSON_AddNumberToObject(j, "batch", o->batch);
-    cJSON_AddNumberToObject(j, "lr", o->lr);
-    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(j, "warmup", (double)o->warmup);
-    cJSON_AddNumberToObject(j, "grad_clip", o->grad_clip);
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const char *p = (const char *)o + FIELDS[i].offset;
+        double v = FIELDS[i].type == F_INT     ? *(const int *)p
+                   : FIELDS[i].type == F_INT64 ? (double)*(const int64_t *)p
+                                               : *(const float *)p;
+        cJSON_AddNumberToObject(j, FIELDS[i].key, v);
+    }
     char seed[32];
     snprintf(seed, sizeof seed, "%" PRIu64, o->seed);   /* a string: 64-bit seeds exceed a double */
     cJSON_AddStringToObject(j, "seed", seed);
@@ -89,28 +108,19 @@ int da_miniclip_opts_from_json(const char *json, da_miniclip_opts *o, char *err,
         da_errf(err, errlen, "the training options (metadata miniclip_opts) are not a JSON object");
         return -1;
     }
-    struct { const char *key; int *i; int64_t *l; float *f; } fields[] = {
-        {"image_size", &o->image_size, NULL, NULL}, {"patch_size", &o->patch_size, NULL, NULL},
-        {"channels", &o->channels, NULL, NULL}, {"vision_width", &o->vision_width, NULL, NULL},
-        {"vision_layers", &o->vision_layers, NULL, NULL}, {"text_width", &o->text_width, NULL, NULL},
-        {"text_layers", &o->text_layers, NULL, NULL}, {"heads", &o->heads, NULL, NULL},
-        {"embed_dim", &o->embed_dim, NULL, NULL}, {"context", &o->context, NULL, NULL},
-        {"merges", &o->merges, NULL, NULL}, {"steps", NULL, &o->steps, NULL}, {"batch", &o->batch, NULL, NULL},
-        {"lr", NULL, NULL, &o->lr}, {"weight_decay", NULL, NULL, &o->weight_decay},
-        {"warmup", NULL, &o->warmup, NULL}, {"grad_clip", NULL, NULL, &o->grad_clip},
-    };
     int rc = 0;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !rc; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, fields[i].key);
+    for (size_t i = 0; i < N_FIELDS && !rc; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, FIELDS[i].key);
+        char *p = (char *)o + FIELDS[i].offset;
         if (!cJSON_IsNumber(v)) {
-            da_errf(err, errlen, "the training options lack a number \"%s\"", fields[i].key);
+            da_errf(err, errlen, "the training options lack a number \"%s\"", FIELDS[i].key);
             rc = -1;
-        } else if (fields[i].i) {
-            *fields[i].i = (int)v->valuedouble;
-        } else if (fields[i].l) {
-            *fields[i].l = (int64_t)v->valuedouble;
+        } else if (FIELDS[i].type == F_INT) {
+            *(int *)p = (int)v->valuedouble;
+        } else if (FIELDS[i].type == F_INT64) {
+            *(int64_t *)p = (int64_t)v->valuedouble;
         } else {
-            *fields[i].f = (float)v->valuedouble;
+            *(float *)p = (float)v->valuedouble;
         }
     }
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");

@@ -15,6 +15,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/ops/group_norm_grad.h"
 #include "tensor/rng.h"
 
 /* below this many elements a thread team costs more than it saves */
@@ -125,15 +126,7 @@ static void gn_swish_backward(da_ctx *ctx, da_tape_entry *e) {
         }
     }
     float *dw = w->requires_grad ? da_grad(ctx, w) : NULL, *db = b->requires_grad ? da_grad(ctx, b) : NULL;
-    for (int64_t c = 0; c < C; c++) {
-        double a = 0, ax = 0;
-        for (int64_t n = 0; n < N; n++) {
-            a += sum_dz[n * C + c];
-            ax += sum_dzx[n * C + c];
-        }
-        if (dw) dw[c] += (float)ax;
-        if (db) db[c] += (float)a;
-    }
+    da_gn_affine_grad(sum_dz, sum_dzx, N, C, dw, db);
 }
 
 da_tensor *da_gn_swish(da_ctx *ctx, da_tensor *x, da_tensor *shift, da_tensor *weight, da_tensor *bias, int groups,
