@@ -30,7 +30,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* The mini-CLIP of src/nn/miniclip_train.h (da_miniclip_defaults + da_miniclip_config): 32x32
+/* The mini-CLIP of src/train/miniclip_train.h (da_miniclip_defaults + da_miniclip_config): 32x32
  * one-channel images, patch 4 (65 tokens), width 128, 4 layers, 4 heads, MLP 512, embed 128. The
  * text tower is irrelevant here and kept small. */
 static void mini_config(da_clip_config *c) {

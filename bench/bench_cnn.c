@@ -10,11 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "nn/classifier_train.h"
-#include "nn/cnn_block.h"
+#include "tensor/fused_ops.h"
 #include "tensor/ops.h"
 #include "tensor/optim.h"
 #include "tensor/rng.h"
+#include "train/classifier_train.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "cli/progress.h"
 #include "diffusion/ddim.h"
 #include "diffusion/finetune.h"
 #include "tensor/rng.h"
+#include "util/progress.h"
 
 static void celebahq256(da_unet_config *c) {
     da_unet_config_default(c);

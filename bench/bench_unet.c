@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
 #include "nn/unet.h"
 #include "tensor/ops.h"
 #include "tensor/optim.h"
 #include "tensor/rng.h"
+#include "util/progress.h"
 
 /* Process CPU seconds: on a shared machine wall time also counts other people's work. */
 static double cpu_now(void) {

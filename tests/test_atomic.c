@@ -7,10 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "io/atomic.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 #include "tmpdir.h"
+#include "util/atomic.h"
+#include "util/files.h"
 
 static char ERR[1024];
 

@@ -7,8 +7,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "nn/bpe.h"
 #include "test_util.h"
+#include "text/bpe.h"
 
 static int same_ids(const int64_t *a, int na, const int64_t *b, int nb) {
     if (na != nb) return 0;

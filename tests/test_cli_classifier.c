@@ -4,12 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "io/safetensors.h"
-#include "nn/classifier_train.h"
 #include "tensor/rng.h"
 #include "test_util.h"
 #include "tmpdir.h"
-#include "cli_run.h"
+#include "train/classifier_train.h"
 
 static char OUT[65536];
 

@@ -3,11 +3,11 @@
 #include <unistd.h>
 
 #include "io/safetensors.h"
-#include "nn/classifier_train.h"
 #include "nn/cnn.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
 #include "test_util.h"
+#include "train/classifier_train.h"
 
 /* A float tensor of the golden file into a fresh buffer (numel in *n). */
 static float *golden_f32(const st_file *f, const char *name, int64_t *n, int64_t *shape, int *ndim) {

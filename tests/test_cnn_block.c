@@ -2,7 +2,7 @@
  * against the unfused ops (conv2d, relu, max_pool2d, each checked by finite differences in its
  * own test) on many shapes. Finite differences of the fused op itself would straddle the kinks
  * of ReLU and max-pool; the PyTorch golden of the whole CNN is in test_cnn. */
-#include "nn/cnn_block.h"
+#include "tensor/fused_ops.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
 #include "test_util.h"

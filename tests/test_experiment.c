@@ -7,14 +7,14 @@
 #include <sys/wait.h>
 
 #include "data/image.h"
-#include "nn/bpe.h"
-#include "nn/classifier_train.h"
 #include "nn/clip.h"
-#include "nn/miniclip_train.h"
 #include "nn/unet.h"
 #include "tensor/rng.h"
 #include "test_util.h"
+#include "text/bpe.h"
 #include "tmpdir.h"
+#include "train/classifier_train.h"
+#include "train/miniclip_train.h"
 
 static const char *BIN;
 static char TMP[4096];

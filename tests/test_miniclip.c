@@ -5,15 +5,15 @@
 #include <stdint.h>
 #include <sys/wait.h>
 
+#include "cli_run.h"
 #include "data/dataset.h"
 #include "data/styles.h"
 #include "io/safetensors.h"
 #include "nn/clip.h"
-#include "nn/miniclip_train.h"
 #include "tensor/rng.h"
 #include "test_util.h"
 #include "tmpdir.h"
-#include "cli_run.h"
+#include "train/miniclip_train.h"
 
 /* Fashion-MNIST's classes, and the words people use for them: no caption may contain one. */
 static const char *const CLASS_WORDS[] = {"t-shirt", "tshirt", "top", "trouser", "pullover", "dress", "coat",

@@ -9,10 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/progress.h"
 #include "cli_run.h"
 #include "data/dataset.h"
-#include "io/atomic.h"
 #include "io/safetensors.h"
 #include "nn/clip.h"
 #include "nn/cnn.h"
@@ -21,6 +19,8 @@
 #include "tensor/tensor.h"
 #include "test_util.h"
 #include "tmpdir.h"
+#include "util/atomic.h"
+#include "util/progress.h"
 
 static char DIR_[4096], CMD[16384], OUT[16384], ERR[2048];
 static const char *BIN;

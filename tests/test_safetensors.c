@@ -10,9 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "io/atomic.h"
 #include "io/safetensors.h"
 #include "test_util.h"
+#include "util/atomic.h"
 
 static char ERR[1024];
 
@@ -384,7 +384,7 @@ static int read_first_f32(const char *path, float *v) {
     return rc;
 }
 
-/* Files in dir named like our temporaries (io/atomic.h). */
+/* Files in dir named like our temporaries (util/atomic.h). */
 static int count_temporaries(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;

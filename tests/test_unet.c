@@ -6,7 +6,7 @@
 #include "gradcheck.h"
 #include "io/safetensors.h"
 #include "nn/unet.h"
-#include "nn/unet_ops.h"
+#include "tensor/fused_ops.h"
 
 #include "unet_golden_weights.h"
 

@@ -5,7 +5,7 @@
 
 #include "api/api.h"
 #include "data/dataset.h"
-#include "nn/classifier_train.h"
+#include "train/classifier_train.h"
 
 void da_classifier_defaults(da_classifier_settings *s) {
     da_clf_opts o = da_clf_defaults();

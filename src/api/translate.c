@@ -10,8 +10,11 @@
 #include "diffusion/ddim.h"
 #include "diffusion/ddim_set.h"
 #include "diffusion/finetune.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
+#include "util/files.h"
 #include "tensor/tensor.h"
+#include "util/atomic.h"
+#include "util/files.h"
 
 void da_translate_defaults(da_translate_settings *s) {
     da_ft_config c;

@@ -7,10 +7,10 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/progress.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "nn/clip.h"
+#include "util/progress.h"
 
 /* {"<key>": <value as JSON string>, "embedding": [...]} */
 static void print_row(const char *key, const char *value, const float *e, int64_t n) {

@@ -8,10 +8,10 @@
 #include "cli/commands.h"
 #include "cli/miniclip_cli.h"
 #include "data/dataset.h"
-#include "io/atomic.h"
 #include "io/safetensors.h"
-#include "nn/miniclip_train.h"
 #include "tensor/tensor.h"
+#include "train/miniclip_train.h"
+#include "util/atomic.h"
 
 int da_miniclip_run_eval(const da_clip *m, const char *vocab_path, const char *test_spec, int take, int pad,
                          uint64_t seed, const char *json_path, char **json_out) {

@@ -7,10 +7,12 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/method_options.h"
-#include "cli/progress.h"
+#include "util/progress.h"
 #include "diffusion/ddim.h"
 #include "experiment/experiment.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 /* The candidate pairs of design.md §5, measured by --scan-pairs. */
 #define DEFAULT_SCAN_PAIRS "5,7;2,4;0,3;4,6;0,6;7,9"
@@ -174,7 +176,7 @@ int cmd_experiment(int argc, char **argv) {
     for (int i = 0; DA_EXP_OUTPUTS[i]; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", c.out, DA_EXP_OUTPUTS[i]);
-        if (!c.force && da_exp_file_exists(path)) {
+        if (!c.force && da_is_file(path)) {
             fprintf(stderr, "diffadapt experiment: %s already holds the results of an earlier run (%s); pass --force "
                             "to overwrite them (the cache is kept and re-used), or choose another --out\n", c.out, path);
             return 1;

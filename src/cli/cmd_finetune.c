@@ -7,30 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
 #include "cli/method_options.h"
-#include "cli/progress.h"
+#include "util/progress.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/finetune.h"
 #include "diffusion/finetune_run.h"
 #include "diffusion/train.h"
-#include "io/atomic.h"
 #include "io/safetensors.h"
 #include "nn/clip_loss.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 #define CMD "finetune"
 #define CKPT_FORMAT "diffadapt-finetune-checkpoint"
 #define ADAM_KEY "optimizer.adam_state"
-
-static bool file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 /* FNV-1a over the selected images (and labels): identifies the training data in cache keys. */
 static uint64_t data_hash(const da_dataset *d, int64_t n) {
@@ -221,12 +217,12 @@ static void grid_path(char *buf, size_t len, const char *out, int epoch) {
  * earlier run are kept unless --force (or --resume with a checkpoint). Prints why and returns 1. */
 static int check_outputs(const char *out, const char *ckpt, const char *log_path, int epochs, bool resume, bool force) {
     if (da_check_output_folder(out)) return 1;   /* found now, not after the first epoch */
-    bool continuing = resume && file_exists(ckpt);
-    if (file_exists(out) && !force && !continuing) {
+    bool continuing = resume && da_path_exists(ckpt);
+    if (da_path_exists(out) && !force && !continuing) {
         fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", out);
         return 1;
     }
-    if (file_exists(ckpt) && !resume && !force) {
+    if (da_path_exists(ckpt) && !resume && !force) {
         fprintf(stderr, "error: %s holds the checkpoint of an earlier run: pass --resume to continue it, or --force to start over\n",
                 ckpt);
         return 1;
@@ -243,10 +239,10 @@ static int check_outputs(const char *out, const char *ckpt, const char *log_path
     /* without a checkpoint to continue, the log and the grids would be written anew: they may be
      * the only record of an earlier run */
     if (!force && !continuing) {
-        const char *found = file_exists(log_path) ? log_path : NULL;
+        const char *found = da_path_exists(log_path) ? log_path : NULL;
         for (int e = 1; e <= epochs && !found; e++) {
             grid_path(grid, sizeof grid, out, e);
-            if (file_exists(grid)) found = grid;
+            if (da_path_exists(grid)) found = grid;
         }
         if (found) {
             fprintf(stderr, "error: %s exists (an earlier run's, with no checkpoint to continue); pass --force to "
@@ -583,7 +579,7 @@ int cmd_finetune(int argc, char **argv) {
     }
     in.have_opt = true;
     int start = 0;
-    if (resume && file_exists(ckpt) && !force) {
+    if (resume && da_path_exists(ckpt) && !force) {
         start = ckpt_load(ckpt, &in.m, &in.opt, settings, err, sizeof err);
         if (start < 0) {
             fprintf(stderr, "error: %s\n", err);

@@ -5,7 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "nn/bpe.h"
+#include "text/bpe.h"
 
 int cmd_tokenize(int argc, char **argv) {
     const char *vocab = NULL;

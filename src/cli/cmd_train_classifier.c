@@ -3,15 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/plot.h"
 #include "data/dataset.h"
-#include "io/atomic.h"
-#include "nn/classifier_train.h"
 #include "tensor/tensor.h"
+#include "train/classifier_train.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/plot.h"
 
 /* "5,7" + class values {0,1} -> "5,7"; without --classes the values themselves. */
 static void classes_meta(const char *classes_opt, const da_clf_result *r, char *out, size_t len) {
@@ -110,9 +110,8 @@ int cmd_train_classifier(int argc, char **argv) {
         fprintf(stderr, "diffadapt train-classifier: --out is empty; give a folder\n");
         return 2;
     }
-    struct stat st;
     for (const char *p = model_path; !force && p; p = p == model_path ? plot_path : NULL)
-        if (stat(p, &st) == 0) {
+        if (da_path_exists(p)) {
             fprintf(stderr, "error: %s already exists; pass --force to overwrite it (metrics.csv is appended to)\n", p);
             return 1;
         }

@@ -4,16 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/miniclip_cli.h"
-#include "cli/progress.h"
 #include "data/dataset.h"
-#include "io/atomic.h"
-#include "nn/miniclip_train.h"
 #include "tensor/tensor.h"
+#include "train/miniclip_train.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 /* "dir/m.safetensors" + ".ckpt.safetensors" -> "dir/m.ckpt.safetensors" */
 static void sibling(const char *out, const char *suffix, char *buf, size_t len) {
@@ -22,11 +22,6 @@ static void sibling(const char *out, const char *suffix, char *buf, size_t len) 
     size_t e = strlen(ext);
     if (n > e && !strcmp(out + n - e, ext)) n -= e;
     snprintf(buf, len, "%.*s%s", (int)n, out, suffix);
-}
-
-static bool exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* Loads an unlabelled image set; any labels the source carries are dropped right away, so no
@@ -110,7 +105,7 @@ int cmd_train_clip(int argc, char **argv) {
     }
     sibling(out, ".eval.json", json_path, sizeof json_path);
     if (da_check_output(out, force)) return 1;
-    if (!resume && exists(ckpt) && !force) {
+    if (!resume && da_path_exists(ckpt) && !force) {
         fprintf(stderr, "error: the checkpoint %s exists; continue it with --resume %s, or start afresh with --force\n",
                 ckpt, ckpt);
         return 1;

@@ -11,9 +11,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
-#include "cli/progress.h"
 #include "diffusion/train.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 /* "1,2,2" -> ints; "none" or "" -> 0 entries. Returns -1 on a malformed list. */
 static int parse_int_list(const char *s, int *out, int cap, int *n) {
@@ -149,8 +150,7 @@ int cmd_train_diffusion(int argc, char **argv) {
     /* a killed run leaves its checkpoint's temporary (megabytes) behind: ours, so remove it */
     da_remove_stale_tmp_of(ckpt);
     da_remove_stale_tmp_of(out);
-    struct stat st;
-    if (!resume && log_path && stat(log_path, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (!resume && log_path && da_is_file(log_path)) {
         /* a new run appended to an old log would repeat its steps */
         if (!force) {
             fprintf(stderr, "error: --log %s already exists; continue its run with --resume, or pass --force to start "
@@ -162,7 +162,7 @@ int cmd_train_diffusion(int argc, char **argv) {
             return 1;
         }
     }
-    if (!resume && !force && stat(ckpt, &st) == 0) {
+    if (!resume && !force && da_path_exists(ckpt)) {
         fprintf(stderr, "error: checkpoint %s already exists; continue it with --resume %s, or pass --force to start over\n", ckpt, ckpt);
         return 1;
     }
@@ -269,6 +269,7 @@ int cmd_train_diffusion(int argc, char **argv) {
             fprintf(stderr, "error: %s\n", err);
             goto done;
         }
+        struct stat st;
         bool has_header = stat(log_path, &st) == 0 && st.st_size > 0;
         log = fopen(log_path, "a");
         if (!log) {

@@ -14,21 +14,20 @@
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
 #include "cli/method_options.h"
-#include "cli/progress.h"
+#include "util/progress.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/ddim_set.h"
 #include "diffusion/finetune.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
+#include "util/files.h"
 #include "io/safetensors.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 #define CMD "translate"
 #define MANIFEST_FORMAT "diffadapt-translation"
-
-static bool file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
@@ -38,22 +37,6 @@ static const char *base_name(const char *path) {
 /* The output file of image i: DIR/000123.png */
 static void out_name(char *buf, size_t len, const char *dir, int64_t i) {
     snprintf(buf, len, "%s/%06lld.png", dir, (long long)i);
-}
-
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
 }
 
 /* The metadata value `key` of a safetensors file as a new string, or NULL. */
@@ -75,7 +58,7 @@ static const char *const KEYS[] = {"model_hash", "finetuned_hash", "data_hash", 
 
 /* 0 when an existing manifest agrees with `now` (or there is none); else prints the difference. */
 static int check_manifest(const char *path, const cJSON *now) {
-    char *text = read_all(path);
+    char *text = da_read_file(path, NULL, NULL, 0);
     if (!text) return 0;
     cJSON *old = cJSON_Parse(text);
     free(text);
@@ -142,7 +125,7 @@ static int check_out_folder(const char *out, const char *data_spec) {
     }
     char path[4400];
     snprintf(path, sizeof path, "%s/manifest.json", out);
-    char *text = read_all(path);
+    char *text = da_read_file(path, NULL, NULL, 0);
     if (text) {
         cJSON *m = cJSON_Parse(text);
         const cJSON *fmt = m ? cJSON_GetObjectItemCaseSensitive(m, "format") : NULL;
@@ -185,7 +168,7 @@ static bool batch_missing(void *user, int64_t i0, int64_t n) {
     char path[4400];
     for (int64_t i = i0; i < i0 + n; i++) {
         out_name(path, sizeof path, w->out, i);
-        if (w->force || !file_exists(path)) return true;
+        if (w->force || !da_path_exists(path)) return true;
     }
     return false;
 }
@@ -196,7 +179,7 @@ static int write_batch(void *user, int64_t i0, int64_t n, const float *x, char *
     const int64_t per = w->c * w->h * w->w;
     for (int64_t i = i0; i < i0 + n; i++) {
         out_name(path, sizeof path, w->out, i);
-        if (!w->force && file_exists(path)) continue;
+        if (!w->force && da_path_exists(path)) continue;
         if (da_image_write_png(path, x + (i - i0) * per, (int)w->c, (int)w->h, (int)w->w, err, errlen)) return -1;
         w->written++;
     }
@@ -362,7 +345,7 @@ static int write_grid(const char *out, const da_dataset *d, int grid_images) {
     bool all = k > 0;
     for (int64_t i = 0; i < k && all; i++) {
         out_name(path, sizeof path, out, i);
-        all = file_exists(path);
+        all = da_path_exists(path);
     }
     if (!all) return 0;
     float *grid = malloc(sizeof(float) * (size_t)(2 * k * per));
@@ -496,7 +479,7 @@ int cmd_translate(int argc, char **argv) {
     int64_t skipped = 0;
     for (int64_t i = i_first; i < i_end; i++) {
         out_name(path, sizeof path, out, i);
-        skipped += !force && file_exists(path);
+        skipped += !force && da_path_exists(path);
     }
     if (n_shards > 1)
         fprintf(stderr, "shard %d/%d: images %lld..%lld of %lld\n", shard, n_shards, (long long)i_first,

@@ -7,10 +7,10 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/progress.h"
 #include "data/dataset.h"
 #include "nn/clip.h"
 #include "nn/clip_loss.h"
+#include "util/progress.h"
 
 #define MAX_LABELS 256
 

@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/ddim_set.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
+#include "util/files.h"
 #include "io/safetensors.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 bool da_ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "data/dataset_source.h"
+#include "util/files.h"
 
 typedef struct {
     const char *name;
@@ -51,7 +52,7 @@ static int split_code(const char *split) {
 
 /* Reads list_eval_partition.txt into rows sorted by file name (they point into *text). */
 static int read_partition(const char *path, char **text, partition_row **rows, int64_t *n, char *err, size_t errlen) {
-    *text = da_read_text(path, err, errlen);
+    *text = da_read_file(path, NULL, err, errlen);
     if (!*text) return -1;
     int64_t cap = 1024, count = 0;
     partition_row *r = malloc(sizeof *r * (size_t)cap);
@@ -111,7 +112,7 @@ int da_source_celeba(const char *dir, const char *attr, const char *split, da_so
     snprintf(attr_path, sizeof attr_path, "%s/list_attr_celeba.txt", dir);
     snprintf(part_path, sizeof part_path, "%s/list_eval_partition.txt", dir);
 
-    char *text = da_read_text(attr_path, err, errlen);
+    char *text = da_read_file(attr_path, NULL, err, errlen);
     if (!text) return -1;
     char *ptext = NULL;
     partition_row *prow = NULL;

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "data/dataset_source.h"
+#include "util/files.h"
 
 static bool has_image_ext(const char *name) {
     static const char *const exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".ppm", ".pgm", ".pnm"};
@@ -35,7 +36,7 @@ static char *trim(char *s) {
 
 /* Fills s->labels from DIR/labels.csv; s->names holds the sorted file names. */
 static int read_labels_csv(const char *csv, const char *dir, da_source *s, char *err, size_t errlen) {
-    char *text = da_read_text(csv, err, errlen);
+    char *text = da_read_file(csv, NULL, err, errlen);
     if (!text) return -1;
     s->labels = malloc(sizeof(int64_t) * (size_t)s->n);
     int *line_of = calloc((size_t)s->n, sizeof(int)); /* the line that labelled each file; 0 = none yet */

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "data/dataset_source.h"
+#include "util/files.h"
 
 enum { IDX_UBYTE = 0x08 };
 

@@ -37,12 +37,7 @@ int da_source_celeba(const char *dir, const char *attr, const char *split, da_so
 int da_source_safetensors(const char *path, da_source *s, char *err, size_t errlen);
 void da_source_free(da_source *s);
 
-/* Shared helpers of the readers. */
-bool da_is_dir(const char *path);
-bool da_is_file(const char *path);
-/* A whole text file, NUL-terminated and malloc'ed; NULL with err set when it cannot be read. */
-char *da_read_text(const char *path, char *err, size_t errlen);
-/* True when the first bytes of the (maybe gzip-compressed) file are an IDX header. */
+/* Shared by the readers: true when the first bytes of the (maybe gzip-compressed) file are an IDX header. */
 bool da_idx_sniff(const char *path);
 
 #endif

@@ -11,7 +11,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 /* A pixel value in [-1,1] (clamped; NaN becomes -1) as an 8-bit level, rounded to nearest. */
 static unsigned char to_u8(float x) {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
+#include "util/clock.h"
 #include "nn/clip_loss.h"
 #include "tensor/rng.h"
 

@@ -16,7 +16,7 @@
 
 #include "diffusion/ddim_set.h"
 #include "diffusion/finetune.h"
-#include "nn/bpe.h"
+#include "text/bpe.h"
 #include "nn/clip.h"
 #include "tensor/optim.h"
 

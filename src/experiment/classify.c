@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
 #include "experiment/experiment.h"
-#include "nn/classifier_train.h"
+#include "train/classifier_train.h"
+#include "util/progress.h"
 
 int da_exp_classify(da_experiment *e, const char *metrics_path, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;

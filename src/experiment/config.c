@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
 #include "experiment/experiment.h"
+#include "util/progress.h"
 
 const char *const DA_EXP_TRAIN_NAMES[DA_EXP_N_TRAIN] = {"original", "adapted"};
 const char *const DA_EXP_EVAL_NAMES[DA_EXP_N_EVAL] = {"source", "target-heldout", "target-hatching",

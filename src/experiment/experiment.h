@@ -172,12 +172,27 @@ void da_exp_cache_path(const da_experiment *e, const char *stem, const char *key
 /* Where shipped default checkpoints live: --models, $DIFFADAPT_MODELS, ./models, or models/
  * one or two levels above the running binary. Returns the first folder that exists, or NULL. */
 const char *da_exp_models_dir(const da_exp_config *c, char *buf, size_t len);
-bool da_exp_file_exists(const char *path);
 /* Notes beside a cache file how many seconds computing it took; and, for a stage that read the
  * file, "read from the cache; computing it took 372 s" (", 0.31 s per image" when n_items > 0;
  * without the time when there is no note) into buf. */
 void da_exp_cache_note_seconds(const char *path, double seconds);
 const char *da_exp_cache_time_text(const char *path, int64_t n_items, char *buf, size_t len);
+
+/* One cached computation (da_exp_cached, contract in cache.c). compute writes the result to
+ * job->path; it may use job->key (e.g. in the metadata of partial files it resumes from) and
+ * sets job->time_is_partial when it resumed earlier work, so that its time is not noted. */
+typedef struct {
+    const char *path;         /* CACHE/<stem>-<key>.safetensors: where the result must be written */
+    const char *key;          /* the 16 hex digits of the description */
+    bool time_is_partial;     /* set by compute: the seconds it took are not what the result cost */
+} da_exp_cache_job;
+typedef int (*da_exp_compute_fn)(void *user, da_exp_cache_job *job, char *err, size_t errlen);
+/* The result described by desc, under stem: read from the cache when present (*source "cache"),
+ * else computed by compute(user, ...) and saved there (*source = computed_as, "trained" or
+ * "computed"). Its path into path (path_len), its key into key (may be NULL). */
+int da_exp_cached(const da_experiment *e, const char *stem, const char *desc, const char *computed_as,
+                  da_exp_compute_fn compute, void *user, char *path, size_t path_len, char key[17],
+                  const char **source, char *err, size_t errlen);
 
 /* ---- the model stages (stages.c) ---------------------------------------------------- */
 int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen);

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/plot.h"
-#include "cli/progress.h"
 #include "data/image.h"
 #include "experiment/experiment.h"
 #include "experiment/stats.h"
-#include "io/atomic.h"
 #include "nn/clip_loss.h"
+#include "util/atomic.h"
+#include "util/plot.h"
+#include "util/progress.h"
 
 const char *const DA_EXP_OUTPUTS[] = {"metrics.csv", "results.json", "report.md", "accuracy_original.png",
                                       "accuracy_adapted.png", "examples.png", "examples_source.png",

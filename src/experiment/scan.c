@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
 #include "data/styles.h"
 #include "experiment/experiment.h"
 #include "experiment/stats.h"
-#include "io/atomic.h"
-#include "nn/classifier_train.h"
+#include "train/classifier_train.h"
+#include "util/atomic.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 /* Rendered copy of d in style s. */
 static int render(const da_dataset *d, const char *style, da_dataset *out, char *err, size_t errlen) {

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/progress.h"
 #include "data/styles.h"
 #include "diffusion/ddim.h"
 #include "diffusion/ddim_set.h"
@@ -17,8 +16,10 @@
 #include "experiment/experiment.h"
 #include "io/safetensors.h"
 #include "nn/clip_loss.h"
-#include "nn/miniclip_train.h"
 #include "tensor/optim.h"
+#include "train/miniclip_train.h"
+#include "util/files.h"
+#include "util/progress.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -199,76 +200,82 @@ static void fallback_unet_config(const da_experiment *e, da_unet_config *uc) {
     }
 }
 
+/* What training a diffusion model needs (da_exp_cached's user). */
+typedef struct {
+    da_experiment *e;
+    da_unet_config uc;
+    da_diff_train_opts o;
+} diffusion_job;
+
+/* Trains the diffusion model on the unlabelled pool and saves it at job->path. */
+static int train_diffusion(void *user, da_exp_cache_job *job, char *err, size_t errlen) {
+    diffusion_job *dj = user;
+    const da_exp_config *c = &dj->e->cfg;
+    char cfgbuf[256];
+    da_dataset pool;
+    if (da_exp_load_pool(dj->e, &pool, err, errlen) != 0) return -1;
+    fprintf(stderr, "[experiment] training a diffusion model (%s) on %lld unlabelled images, %d steps\n",
+            da_unet_config_str(&dj->uc, cfgbuf, sizeof cfgbuf), (long long)pool.n, c->diff_steps);
+    da_diff_trainer tr;
+    if (da_diff_trainer_init(&tr, &dj->uc, &dj->o, &pool, err, errlen) != 0) {
+        da_dataset_free(&pool);
+        return -1;
+    }
+    da_progress pr;
+    da_progress_begin(&pr, "diffusion", c->diff_steps, "step");
+    int rc = 0;
+    float loss = 0, gn = 0, avg = 0;
+    for (int s = 0; s < c->diff_steps && rc == 0; s++) {
+        rc = da_diff_trainer_step(&tr, &loss, &gn, err, errlen);
+        avg = s == 0 ? loss : 0.98f * avg + 0.02f * loss;
+        char msg[64];
+        snprintf(msg, sizeof msg, "loss %.4f", (double)avg);
+        da_progress_update(&pr, s + 1, msg);
+    }
+    if (rc == 0) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "loss %.4f", (double)avg);
+        da_progress_end(&pr, c->diff_steps, msg);
+        rc = da_diff_trainer_save_model(&tr, job->path, err, errlen);
+    }
+    da_diff_trainer_free(&tr);
+    da_dataset_free(&pool);
+    return rc;
+}
+
 int da_exp_stage_diffusion(da_experiment *e, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;
     double t0 = da_now();
     char path[4400], cfgbuf[256];
     const char *source;
     if (c->model) {
-        if (da_unet_load(&e->model, c->model, c->model_config, err, errlen) != 0) return -1;
-        e->have_model = true;
         snprintf(path, sizeof path, "%s", c->model);
         source = "given";
     } else if (find_shipped(e, "diffadapt-unet", path, sizeof path)) {
-        if (da_unet_load(&e->model, path, NULL, err, errlen) != 0) return -1;
-        e->have_model = true;
         source = "shipped";
     } else {
-        da_unet_config uc;
-        fallback_unet_config(e, &uc);
+        diffusion_job dj = {.e = e};
+        fallback_unet_config(e, &dj.uc);
         /* the training settings of the shipped model (docs/models.md) */
-        da_diff_train_opts o;
-        da_diff_train_opts_default(&o);
-        o.batch = c->diff_batch;
-        o.lr = 5e-4f;
-        o.warmup = c->diff_steps / 10 < 100 ? c->diff_steps / 10 : 100;
-        o.ema = 0.995f;
-        char *js = da_unet_config_to_json(&uc), desc[4096], key[17];
+        da_diff_train_opts *o = &dj.o;
+        da_diff_train_opts_default(o);
+        o->batch = c->diff_batch;
+        o->lr = 5e-4f;
+        o->warmup = c->diff_steps / 10 < 100 ? c->diff_steps / 10 : 100;
+        o->ema = 0.995f;
+        char *js = da_unet_config_to_json(&dj.uc), desc[4096];
         snprintf(desc, sizeof desc, "diffusion v1|data %s|pool %d seed %d pad %d size %d ch %d|%s|steps %d batch %d "
                  "lr %g warmup %d clip %g ema %g p2 %g/%g seed %llu", c->data, c->pool_n, c->data_seed, c->pad, c->size,
-                 c->channels, js ? js : "", c->diff_steps, o.batch, (double)o.lr, o.warmup, (double)o.grad_clip,
-                 (double)o.ema, (double)o.p2_gamma, (double)o.p2_k, (unsigned long long)o.seed);
+                 c->channels, js ? js : "", c->diff_steps, o->batch, (double)o->lr, o->warmup, (double)o->grad_clip,
+                 (double)o->ema, (double)o->p2_gamma, (double)o->p2_k, (unsigned long long)o->seed);
         free(js);
-        da_exp_key(desc, key);
-        da_exp_cache_path(e, "diffusion", key, path, sizeof path);
-        if (da_exp_file_exists(path)) {
-            source = "cache";
-        } else {
-            source = "trained";
-            da_dataset pool;
-            if (da_exp_load_pool(e, &pool, err, errlen) != 0) return -1;
-            fprintf(stderr, "[experiment] training a diffusion model (%s) on %lld unlabelled images, %d steps\n",
-                    da_unet_config_str(&uc, cfgbuf, sizeof cfgbuf), (long long)pool.n, c->diff_steps);
-            da_diff_trainer tr;
-            if (da_diff_trainer_init(&tr, &uc, &o, &pool, err, errlen) != 0) {
-                da_dataset_free(&pool);
-                return -1;
-            }
-            da_progress pr;
-            da_progress_begin(&pr, "diffusion", c->diff_steps, "step");
-            int rc = 0;
-            float loss = 0, gn = 0, avg = 0;
-            for (int s = 0; s < c->diff_steps && rc == 0; s++) {
-                rc = da_diff_trainer_step(&tr, &loss, &gn, err, errlen);
-                avg = s == 0 ? loss : 0.98f * avg + 0.02f * loss;
-                char msg[64];
-                snprintf(msg, sizeof msg, "loss %.4f", (double)avg);
-                da_progress_update(&pr, s + 1, msg);
-            }
-            if (rc == 0) {
-                char msg[64];
-                snprintf(msg, sizeof msg, "loss %.4f", (double)avg);
-                da_progress_end(&pr, c->diff_steps, msg);
-                rc = da_diff_trainer_save_model(&tr, path, err, errlen);
-                if (rc == 0) da_exp_cache_note_seconds(path, da_now() - t0);
-            }
-            da_diff_trainer_free(&tr);
-            da_dataset_free(&pool);
-            if (rc != 0) return -1;
-        }
-        if (da_unet_load(&e->model, path, NULL, err, errlen) != 0) return -1;
-        e->have_model = true;
+        if (da_exp_cached(e, "diffusion", desc, "trained", train_diffusion, &dj, path, sizeof path, NULL, &source, err,
+                          errlen) != 0)
+            return -1;
     }
+    /* a given model may come with its own config file; shipped and cached ones carry theirs */
+    if (da_unet_load(&e->model, path, c->model ? c->model_config : NULL, err, errlen) != 0) return -1;
+    e->have_model = true;
     if (check_model_fits(&e->model, &e->train, path, err, errlen) != 0) return -1;
     da_params_hash(&e->model.params, e->model_hash);
     snprintf(e->model_desc, sizeof e->model_desc, "%s (%.2f M parameters)",
@@ -289,6 +296,44 @@ static void tiny_miniclip(da_miniclip_opts *mo) {
     mo->merges = 64;
 }
 
+/* What training a mini-CLIP needs (da_exp_cached's user). */
+typedef struct {
+    da_experiment *e;
+    da_miniclip_opts mo;
+} miniclip_job;
+
+/* Trains a mini-CLIP on the unlabelled pool and saves it at job->path. */
+static int train_miniclip(void *user, da_exp_cache_job *job, char *err, size_t errlen) {
+    miniclip_job *mj = user;
+    const da_miniclip_opts *mo = &mj->mo;
+    da_dataset pool;
+    if (da_exp_load_pool(mj->e, &pool, err, errlen) != 0) return -1;
+    fprintf(stderr, "[experiment] training a mini-CLIP on %lld unlabelled images in %d styles (the held-out "
+            "style excluded), %lld steps\n", (long long)pool.n, da_style_count(), (long long)mo->steps);
+    da_miniclip_trainer tr;
+    if (da_miniclip_trainer_init(&tr, mo, &pool, err, errlen) != 0) {
+        da_dataset_free(&pool);
+        return -1;
+    }
+    da_progress pr;
+    da_progress_begin(&pr, "mini-CLIP", mo->steps, "step");
+    int rc = 0;
+    float loss = 0, acc = 0;
+    for (int64_t s = 0; s < mo->steps && rc == 0; s++) {
+        rc = da_miniclip_trainer_step(&tr, &loss, &acc, err, errlen);
+        char msg[96];
+        snprintf(msg, sizeof msg, "loss %.4f style acc %.0f%%", (double)loss, 100.0 * acc);
+        da_progress_update(&pr, s + 1, msg);
+    }
+    if (rc == 0) {
+        da_progress_end(&pr, mo->steps, NULL);
+        rc = da_miniclip_trainer_save_model(&tr, job->path, NULL, err, errlen);
+    }
+    da_miniclip_trainer_free(&tr);
+    da_dataset_free(&pool);
+    return rc;
+}
+
 int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;
     double t0 = da_now();
@@ -300,56 +345,26 @@ int da_exp_stage_clip(da_experiment *e, char *err, size_t errlen) {
     } else if (find_shipped(e, "diffadapt-clip", path, sizeof path)) {
         source = "shipped";
     } else {
-        da_miniclip_opts mo;
-        da_miniclip_defaults(&mo);
-        mo.steps = c->clip_steps;
-        mo.batch = c->clip_batch;
-        mo.warmup = c->clip_steps / 10 < mo.warmup ? c->clip_steps / 10 : mo.warmup;
-        mo.image_size = (int)e->train.h;
-        mo.channels = (int)e->train.c;
-        if (mo.image_size != 32) mo.patch_size = mo.image_size / 8 > 0 ? mo.image_size / 8 : 1;
-        if (c->quick || c->tiny_models) tiny_miniclip(&mo);
-        char desc[2048], key[17];
+        miniclip_job mj = {.e = e};
+        da_miniclip_opts *mo = &mj.mo;
+        da_miniclip_defaults(mo);
+        mo->steps = c->clip_steps;
+        mo->batch = c->clip_batch;
+        mo->warmup = c->clip_steps / 10 < mo->warmup ? c->clip_steps / 10 : mo->warmup;
+        mo->image_size = (int)e->train.h;
+        mo->channels = (int)e->train.c;
+        if (mo->image_size != 32) mo->patch_size = mo->image_size / 8 > 0 ? mo->image_size / 8 : 1;
+        if (c->quick || c->tiny_models) tiny_miniclip(mo);
+        char desc[2048];
         snprintf(desc, sizeof desc, "miniclip v1|data %s|pool %d seed %d pad %d size %d ch %d|img %d patch %d ch %d "
                  "v %dx%d t %dx%d heads %d embed %d ctx %d merges %d|steps %lld batch %d lr %g wd %g warmup %lld clip %g "
-                 "seed %llu", c->data, c->pool_n, c->data_seed, c->pad, c->size, c->channels, mo.image_size,
-                 mo.patch_size, mo.channels, mo.vision_width, mo.vision_layers, mo.text_width, mo.text_layers, mo.heads,
-                 mo.embed_dim, mo.context, mo.merges, (long long)mo.steps, mo.batch, (double)mo.lr,
-                 (double)mo.weight_decay, (long long)mo.warmup, (double)mo.grad_clip, (unsigned long long)mo.seed);
-        da_exp_key(desc, key);
-        da_exp_cache_path(e, "miniclip", key, path, sizeof path);
-        if (da_exp_file_exists(path)) {
-            source = "cache";
-        } else {
-            source = "trained";
-            da_dataset pool;
-            if (da_exp_load_pool(e, &pool, err, errlen) != 0) return -1;
-            fprintf(stderr, "[experiment] training a mini-CLIP on %lld unlabelled images in %d styles (the held-out "
-                    "style excluded), %lld steps\n", (long long)pool.n, da_style_count(), (long long)mo.steps);
-            da_miniclip_trainer tr;
-            if (da_miniclip_trainer_init(&tr, &mo, &pool, err, errlen) != 0) {
-                da_dataset_free(&pool);
-                return -1;
-            }
-            da_progress pr;
-            da_progress_begin(&pr, "mini-CLIP", mo.steps, "step");
-            int rc = 0;
-            float loss = 0, acc = 0;
-            for (int64_t s = 0; s < mo.steps && rc == 0; s++) {
-                rc = da_miniclip_trainer_step(&tr, &loss, &acc, err, errlen);
-                char msg[96];
-                snprintf(msg, sizeof msg, "loss %.4f style acc %.0f%%", (double)loss, 100.0 * acc);
-                da_progress_update(&pr, s + 1, msg);
-            }
-            if (rc == 0) {
-                da_progress_end(&pr, mo.steps, NULL);
-                rc = da_miniclip_trainer_save_model(&tr, path, NULL, err, errlen);
-                if (rc == 0) da_exp_cache_note_seconds(path, da_now() - t0);
-            }
-            da_miniclip_trainer_free(&tr);
-            da_dataset_free(&pool);
-            if (rc != 0) return -1;
-        }
+                 "seed %llu", c->data, c->pool_n, c->data_seed, c->pad, c->size, c->channels, mo->image_size,
+                 mo->patch_size, mo->channels, mo->vision_width, mo->vision_layers, mo->text_width, mo->text_layers,
+                 mo->heads, mo->embed_dim, mo->context, mo->merges, (long long)mo->steps, mo->batch, (double)mo->lr,
+                 (double)mo->weight_decay, (long long)mo->warmup, (double)mo->grad_clip, (unsigned long long)mo->seed);
+        if (da_exp_cached(e, "miniclip", desc, "trained", train_miniclip, &mj, path, sizeof path, NULL, &source, err,
+                          errlen) != 0)
+            return -1;
     }
     if (da_clip_load(&e->clip, path, err, errlen) != 0) return -1;
     e->have_clip = true;
@@ -501,7 +516,7 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     char desc[2048], key[17], path[4400], tail[192];
     finetune_key(e, n, c->tgt_images ? &tgt : NULL, desc, key);
     da_exp_cache_path(e, "finetuned", key, path, sizeof path);
-    if (da_exp_file_exists(path)) {
+    if (da_is_file(path)) {
         da_dataset_free(&tgt);
         if (load_finetuned(e, path, err, errlen) != 0) return -1;
         da_params_hash(&e->finetuned.params, e->finetuned_hash);
@@ -578,7 +593,7 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     da_exp_key(desc, key);
     da_exp_cache_path(e, stem, key, path, path_len);
     snprintf(partial, sizeof partial, "%s.partial", path);
-    if (da_exp_file_exists(path)) {
+    if (da_is_file(path)) {
         *source = "cache";
         return load_cached_images(path, src, out, err, errlen);
     }
@@ -589,7 +604,7 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     /* a killed run resumes from the batches it finished (whole batches: the partition is fixed) */
     st_file pf;
     char sub[512];
-    if (da_exp_file_exists(partial) && st_open(partial, &pf, sub, sizeof sub) == 0) {
+    if (da_is_file(partial) && st_open(partial, &pf, sub, sizeof sub) == 0) {
         const char *k = st_meta_get(&pf, "cache_key"), *d = st_meta_get(&pf, "done");
         const st_tensor_info *t = st_find(&pf, "images");
         int64_t nd = d ? atoll(d) : 0;

@@ -16,8 +16,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "io/atomic.h"
 #include "io/torch_ckpt.h"
+#include "util/atomic.h"
+#include "util/errf.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -27,14 +28,6 @@
 /* cJSON spends ~64 bytes per value; this caps the parse near 64 MB even for a
  * hostile 100 MB header made only of tiny values. Real headers have ~10 values per tensor. */
 #define ST_MAX_JSON_VALUES 1000000
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const struct { const char *name; size_t size; } DTYPES[] = {
     [ST_F32] = {"F32", 4}, [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2}, [ST_F64] = {"F64", 8},
@@ -117,33 +110,33 @@ static int parse_entry(const cJSON *e, st_tensor_info *t, size_t data_size, cons
                        char *err, size_t errlen) {
     const char *nm = t->name;
     if (!cJSON_IsObject(e)) {
-        set_err(err, errlen, "%s: header entry '%s' is not a JSON object", label, nm);
+        da_errf(err, errlen, "%s: header entry '%s' is not a JSON object", label, nm);
         return -1;
     }
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!dt || !sh || !of) {
-        set_err(err, errlen, "%s: tensor '%s' is missing '%s' in the header", label, nm,
+        da_errf(err, errlen, "%s: tensor '%s' is missing '%s' in the header", label, nm,
                 !dt ? "dtype" : !sh ? "shape" : "data_offsets");
         return -1;
     }
     if (!cJSON_IsString(dt) || !dt->valuestring) {
-        set_err(err, errlen, "%s: tensor '%s': dtype must be a string", label, nm);
+        da_errf(err, errlen, "%s: tensor '%s': dtype must be a string", label, nm);
         return -1;
     }
     if (dtype_from_name(dt->valuestring, &t->dtype)) {
-        set_err(err, errlen, "%s: tensor '%s': unknown dtype '%.32s' (supported: F32 F16 BF16 F64 "
+        da_errf(err, errlen, "%s: tensor '%s': unknown dtype '%.32s' (supported: F32 F16 BF16 F64 "
                 "I64 I32 I16 I8 U8 BOOL)", label, nm, dt->valuestring);
         return -1;
     }
     if (!cJSON_IsArray(sh)) {
-        set_err(err, errlen, "%s: tensor '%s': shape must be an array of integers", label, nm);
+        da_errf(err, errlen, "%s: tensor '%s': shape must be an array of integers", label, nm);
         return -1;
     }
     int nd = cJSON_GetArraySize(sh);
     if (nd > ST_MAX_DIMS) {
-        set_err(err, errlen, "%s: tensor '%s': too many dims (%d, at most %d)", label, nm, nd, ST_MAX_DIMS);
+        da_errf(err, errlen, "%s: tensor '%s': too many dims (%d, at most %d)", label, nm, nd, ST_MAX_DIMS);
         return -1;
     }
     t->ndim = nd;
@@ -152,34 +145,34 @@ static int parse_entry(const cJSON *e, st_tensor_info *t, size_t data_size, cons
     for (const cJSON *v = sh->child; v; v = v->next, d++) {
         uint64_t dim;
         if (json_uint(v, 9007199254740992.0, &dim)) {
-            set_err(err, errlen, "%s: tensor '%s': shape dim %d is not a non-negative integer "
+            da_errf(err, errlen, "%s: tensor '%s': shape dim %d is not a non-negative integer "
                     "(or is too large)", label, nm, d);
             return -1;
         }
         t->shape[d] = (int64_t)dim;
         if (dim != 0 && numel > INT64_MAX / (int64_t)dim) {
-            set_err(err, errlen, "%s: tensor '%s': shape product overflows (element count too large)", label, nm);
+            da_errf(err, errlen, "%s: tensor '%s': shape product overflows (element count too large)", label, nm);
             return -1;
         }
         numel *= (int64_t)dim;
     }
     t->numel = numel;
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2) {
-        set_err(err, errlen, "%s: tensor '%s': data_offsets must be an array of two integers", label, nm);
+        da_errf(err, errlen, "%s: tensor '%s': data_offsets must be an array of two integers", label, nm);
         return -1;
     }
     uint64_t b, en;
     if (json_uint(of->child, 1.8e19, &b) || json_uint(of->child->next, 1.8e19, &en)) {
-        set_err(err, errlen, "%s: tensor '%s': data_offsets must be two non-negative integers", label, nm);
+        da_errf(err, errlen, "%s: tensor '%s': data_offsets must be two non-negative integers", label, nm);
         return -1;
     }
     if (en < b) {
-        set_err(err, errlen, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] are not ascending",
+        da_errf(err, errlen, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] are not ascending",
                 label, nm, b, en);
         return -1;
     }
     if (en > data_size) {
-        set_err(err, errlen, "%s: tensor '%s': data_offsets end %" PRIu64 " is beyond the data section "
+        da_errf(err, errlen, "%s: tensor '%s': data_offsets end %" PRIu64 " is beyond the data section "
                 "(%zu bytes; the file is truncated or the header is wrong)", label, nm, en, data_size);
         return -1;
     }
@@ -187,7 +180,7 @@ static int parse_entry(const cJSON *e, st_tensor_info *t, size_t data_size, cons
     t->end = (size_t)en;
     size_t ds = st_dtype_size(t->dtype), len = t->end - t->begin;
     if (len % ds || (uint64_t)(len / ds) != (uint64_t)numel) {
-        set_err(err, errlen, "%s: tensor '%s': byte length %zu != %" PRId64 " elements x %zu bytes (%s)",
+        da_errf(err, errlen, "%s: tensor '%s': byte length %zu != %" PRId64 " elements x %zu bytes (%s)",
                 label, nm, len, numel, ds, st_dtype_name(t->dtype));
         return -1;
     }
@@ -197,29 +190,29 @@ static int parse_entry(const cJSON *e, st_tensor_info *t, size_t data_size, cons
 static int parse_header(const unsigned char *buf, size_t size, st_file *f, const char *label,
                         char *err, size_t errlen) {
     if (size < 8) {
-        set_err(err, errlen, "%s: file is %zu bytes, shorter than the 8-byte header length "
+        da_errf(err, errlen, "%s: file is %zu bytes, shorter than the 8-byte header length "
                 "(not a safetensors file)", label, size);
         return -1;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
     if (hlen > ST_MAX_HEADER) {
-        set_err(err, errlen, "%s: header length %" PRIu64 " is larger than the 100 MB limit "
+        da_errf(err, errlen, "%s: header length %" PRIu64 " is larger than the 100 MB limit "
                 "(not a safetensors file?)", label, hlen);
         return -1;
     }
     if (hlen > size - 8) {
-        set_err(err, errlen, "%s: header length %" PRIu64 " exceeds file size %zu", label, hlen, size);
+        da_errf(err, errlen, "%s: header length %" PRIu64 " exceeds file size %zu", label, hlen, size);
         return -1;
     }
     if (hlen < 2) {
-        set_err(err, errlen, "%s: header of %" PRIu64 " bytes cannot be a JSON object", label, hlen);
+        da_errf(err, errlen, "%s: header of %" PRIu64 " bytes cannot be a JSON object", label, hlen);
         return -1;
     }
     const char *hdr = (const char *)buf + 8;
     long nvals = count_json_values(hdr, (size_t)hlen);
     if (nvals > ST_MAX_JSON_VALUES) {
-        set_err(err, errlen, "%s: header has too many JSON values (%ld, at most %d)", label, nvals,
+        da_errf(err, errlen, "%s: header has too many JSON values (%ld, at most %d)", label, nvals,
                 ST_MAX_JSON_VALUES);
         return -1;
     }
@@ -228,20 +221,20 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         long off = at && at >= hdr && at <= hdr + hlen ? (long)(at - hdr) : -1;
-        set_err(err, errlen, "%s: header is not valid JSON (error near byte %ld of %" PRIu64 ")",
+        da_errf(err, errlen, "%s: header is not valid JSON (error near byte %ld of %" PRIu64 ")",
                 label, off, hlen);
         return -1;
     }
     /* only padding (spaces) may follow the JSON text */
     for (const char *p = end ? end : hdr + hlen; p < hdr + hlen; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0') {
-            set_err(err, errlen, "%s: header has trailing bytes after the JSON object (byte %ld)",
+            da_errf(err, errlen, "%s: header has trailing bytes after the JSON object (byte %ld)",
                     label, (long)(p - hdr));
             cJSON_Delete(root);
             return -1;
         }
     if (!cJSON_IsObject(root)) {
-        set_err(err, errlen, "%s: header is not a JSON object", label);
+        da_errf(err, errlen, "%s: header is not a JSON object", label);
         cJSON_Delete(root);
         return -1;
     }
@@ -254,7 +247,7 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
         if (!e->string) continue;
         if (!strcmp(e->string, "__metadata__")) {
             if (meta) {
-                set_err(err, errlen, "%s: duplicate __metadata__ in header", label);
+                da_errf(err, errlen, "%s: duplicate __metadata__ in header", label);
                 goto fail;
             }
             meta = e;
@@ -263,26 +256,26 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
         }
     }
     f->tensors = calloc((size_t)(n ? n : 1), sizeof *f->tensors);
-    if (!f->tensors) { set_err(err, errlen, "%s: out of memory", label); goto fail; }
+    if (!f->tensors) { da_errf(err, errlen, "%s: out of memory", label); goto fail; }
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!e->string || !strcmp(e->string, "__metadata__")) continue;
         st_tensor_info *t = &f->tensors[f->n_tensors];
         t->name = strdup(e->string);
-        if (!t->name) { set_err(err, errlen, "%s: out of memory", label); goto fail; }
+        if (!t->name) { da_errf(err, errlen, "%s: out of memory", label); goto fail; }
         f->n_tensors++;
         if (parse_entry(e, t, f->data_size, label, err, errlen)) goto fail;
     }
     if (meta) {
         if (!cJSON_IsObject(meta)) {
-            set_err(err, errlen, "%s: __metadata__ must be a JSON object of strings", label);
+            da_errf(err, errlen, "%s: __metadata__ must be a JSON object of strings", label);
             goto fail;
         }
         int nm = cJSON_GetArraySize(meta);
         f->meta = calloc((size_t)(nm ? nm : 1), sizeof *f->meta);
-        if (!f->meta) { set_err(err, errlen, "%s: out of memory", label); goto fail; }
+        if (!f->meta) { da_errf(err, errlen, "%s: out of memory", label); goto fail; }
         for (const cJSON *e = meta->child; e; e = e->next) {
             if (!cJSON_IsString(e) || !e->valuestring || !e->string) {
-                set_err(err, errlen, "%s: __metadata__ value of '%.64s' is not a string", label,
+                da_errf(err, errlen, "%s: __metadata__ value of '%.64s' is not a string", label,
                         e->string ? e->string : "?");
                 goto fail;
             }
@@ -290,7 +283,7 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
             m->key = strdup(e->string);
             m->value = strdup(e->valuestring);
             f->n_meta++;
-            if (!m->key || !m->value) { set_err(err, errlen, "%s: out of memory", label); goto fail; }
+            if (!m->key || !m->value) { da_errf(err, errlen, "%s: out of memory", label); goto fail; }
         }
     }
     cJSON_Delete(root);
@@ -302,7 +295,7 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
         span *sp = malloc(sizeof(span) * (size_t)f->n_tensors);
         if (!names || !sp) {
             free(names); free(sp);
-            set_err(err, errlen, "%s: out of memory", label);
+            da_errf(err, errlen, "%s: out of memory", label);
             goto fail;
         }
         for (int i = 0; i < f->n_tensors; i++) {
@@ -312,7 +305,7 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
         qsort(names, (size_t)f->n_tensors, sizeof *names, cmp_names);
         for (int i = 1; i < f->n_tensors; i++)
             if (!strcmp(names[i], names[i - 1])) {
-                set_err(err, errlen, "%s: duplicate tensor name '%.200s' in header", label, names[i]);
+                da_errf(err, errlen, "%s: duplicate tensor name '%.200s' in header", label, names[i]);
                 free(names); free(sp);
                 goto fail;
             }
@@ -323,7 +316,7 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
         for (int i = 0; i < f->n_tensors; i++) {
             if (sp[i].begin == sp[i].end) continue;
             if (last >= 0 && sp[i].begin < sp[last].end) {
-                set_err(err, errlen, "%s: tensors '%.200s' and '%.200s' overlap in the data section "
+                da_errf(err, errlen, "%s: tensors '%.200s' and '%.200s' overlap in the data section "
                         "(bytes [%zu,%zu) and [%zu,%zu))", label, f->tensors[sp[last].idx].name,
                         f->tensors[sp[i].idx].name, sp[last].begin, sp[last].end, sp[i].begin, sp[i].end);
                 free(names); free(sp);
@@ -336,12 +329,12 @@ static int parse_header(const unsigned char *buf, size_t size, st_file *f, const
     }
     if (f->n_meta > 1) {
         char **keys = malloc(sizeof(char *) * (size_t)f->n_meta);
-        if (!keys) { set_err(err, errlen, "%s: out of memory", label); goto fail; }
+        if (!keys) { da_errf(err, errlen, "%s: out of memory", label); goto fail; }
         for (int i = 0; i < f->n_meta; i++) keys[i] = f->meta[i].key;
         qsort(keys, (size_t)f->n_meta, sizeof *keys, cmp_names);
         for (int i = 1; i < f->n_meta; i++)
             if (!strcmp(keys[i], keys[i - 1])) {
-                set_err(err, errlen, "%s: duplicate __metadata__ key '%.200s'", label, keys[i]);
+                da_errf(err, errlen, "%s: duplicate __metadata__ key '%.200s'", label, keys[i]);
                 free(keys);
                 goto fail;
             }
@@ -363,11 +356,11 @@ static int parse_any(const unsigned char *buf, size_t size, st_file *f, const ch
                      char *err, size_t errlen) {
     if (da_torch_is_zip(buf, size)) return da_torch_parse_select(buf, size, 0, select, f, label, err, errlen);
     if (select) {
-        set_err(err, errlen, "%s: '#%s' picks a state dict inside a PyTorch checkpoint, and this file is not one", label, select);
+        da_errf(err, errlen, "%s: '#%s' picks a state dict inside a PyTorch checkpoint, and this file is not one", label, select);
         return -1;
     }
     if (da_torch_is_legacy(buf, size)) {
-        set_err(err, errlen, "%s: a torch.save file in the legacy format of PyTorch before 1.6, which is not "
+        da_errf(err, errlen, "%s: a torch.save file in the legacy format of PyTorch before 1.6, which is not "
                 "supported; re-save it with a newer PyTorch (torch.save(torch.load(f), g)) or as safetensors", label);
         return -1;
     }
@@ -377,7 +370,7 @@ static int parse_any(const unsigned char *buf, size_t size, st_file *f, const ch
 int st_open_memory(const void *buf, size_t size, st_file *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     if (!buf && size) {
-        set_err(err, errlen, "<memory>: NULL buffer");
+        da_errf(err, errlen, "<memory>: NULL buffer");
         return -1;
     }
     static const unsigned char empty[1] = {0};
@@ -389,28 +382,28 @@ static int open_file(const char *path, const char *label, const char *select, st
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        da_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st)) {
-        set_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        da_errf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file%s", path, S_ISDIR(st.st_mode) ? " (it is a directory)" : "");
+        da_errf(err, errlen, "%s: not a regular file%s", path, S_ISDIR(st.st_mode) ? " (it is a directory)" : "");
         close(fd);
         return -1;
     }
     if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
-        set_err(err, errlen, "%s: file too large", path);
+        da_errf(err, errlen, "%s: file too large", path);
         close(fd);
         return -1;
     }
     size_t size = (size_t)st.st_size;
     if (size < 8) {
-        set_err(err, errlen, "%s: file is %zu bytes, shorter than the 8-byte header length "
+        da_errf(err, errlen, "%s: file is %zu bytes, shorter than the 8-byte header length "
                 "(neither a safetensors file nor a PyTorch checkpoint)", path, size);
         close(fd);
         return -1;
@@ -422,7 +415,7 @@ static int open_file(const char *path, const char *label, const char *select, st
         /* e.g. a file system without mmap support: read the whole file */
         map = malloc(size);
         if (!map) {
-            set_err(err, errlen, "%s: out of memory reading %zu bytes", path, size);
+            da_errf(err, errlen, "%s: out of memory reading %zu bytes", path, size);
             close(fd);
             return -1;
         }
@@ -431,7 +424,7 @@ static int open_file(const char *path, const char *label, const char *select, st
             ssize_t r = read(fd, (char *)map + got, size - got);
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0) {
-                set_err(err, errlen, "%s: read failed after %zu of %zu bytes: %s", path, got, size,
+                da_errf(err, errlen, "%s: read failed after %zu of %zu bytes: %s", path, got, size,
                         r < 0 ? strerror(errno) : "unexpected end of file");
                 free(map);
                 close(fd);
@@ -462,7 +455,7 @@ int st_open(const char *path, st_file *f, char *err, size_t errlen) {
         char *base = strndup(path, (size_t)(hash - path));
         if (!base) {
             memset(f, 0, sizeof *f);
-            set_err(err, errlen, "%s: out of memory", path);
+            da_errf(err, errlen, "%s: out of memory", path);
             return -1;
         }
         int rc = open_file(base, path, hash + 1, f, err, errlen);
@@ -527,7 +520,7 @@ static float half_to_float(uint16_t h) {
 static int check_tensor(const st_file *f, const st_tensor_info *t, char *err, size_t errlen) {
     if (!f || !t || t->end < t->begin || t->end > f->data_size || (t->numel && !f->data) ||
         (uint64_t)(t->end - t->begin) != (uint64_t)t->numel * st_dtype_size(t->dtype)) {
-        set_err(err, errlen, "tensor '%s' does not belong to this file", t && t->name ? t->name : "?");
+        da_errf(err, errlen, "tensor '%s' does not belong to this file", t && t->name ? t->name : "?");
         return -1;
     }
     return 0;
@@ -594,7 +587,7 @@ int st_read_f32(const st_file *f, const st_tensor_info *t, float *out, char *err
         for (int64_t i = 0; i < n; i++) out[i] = p[i] ? 1.0f : 0.0f;
         break;
     default:
-        set_err(err, errlen, "tensor '%s': unsupported dtype", t->name);
+        da_errf(err, errlen, "tensor '%s': unsupported dtype", t->name);
         return -1;
     }
     return 0;
@@ -632,7 +625,7 @@ int st_read_i64(const st_file *f, const st_tensor_info *t, int64_t *out, char *e
         for (int64_t i = 0; i < n; i++) out[i] = p[i] != 0;
         break;
     default:
-        set_err(err, errlen, "tensor '%s' has dtype %s; an integer dtype (I64/I32/I16/I8/U8/BOOL) "
+        da_errf(err, errlen, "tensor '%s' has dtype %s; an integer dtype (I64/I32/I16/I8/U8/BOOL) "
                 "was expected", t->name, st_dtype_name(t->dtype));
         return -1;
     }
@@ -797,7 +790,7 @@ static int write_all(FILE *fp, const void *p, size_t n) {
 
 int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
     if (w->deferred[0]) {
-        set_err(err, errlen, "%s: cannot write: %s", path, w->deferred);
+        da_errf(err, errlen, "%s: cannot write: %s", path, w->deferred);
         return -1;
     }
     /* header */
@@ -834,7 +827,7 @@ int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
     while (!b.oom && b.len % 8) sb_str(&b, " ");   /* data section starts 8-byte aligned */
     if (b.oom) {
         free(b.s);
-        set_err(err, errlen, "%s: out of memory building the header", path);
+        da_errf(err, errlen, "%s: out of memory building the header", path);
         return -1;
     }
 
@@ -842,7 +835,7 @@ int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
     char *tmp = malloc(tlen);
     if (!tmp) {
         free(b.s);
-        set_err(err, errlen, "%s: out of memory", path);
+        da_errf(err, errlen, "%s: out of memory", path);
         return -1;
     }
     char inner[512];
@@ -854,7 +847,7 @@ int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
             close(fd);
             unlink(tmp);
         }
-        set_err(err, errlen, "%s: cannot create a temporary file: %s", path, inner);
+        da_errf(err, errlen, "%s: cannot create a temporary file: %s", path, inner);
         free(b.s);
         free(tmp);
         return -1;
@@ -871,14 +864,14 @@ int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
     if (!failed && fsync(fileno(fp))) { failed = 1; what = "fsync"; saved_errno = errno; }
     if (fclose(fp) && !failed) { failed = 1; what = "close"; saved_errno = errno; }
     if (failed) {
-        set_err(err, errlen, "%s: %s of %s failed: %s (is the disk full?); the existing file was "
+        da_errf(err, errlen, "%s: %s of %s failed: %s (is the disk full?); the existing file was "
                 "left unchanged", path, what, tmp, strerror(saved_errno));
         unlink(tmp);
         free(tmp);
         return -1;
     }
     if (rename(tmp, path)) {
-        set_err(err, errlen, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+        da_errf(err, errlen, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;

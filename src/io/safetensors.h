@@ -69,7 +69,7 @@ void st_writer_add_i64(st_writer *w, const char *name, int ndim, const int64_t *
 /* Any dtype: numel * st_dtype_size(dtype) little-endian bytes, e.g. a tensor of another file. */
 void st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data);
 void st_writer_set_meta(st_writer *w, const char *key, const char *value);  /* copies key and value */
-/* Writes an exclusive temporary beside path (io/atomic.h), then renames it over path; returns -1
+/* Writes an exclusive temporary beside path (util/atomic.h), then renames it over path; returns -1
  * with err set on failure (disk full, permission, ...) and leaves any existing file at path
  * untouched. */
 int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen);

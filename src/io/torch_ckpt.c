@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/errf.h"
 #include "io/torch_pickle.h"
 #include "io/zip.h"
+#include "util/errf.h"
 
 /* Where checkpoints commonly nest the state dict, in the order they are tried. */
 static const char *const NEST_KEYS[] = {"state_dict", "model_state_dict", "model", "ema", "module", "net"};

@@ -9,7 +9,7 @@
 
 #include <zlib.h>
 
-#include "io/errf.h"
+#include "util/errf.h"
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/errf.h"
-#include "nn/unet_ops.h"
+#include "tensor/fused_ops.h"
 #include "tensor/rng.h"
+#include "util/errf.h"
 
 #define GN_GROUPS 32
 #define GN_EPS 1e-5f

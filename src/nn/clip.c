@@ -6,19 +6,13 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "util/errf.h"
+#include "util/files.h"
 
 static const float CLIP_MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 static const float CLIP_STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
@@ -48,24 +42,24 @@ int da_clip_config_validate(const da_clip_config *c, char *err, size_t errlen) {
         {"projection_dim", c->embed_dim},
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
-        if (pos[i].v <= 0) { set_err(err, errlen, "CLIP config: %s must be positive, got %d", pos[i].name, pos[i].v); return -1; }
+        if (pos[i].v <= 0) { da_errf(err, errlen, "CLIP config: %s must be positive, got %d", pos[i].name, pos[i].v); return -1; }
     if (c->image_size % c->patch_size) {
-        set_err(err, errlen, "CLIP config: image_size %d is not a multiple of patch_size %d", c->image_size, c->patch_size);
+        da_errf(err, errlen, "CLIP config: image_size %d is not a multiple of patch_size %d", c->image_size, c->patch_size);
         return -1;
     }
     if (c->vision_width % c->vision_heads || c->text_width % c->text_heads) {
-        set_err(err, errlen, "CLIP config: widths (vision %d, text %d) must be multiples of the heads (%d, %d)",
+        da_errf(err, errlen, "CLIP config: widths (vision %d, text %d) must be multiples of the heads (%d, %d)",
                 c->vision_width, c->text_width, c->vision_heads, c->text_heads);
         return -1;
     }
     if (c->channels != 1 && c->channels != 3) {
-        set_err(err, errlen, "CLIP config: num_channels must be 1 or 3, got %d", c->channels);
+        da_errf(err, errlen, "CLIP config: num_channels must be 1 or 3, got %d", c->channels);
         return -1;
     }
-    if (c->context_length < 2) { set_err(err, errlen, "CLIP config: max_position_embeddings must be at least 2"); return -1; }
+    if (c->context_length < 2) { da_errf(err, errlen, "CLIP config: max_position_embeddings must be at least 2"); return -1; }
     for (int i = 0; i < c->channels; i++)
-        if (!(c->std[i] > 0)) { set_err(err, errlen, "CLIP config: image_std must be positive"); return -1; }
-    if (!(c->vision_eps > 0) || !(c->text_eps > 0)) { set_err(err, errlen, "CLIP config: layer_norm_eps must be positive"); return -1; }
+        if (!(c->std[i] > 0)) { da_errf(err, errlen, "CLIP config: image_std must be positive"); return -1; }
+    if (!(c->vision_eps > 0) || !(c->text_eps > 0)) { da_errf(err, errlen, "CLIP config: layer_norm_eps must be positive"); return -1; }
     return 0;
 }
 
@@ -73,7 +67,7 @@ static int json_int(const cJSON *o, const char *key, int *out, const char *what,
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > INT_MAX) {
-        set_err(err, errlen, "%s: \"%s\" must be an integer", what, key);
+        da_errf(err, errlen, "%s: \"%s\" must be an integer", what, key);
         return -1;
     }
     *out = (int)v->valuedouble;
@@ -83,7 +77,7 @@ static int json_int(const cJSON *o, const char *key, int *out, const char *what,
 static int json_float(const cJSON *o, const char *key, float *out, const char *what, char *err, size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v)) { set_err(err, errlen, "%s: \"%s\" must be a number", what, key); return -1; }
+    if (!cJSON_IsNumber(v)) { da_errf(err, errlen, "%s: \"%s\" must be a number", what, key); return -1; }
     *out = (float)v->valuedouble;
     return 0;
 }
@@ -93,7 +87,7 @@ static int json_act(const cJSON *o, bool *gelu, const char *what, char *err, siz
     if (!v || cJSON_IsNull(v)) return 0;
     if (cJSON_IsString(v) && !strcmp(v->valuestring, "quick_gelu")) { *gelu = false; return 0; }
     if (cJSON_IsString(v) && !strcmp(v->valuestring, "gelu")) { *gelu = true; return 0; }
-    set_err(err, errlen, "%s: hidden_act must be \"quick_gelu\" or \"gelu\"", what);
+    da_errf(err, errlen, "%s: hidden_act must be \"quick_gelu\" or \"gelu\"", what);
     return -1;
 }
 
@@ -102,12 +96,12 @@ static int json_triple(const cJSON *o, const char *key, float out[3], const char
     if (!v || cJSON_IsNull(v)) return 0;
     int n = cJSON_GetArraySize(v);
     if (!cJSON_IsArray(v) || (n != 1 && n != 3)) {
-        set_err(err, errlen, "%s: \"%s\" must be a list of 1 or 3 numbers", what, key);
+        da_errf(err, errlen, "%s: \"%s\" must be a list of 1 or 3 numbers", what, key);
         return -1;
     }
     for (int i = 0; i < n; i++) {
         const cJSON *e = cJSON_GetArrayItem(v, i);
-        if (!cJSON_IsNumber(e)) { set_err(err, errlen, "%s: \"%s\" must hold numbers", what, key); return -1; }
+        if (!cJSON_IsNumber(e)) { da_errf(err, errlen, "%s: \"%s\" must hold numbers", what, key); return -1; }
         out[i] = (float)e->valuedouble;
     }
     if (n == 1) out[1] = out[2] = out[0];
@@ -117,7 +111,7 @@ static int json_triple(const cJSON *o, const char *key, float out[3], const char
 int da_clip_config_from_json(const char *json, const char *what, da_clip_config *c, char *err, size_t errlen) {
     cJSON *root = cJSON_Parse(json);
     if (!root || !cJSON_IsObject(root)) {
-        set_err(err, errlen, "%s: not a JSON object", what);
+        da_errf(err, errlen, "%s: not a JSON object", what);
         cJSON_Delete(root);
         return -1;
     }
@@ -318,11 +312,11 @@ void da_clip_requires_grad(da_clip *m, bool on) {
 static const st_tensor_info *need(const st_file *f, const char *key, int ndim, const char *path, char *err, size_t errlen) {
     const st_tensor_info *t = st_find(f, key);
     if (!t) {
-        set_err(err, errlen, "%s: missing key '%s'; is this a CLIP model with Hugging Face key names?", path, key);
+        da_errf(err, errlen, "%s: missing key '%s'; is this a CLIP model with Hugging Face key names?", path, key);
         return NULL;
     }
     if (t->ndim != ndim) {
-        set_err(err, errlen, "%s: '%s' has %d dimensions, a CLIP model has %d there", path, key, t->ndim, ndim);
+        da_errf(err, errlen, "%s: '%s' has %d dimensions, a CLIP model has %d there", path, key, t->ndim, ndim);
         return NULL;
     }
     return t;
@@ -353,7 +347,7 @@ static int infer_config(const st_file *f, const char *path, da_clip_config *c, c
     c->patch_size = (int)patch->shape[2];
     int64_t tokens = vpos->shape[0] - 1, grid = (int64_t)llround(sqrt((double)(tokens > 0 ? tokens : 0)));
     if (tokens < 1 || grid * grid != tokens) {
-        set_err(err, errlen, "%s: the vision position embedding has %lld rows, not 1 + a square number of patches",
+        da_errf(err, errlen, "%s: the vision position embedding has %lld rows, not 1 + a square number of patches",
                 path, (long long)vpos->shape[0]);
         return -1;
     }
@@ -373,7 +367,7 @@ static int infer_config(const st_file *f, const char *path, da_clip_config *c, c
         c->text_mlp = (int)fc->shape[0];
     }
     if (c->vision_layers == 0 || c->text_layers == 0) {
-        set_err(err, errlen, "%s: missing key '%s.encoder.layers.0.layer_norm1.weight' (no transformer layers found)",
+        da_errf(err, errlen, "%s: missing key '%s.encoder.layers.0.layer_norm1.weight' (no transformer layers found)",
                 path, c->vision_layers == 0 ? "vision_model" : "text_model");
         return -1;
     }
@@ -398,36 +392,18 @@ static int check_against_file(const da_clip_config *c, const da_clip_config *f, 
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         if (v[i].cfg != v[i].file) {
-            set_err(err, errlen, "%s: its config says %s = %d but the weights in the file have %d; the config does not "
+            da_errf(err, errlen, "%s: its config says %s = %d but the weights in the file have %d; the config does not "
                     "belong to these weights", path, v[i].name, v[i].cfg, v[i].file);
             return -1;
         }
     return 0;
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-static bool is_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     struct stat st;
     if (stat(path, &st) != 0) {
-        set_err(err, errlen, "CLIP model %s does not exist (pass a .safetensors or PyTorch .bin/.pth file, or a Hugging Face folder)", path);
+        da_errf(err, errlen, "CLIP model %s does not exist (pass a .safetensors or PyTorch .bin/.pth file, or a Hugging Face folder)", path);
         return -1;
     }
     char file[4200], cfg_path[4200] = "";
@@ -436,23 +412,23 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
         snprintf(file, sizeof file, "%s/model.safetensors", path);
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
         /* older Hugging Face folders hold only the torch.save file */
-        if (!is_file(file)) snprintf(file, sizeof file, "%s/pytorch_model.bin", path);
-        if (!is_file(file)) {
-            set_err(err, errlen, "%s: neither model.safetensors nor pytorch_model.bin in this folder (a Hugging "
+        if (!da_is_file(file)) snprintf(file, sizeof file, "%s/pytorch_model.bin", path);
+        if (!da_is_file(file)) {
+            da_errf(err, errlen, "%s: neither model.safetensors nor pytorch_model.bin in this folder (a Hugging "
                     "Face CLIP folder holds one of them and config.json)", path);
             return -1;
         }
         char v[4200], mg[4200];
         snprintf(v, sizeof v, "%s/vocab.json", path);
         snprintf(mg, sizeof mg, "%s/merges.txt", path);
-        if (is_file(v) && is_file(mg)) dir = strdup(path);
+        if (da_is_file(v) && da_is_file(mg)) dir = strdup(path);
     } else {
         snprintf(file, sizeof file, "%s", path);
     }
     st_file f;
     char inner[1024];
     if (st_open(file, &f, inner, sizeof inner)) {
-        set_err(err, errlen, "%s", inner);
+        da_errf(err, errlen, "%s", inner);
         free(dir);
         return -1;
     }
@@ -462,7 +438,7 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
         int bad = da_clip_openai_to_hf(&f, &hf, inner, sizeof inner);
         st_close(&f);
         if (bad) {
-            set_err(err, errlen, "%s: %s", file, inner);
+            da_errf(err, errlen, "%s: %s", file, inner);
             free(dir);
             return -1;
         }
@@ -476,10 +452,10 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
         const char *meta = st_meta_get(&f, "clip_config");
         char *json = NULL;
         const char *src = file;
-        if (!meta && cfg_path[0] && is_file(cfg_path)) {
-            json = read_text(cfg_path);
+        if (!meta && cfg_path[0] && da_is_file(cfg_path)) {
+            json = da_read_file(cfg_path, NULL, NULL, 0);
             src = cfg_path;
-            if (!json) { set_err(err, errlen, "cannot read %s", cfg_path); rc = -1; }
+            if (!json) { da_errf(err, errlen, "cannot read %s", cfg_path); rc = -1; }
         }
         if (!rc && (meta || json)) {
             char what[4300];
@@ -490,13 +466,13 @@ int da_clip_load(da_clip *m, const char *path, char *err, size_t errlen) {
     }
     if (!rc && check_against_file(&c, &shapes, file, err, errlen)) rc = -1;
     if (!rc && da_clip_config_validate(&c, inner, sizeof inner)) {
-        set_err(err, errlen, "%s: %s", file, inner);
+        da_errf(err, errlen, "%s: %s", file, inner);
         rc = -1;
     }
     if (!rc) {
         build(m, &c);
         if (da_params_load(&m->params, &f, NULL, DA_LOAD_ALLOW_EXTRA, NULL, inner, sizeof inner)) {
-            set_err(err, errlen, "%s: %s", file, inner);
+            da_errf(err, errlen, "%s: %s", file, inner);
             rc = -1;
         }
     }
@@ -530,7 +506,7 @@ int da_clip_save(const da_clip *m, const char *path, const char *const *extra, c
  * were lost (a file cut short), more would index past the embedding. */
 static da_bpe *match_vocab(const da_clip *m, da_bpe *b, const char *src, char *err, size_t errlen) {
     if (b && da_bpe_vocab_size(b) != m->cfg.vocab_size) {
-        set_err(err, errlen, "%s has %d tokens (%d merges) but the model's token embedding has %d rows; the "
+        da_errf(err, errlen, "%s has %d tokens (%d merges) but the model's token embedding has %d rows; the "
                 "vocabulary is cut short or belongs to another model", src, da_bpe_vocab_size(b), da_bpe_n_merges(b),
                 m->cfg.vocab_size);
         da_bpe_free(b);
@@ -544,11 +520,11 @@ da_bpe *da_clip_vocab(const da_clip *m, const char *vocab_path, char *err, size_
     if (m->bpe_merges) {
         char inner[512];
         da_bpe *b = da_bpe_from_openai(m->bpe_merges, strlen(m->bpe_merges), INT_MAX, inner, sizeof inner);
-        if (!b) set_err(err, errlen, "the model's own vocabulary (metadata bpe_merges): %s", inner);
+        if (!b) da_errf(err, errlen, "the model's own vocabulary (metadata bpe_merges): %s", inner);
         return match_vocab(m, b, "the model's own vocabulary (metadata bpe_merges)", err, errlen);
     }
     if (m->hf_dir) return match_vocab(m, da_bpe_load(m->hf_dir, err, errlen), m->hf_dir, err, errlen);
-    set_err(err, errlen, "the CLIP model carries no vocabulary; pass --vocab bpe_simple_vocab_16e6.txt.gz "
+    da_errf(err, errlen, "the CLIP model carries no vocabulary; pass --vocab bpe_simple_vocab_16e6.txt.gz "
             "(or a folder with vocab.json and merges.txt)");
     return NULL;
 }
@@ -666,7 +642,7 @@ da_tensor *da_clip_encode_texts(da_ctx *ctx, const da_clip *m, da_bpe *bpe, cons
         for (int k = 0; k < len[i]; k++) {
             int64_t id = ids[(size_t)i * (size_t)ctxlen + (size_t)k];
             if (id >= m->cfg.vocab_size) {
-                set_err(err, errlen, "token id %lld of \"%.40s\" is outside the model's vocabulary of %d tokens: "
+                da_errf(err, errlen, "token id %lld of \"%.40s\" is outside the model's vocabulary of %d tokens: "
                         "the vocabulary does not belong to this model (pass the right --vocab)",
                         (long long)id, texts[i], m->cfg.vocab_size);
                 free(ids); free(len);

@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nn/bpe.h"
 #include "nn/params.h"
 #include "tensor/ops.h"
+#include "text/bpe.h"
 
 /* The model config. Its JSON form is Hugging Face's config.json layout (also stored in our
  * files as the metadata key "clip_config"):

@@ -3,8 +3,8 @@
 #ifndef DA_CLIP_LOSS_H
 #define DA_CLIP_LOSS_H
 
-#include "nn/bpe.h"
 #include "nn/clip.h"
+#include "text/bpe.h"
 
 /* Our built-in prompt templates ("a {} of an object." ...; "{}" takes the word); *n receives
  * their count. */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/errf.h"
+#include "util/errf.h"
 
 /* How one Hugging Face tensor comes from an OpenAI one. */
 typedef enum { AS_IS, TRANSPOSED, THIRD_0, THIRD_1, THIRD_2 } how;

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "io/safetensors.h"
-#include "nn/cnn_block.h"
 #include "nn/params.h"
+#include "tensor/fused_ops.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
 

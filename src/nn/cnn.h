@@ -50,7 +50,7 @@ da_tensor *da_cnn_param(const da_cnn *m, const char *name);
 void da_cnn_zero_grad(da_cnn *m);
 
 /* x (N,C,H,W) in [-1,1] -> logits (N,n_out). Records on the tape when grad is enabled. The
- * conv blocks run fused with Winograd (nn/cnn_block.h). */
+ * conv blocks run fused with Winograd (tensor/fused_ops.h). */
 da_tensor *da_cnn_forward(da_ctx *ctx, const da_cnn *m, da_tensor *x);
 /* The same network built from the generic ops (conv2d, relu, max_pool2d): the reference the
  * fused path is tested against. */

@@ -4,18 +4,11 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "util/errf.h"
 
 void da_params_init(da_params *p) {
     memset(p, 0, sizeof *p);
@@ -100,14 +93,14 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
     size_t full_cap = 0;
     int rc = -1, missing = 0, first_missing = -1, extra = 0, first_extra = -1;
     if (n_extra) *n_extra = 0;
-    if (!found) { set_err(err, errlen, "out of memory"); return -1; }
+    if (!found) { da_errf(err, errlen, "out of memory"); return -1; }
 
     /* 1. every registered name present, with a float dtype and the same shape */
     for (int i = 0; i < p->n; i++) {
         size_t need = strlen(pre) + strlen(p->items[i].name) + 1;
         if (need > full_cap) {
             char *nf = realloc(full, need);
-            if (!nf) { set_err(err, errlen, "out of memory"); goto done; }
+            if (!nf) { da_errf(err, errlen, "out of memory"); goto done; }
             full = nf;
             full_cap = need;
         }
@@ -116,7 +109,7 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
         if (!found[i] && missing++ == 0) first_missing = i;
     }
     if (missing) {
-        set_err(err, errlen, "missing key '%s%s' (%d of %d expected keys are missing; the file has %d "
+        da_errf(err, errlen, "missing key '%s%s' (%d of %d expected keys are missing; the file has %d "
                 "tensors) — is this the right checkpoint for this model%s?", pre, p->items[first_missing].name,
                 missing, p->n, f->n_tensors, prefix && prefix[0] ? " and key prefix" : "");
         goto done;
@@ -125,7 +118,7 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
         const st_tensor_info *ti = found[i];
         da_tensor *t = p->items[i].t;
         if (!is_float_dtype(ti->dtype)) {
-            set_err(err, errlen, "'%s' has dtype %s in the file; a float tensor (F32/F16/BF16/F64) was expected",
+            da_errf(err, errlen, "'%s' has dtype %s in the file; a float tensor (F32/F16/BF16/F64) was expected",
                     ti->name, st_dtype_name(ti->dtype));
             goto done;
         }
@@ -135,7 +128,7 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
             char fs[160], ms[160];
             shape_str(ti->ndim, ti->shape, fs, sizeof fs);
             shape_str(t->ndim, t->shape, ms, sizeof ms);
-            set_err(err, errlen, "shape mismatch for '%s': the file has %s, the model expects %s "
+            da_errf(err, errlen, "shape mismatch for '%s': the file has %s, the model expects %s "
                     "(does the model config match the checkpoint?)", p->items[i].name, fs, ms);
             goto done;
         }
@@ -150,7 +143,7 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
     }
     if (n_extra) *n_extra = extra;
     if (extra && !(flags & DA_LOAD_ALLOW_EXTRA)) {
-        set_err(err, errlen, "%d unexpected key%s in the file, the first is '%s' (the model has %d "
+        da_errf(err, errlen, "%d unexpected key%s in the file, the first is '%s' (the model has %d "
                 "parameters; wrong model config, or load with extra keys allowed)", extra, extra > 1 ? "s" : "",
                 f->tensors[first_extra].name, p->n);
         goto done;
@@ -173,12 +166,12 @@ int da_params_load(da_params *p, const st_file *f, const char *prefix, int flags
     for (int i = 0; i < p->n; i++)
         if (p->items[i].t->numel > most) most = p->items[i].t->numel;
     scratch = malloc(sizeof(float) * (size_t)most);
-    if (!scratch) { set_err(err, errlen, "out of memory"); goto done; }
+    if (!scratch) { da_errf(err, errlen, "out of memory"); goto done; }
     for (int i = 0; i < p->n; i++) {
         if (st_read_f32(f, found[i], scratch, err, errlen)) goto done;
         int64_t bad = da_count_nonfinite(scratch, p->items[i].t->numel);
         if (bad) {
-            set_err(err, errlen, "'%s' holds %" PRId64 " non-finite value%s (NaN or infinity) of %" PRId64
+            da_errf(err, errlen, "'%s' holds %" PRId64 " non-finite value%s (NaN or infinity) of %" PRId64
                     "; the file is damaged or was saved from a diverged run — use an earlier checkpoint",
                     found[i]->name, bad, bad > 1 ? "s" : "", p->items[i].t->numel);
             rc = -2;
@@ -202,7 +195,7 @@ int da_params_load_file(da_params *p, const char *path, const char *prefix, int 
     if (st_open(path, &f, err, errlen)) return -1;
     char inner[DA_ERR_LEN];
     int rc = da_params_load(p, &f, prefix, flags, NULL, inner, sizeof inner);
-    if (rc) set_err(err, errlen, "%s: %s", path, inner);
+    if (rc) da_errf(err, errlen, "%s: %s", path, inner);
     st_close(&f);
     return rc;
 }

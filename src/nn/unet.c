@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
-#include "nn/unet_ops.h"
+#include "tensor/fused_ops.h"
 #include "tensor/rng.h"
 
 #define GN_GROUPS 32
@@ -270,7 +270,7 @@ da_tensor *da_timestep_embedding(da_ctx *ctx, const float *t, int64_t B, int dim
     return e;
 }
 
-/* swish(group_norm(x)) as one fused op (nn/unet_ops.h) */
+/* swish(group_norm(x)) as one fused op (tensor/fused_ops.h) */
 static da_tensor *norm_silu(da_ctx *ctx, const da_unet_layer *n, da_tensor *x) {
     return da_gn_swish(ctx, x, NULL, n->w, n->b, GN_GROUPS, GN_EPS, 0.0f);
 }

@@ -109,6 +109,17 @@ da_tensor *da_bce_with_logits(da_ctx *ctx, da_tensor *logits, da_tensor *targets
 
 /* ---- cross-entropy ------------------------------------------------------------------------ */
 
+/* sum_c exp(row[c] - max) of a row of C logits, with the max in *mx: the stable softmax
+ * denominator that forward and backward both need. */
+static double row_exp_sum(const float *row, int64_t C, float *mx) {
+    float m = row[0];
+    for (int64_t c = 1; c < C; c++) m = row[c] > m ? row[c] : m;
+    double z = 0;
+    for (int64_t c = 0; c < C; c++) z += exp((double)row[c] - m);
+    *mx = m;
+    return z;
+}
+
 /* saved = labels (N) */
 static void cross_entropy_backward(da_ctx *ctx, da_tape_entry *e) {
     da_tensor *x = e->in[0];
@@ -120,10 +131,8 @@ static void cross_entropy_backward(da_ctx *ctx, da_tape_entry *e) {
 #pragma omp parallel for if (x->numel > DA_PAR_MIN) schedule(static)
     for (int64_t r = 0; r < N; r++) {
         const float *row = x->data + r * C;
-        float mx = row[0];
-        for (int64_t c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
-        double z = 0;
-        for (int64_t c = 0; c < C; c++) z += exp((double)row[c] - mx);
+        float mx;
+        double z = row_exp_sum(row, C, &mx);
         for (int64_t c = 0; c < C; c++) {
             float p = (float)(exp((double)row[c] - mx) / z);
             dx[r * C + c] += g * (p - (c == labels[r] ? 1.0f : 0.0f));
@@ -140,10 +149,8 @@ da_tensor *da_cross_entropy(da_ctx *ctx, da_tensor *logits, const int64_t *label
     double s = 0;
     for (int64_t r = 0; r < N; r++) {
         const float *row = logits->data + r * C;
-        float mx = row[0];
-        for (int64_t c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
-        double z = 0;
-        for (int64_t c = 0; c < C; c++) z += exp((double)row[c] - mx);
+        float mx;
+        double z = row_exp_sum(row, C, &mx);
         s += log(z) + mx - row[labels[r]];   /* -log softmax at the label, stable */
     }
     da_tensor *out = scalar_out(ctx, s / (double)N);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tensor/ops.h"
+#include "tensor/ops/group_norm_grad.h"
 
 /* ---- group norm ------------------------------------------------------------------------- */
 
@@ -54,15 +55,19 @@ static void group_norm_backward(da_ctx *ctx, da_tape_entry *e) {
     }
     if (want_w || want_b) {
         float *dw = want_w ? da_grad(ctx, w) : NULL, *db = want_b ? da_grad(ctx, b) : NULL;
-        for (int64_t c = 0; c < C; c++) {
-            double a = 0, bx = 0;
-            for (int64_t n = 0; n < N; n++) {
-                a += sum_dy[n * C + c];
-                bx += sum_dyx[n * C + c];
-            }
-            if (dw) dw[c] += (float)bx;
-            if (db) db[c] += (float)a;
+        da_gn_affine_grad(sum_dy, sum_dyx, N, C, dw, db);
+    }
+}
+
+void da_gn_affine_grad(const double *sum_dy, const double *sum_dyx, int64_t N, int64_t C, float *dw, float *db) {
+    for (int64_t c = 0; c < C; c++) {
+        double a = 0, bx = 0;
+        for (int64_t n = 0; n < N; n++) {
+            a += sum_dy[n * C + c];
+            bx += sum_dyx[n * C + c];
         }
+        if (dw) dw[c] += (float)bx;
+        if (db) db[c] += (float)a;
     }
 }
 

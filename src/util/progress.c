@@ -1,15 +1,8 @@
 /* progress.c — progress lines with rate and ETA (see progress.h). */
-#include "cli/progress.h"
+#include "util/progress.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
-
-double da_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void da_progress_begin(da_progress *p, const char *label, int64_t total, const char *unit) {
     p->label = label;

@@ -1,6 +1,6 @@
 /* unicode.c — look-ups in the generated Unicode tables (unicode_tables.c): binary search over
  * sorted, disjoint code-point ranges. */
-#include "nn/unicode_tables.h"
+#include "text/unicode_tables.h"
 
 #include <string.h>
 

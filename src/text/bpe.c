@@ -1,36 +1,28 @@
 /* bpe.c — the CLIP byte-pair tokenizer (see bpe.h): vocabulary loading, the reference text
  * cleaning and pre-split over Unicode classes, and the rank-ordered merge loop with a cache. */
-#include "nn/bpe.h"
+#include "text/bpe.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "nn/unicode_tables.h"
+#include "text/unicode_tables.h"
+#include "util/errf.h"
+#include "util/xalloc.h"
+
+/* where an allocation failed, for da_xmalloc's message */
+#define OOM "in the tokenizer"
 
 #define CACHE_MAX_WORDS 16384    /* the word cache is emptied when it grows past this */
 
 /* ---- small containers ------------------------------------------------------------------- */
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "error: out of memory in the tokenizer\n"); exit(3); }
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    p = realloc(p, n ? n : 1);
-    if (!p) { fprintf(stderr, "error: out of memory in the tokenizer\n"); exit(3); }
-    return p;
-}
-
 static char *xstrndup(const char *s, size_t n) {
-    char *d = xmalloc(n + 1);
+    char *d = da_xmalloc(n + 1, OOM);
     memcpy(d, s, n);
     d[n] = 0;
     return d;
@@ -58,10 +50,9 @@ typedef struct {
 static void strmap_init(strmap *m, size_t cap) {
     m->cap = 16;
     while (m->cap < cap * 2) m->cap *= 2;
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->klen = calloc(m->cap, sizeof *m->klen);
-    m->vals = calloc(m->cap, sizeof *m->vals);
-    if (!m->keys || !m->klen || !m->vals) { fprintf(stderr, "error: out of memory in the tokenizer\n"); exit(3); }
+    m->keys = da_xcalloc(m->cap, sizeof *m->keys, OOM);
+    m->klen = da_xcalloc(m->cap, sizeof *m->klen, OOM);
+    m->vals = da_xcalloc(m->cap, sizeof *m->vals, OOM);
     m->n = 0;
 }
 
@@ -114,10 +105,9 @@ static uint64_t pair_key(int64_t a, int64_t b) { return ((uint64_t)(a + 1) << 32
 static void pairmap_init(pairmap *m, size_t n) {
     m->cap = 16;
     while (m->cap < n * 2) m->cap *= 2;
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->rank = calloc(m->cap, sizeof *m->rank);
-    m->merged = calloc(m->cap, sizeof *m->merged);
-    if (!m->keys || !m->rank || !m->merged) { fprintf(stderr, "error: out of memory in the tokenizer\n"); exit(3); }
+    m->keys = da_xcalloc(m->cap, sizeof *m->keys, OOM);
+    m->rank = da_xcalloc(m->cap, sizeof *m->rank, OOM);
+    m->merged = da_xcalloc(m->cap, sizeof *m->merged, OOM);
 }
 
 static size_t pairmap_slot(const pairmap *m, uint64_t k) {
@@ -187,17 +177,8 @@ static uint32_t utf8_get(const unsigned char *s, size_t n, size_t *used) {
     return cp;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static da_bpe *bpe_new(void) {
-    da_bpe *b = calloc(1, sizeof *b);
-    if (!b) { fprintf(stderr, "error: out of memory in the tokenizer\n"); exit(3); }
+    da_bpe *b = da_xcalloc(1, sizeof *b, OOM);
     strmap_init(&b->encoder, 65536);
     strmap_init(&b->cache, 1024);
     return b;
@@ -218,7 +199,7 @@ static void set_token(da_bpe *b, int64_t id, const char *s, size_t n) {
     if (id >= b->tok_cap) {   /* grow geometrically: ids mostly arrive one by one */
         int cap = b->tok_cap ? b->tok_cap : 1024;
         while (cap <= id) cap *= 2;
-        b->tok = xrealloc(b->tok, sizeof(char *) * (size_t)cap);
+        b->tok = da_xrealloc(b->tok, sizeof(char *) * (size_t)cap, OOM);
         for (int i = b->tok_cap; i < cap; i++) b->tok[i] = NULL;
         b->tok_cap = cap;
     }
@@ -249,7 +230,7 @@ static int finish(da_bpe *b, const char *merges, size_t len, int skip_header, in
         memcpy(s + n, "</w>", 4);
         if (!strmap_get(&b->encoder, s, (size_t)n, &b->byte_id[i]) ||
             !strmap_get(&b->encoder, s, (size_t)n + 4, &b->byte_eow_id[i])) {
-            set_err(err, errlen, "%s: the vocabulary lacks the token for byte 0x%02X; is this a CLIP vocabulary?", what, i);
+            da_errf(err, errlen, "%s: the vocabulary lacks the token for byte 0x%02X; is this a CLIP vocabulary?", what, i);
             return -1;
         }
     }
@@ -269,17 +250,17 @@ static int finish(da_bpe *b, const char *merges, size_t len, int skip_header, in
         const char *a, *c;
         size_t na, nc;
         if (!split_merge(line, n, &a, &na, &c, &nc)) {
-            set_err(err, errlen, "%s: line %d is not a merge of two tokens (\"%.40s\")", what, line_no, line);
+            da_errf(err, errlen, "%s: line %d is not a merge of two tokens (\"%.40s\")", what, line_no, line);
             free(joined);
             return -1;
         }
         int64_t ia, ic, im;
-        if (na + nc + 1 > joined_cap) { joined_cap = (na + nc + 1) * 2; joined = xrealloc(joined, joined_cap); }
+        if (na + nc + 1 > joined_cap) { joined_cap = (na + nc + 1) * 2; joined = da_xrealloc(joined, joined_cap, OOM); }
         memcpy(joined, a, na);
         memcpy(joined + na, c, nc);
         if (!strmap_get(&b->encoder, a, na, &ia) || !strmap_get(&b->encoder, c, nc, &ic) ||
             !strmap_get(&b->encoder, joined, na + nc, &im)) {
-            set_err(err, errlen, "%s: the merge on line %d (\"%.*s\") uses a token missing from the vocabulary",
+            da_errf(err, errlen, "%s: the merge on line %d (\"%.*s\") uses a token missing from the vocabulary",
                     what, line_no, (int)(n > 60 ? 60 : n), line);
             free(joined);
             return -1;
@@ -318,7 +299,7 @@ da_bpe *da_bpe_from_openai(const char *text, size_t len, int max_merges, char *e
     int64_t id = 512;
     int line_no = 0;
     size_t joined_cap = 64;
-    char *joined = xmalloc(joined_cap);
+    char *joined = da_xmalloc(joined_cap, OOM);
     for (const char *p = text, *end = text + len; p < end && id - 512 < max_merges;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -328,12 +309,12 @@ da_bpe *da_bpe_from_openai(const char *text, size_t len, int max_merges, char *e
         const char *a, *c;
         size_t na, nc;
         if (!split_merge(line, n, &a, &na, &c, &nc)) {
-            set_err(err, errlen, "merges file: line %d is not a merge of two tokens (\"%.40s\")", line_no, line);
+            da_errf(err, errlen, "merges file: line %d is not a merge of two tokens (\"%.40s\")", line_no, line);
             free(joined);
             da_bpe_free(b);
             return NULL;
         }
-        if (na + nc > joined_cap) { joined_cap = (na + nc) * 2; joined = xrealloc(joined, joined_cap); }
+        if (na + nc > joined_cap) { joined_cap = (na + nc) * 2; joined = da_xrealloc(joined, joined_cap, OOM); }
         memcpy(joined, a, na);
         memcpy(joined + na, c, nc);
         set_token(b, id++, joined, na + nc);
@@ -353,14 +334,14 @@ da_bpe *da_bpe_from_hf(const char *vocab_json, size_t vocab_len, const char *mer
                        char *err, size_t errlen) {
     cJSON *root = cJSON_ParseWithLength(vocab_json, vocab_len);
     if (!root || !cJSON_IsObject(root)) {
-        set_err(err, errlen, "vocab.json: not a JSON object of token -> id");
+        da_errf(err, errlen, "vocab.json: not a JSON object of token -> id");
         cJSON_Delete(root);
         return NULL;
     }
     da_bpe *b = bpe_new();
     for (cJSON *it = root->child; it; it = it->next) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1e7 || !it->string) {
-            set_err(err, errlen, "vocab.json: the entry \"%.40s\" has no valid id", it->string ? it->string : "?");
+            da_errf(err, errlen, "vocab.json: the entry \"%.40s\" has no valid id", it->string ? it->string : "?");
             cJSON_Delete(root);
             da_bpe_free(b);
             return NULL;
@@ -371,7 +352,7 @@ da_bpe *da_bpe_from_hf(const char *vocab_json, size_t vocab_len, const char *mer
     }
     cJSON_Delete(root);
     if (!strmap_get(&b->encoder, "<|startoftext|>", 15, &b->sot) || !strmap_get(&b->encoder, "<|endoftext|>", 13, &b->eot)) {
-        set_err(err, errlen, "vocab.json: <|startoftext|> or <|endoftext|> is missing; is this a CLIP vocabulary?");
+        da_errf(err, errlen, "vocab.json: <|startoftext|> or <|endoftext|> is missing; is this a CLIP vocabulary?");
         da_bpe_free(b);
         return NULL;
     }
@@ -384,15 +365,15 @@ da_bpe *da_bpe_from_hf(const char *vocab_json, size_t vocab_len, const char *mer
 /* Reads a whole file, gunzipping when it is gzip (zlib reads plain files unchanged). */
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
     gzFile f = gzopen(path, "rb");
-    if (!f) { set_err(err, errlen, "cannot open %s", path); return NULL; }
+    if (!f) { da_errf(err, errlen, "cannot open %s", path); return NULL; }
     size_t cap = 1 << 20, n = 0;
-    char *buf = xmalloc(cap);
+    char *buf = da_xmalloc(cap, OOM);
     for (;;) {
-        if (cap - n < (1 << 16)) { cap *= 2; buf = xrealloc(buf, cap); }
+        if (cap - n < (1 << 16)) { cap *= 2; buf = da_xrealloc(buf, cap, OOM); }
         int got = gzread(f, buf + n, (unsigned)(cap - n - 1));
         if (got < 0) {
             int code;
-            set_err(err, errlen, "%s: read error (%s)", path, gzerror(f, &code));
+            da_errf(err, errlen, "%s: read error (%s)", path, gzerror(f, &code));
             gzclose(f);
             free(buf);
             return NULL;
@@ -414,7 +395,7 @@ static bool ends_with(const char *s, const char *suffix) {
 da_bpe *da_bpe_load(const char *path, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) != 0) {
-        set_err(err, errlen, "vocabulary %s does not exist (pass bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt)", path);
+        da_errf(err, errlen, "vocabulary %s does not exist (pass bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt)", path);
         return NULL;
     }
     char dir[4096];
@@ -434,7 +415,7 @@ da_bpe *da_bpe_load(const char *path, char *err, size_t errlen) {
         if (!text) return NULL;
         char sub[256];
         da_bpe *b = da_bpe_from_openai(text, len, 0, sub, sizeof sub);
-        if (!b) set_err(err, errlen, "%s: %s", path, sub);
+        if (!b) da_errf(err, errlen, "%s: %s", path, sub);
         free(text);
         return b;
     }
@@ -448,7 +429,7 @@ da_bpe *da_bpe_load(const char *path, char *err, size_t errlen) {
     if (!m) { free(v); return NULL; }
     char sub[256];
     da_bpe *b = da_bpe_from_hf(v, vlen, m, mlen, sub, sizeof sub);
-    if (!b) set_err(err, errlen, "%s: %s", dir, sub);
+    if (!b) da_errf(err, errlen, "%s: %s", dir, sub);
     free(v);
     free(m);
     return b;
@@ -468,7 +449,7 @@ typedef struct {
 } cps;
 
 static void cps_push(cps *v, uint32_t c) {
-    if (v->n == v->cap) { v->cap = v->cap ? v->cap * 2 : 64; v->c = xrealloc(v->c, v->cap * sizeof *v->c); }
+    if (v->n == v->cap) { v->cap = v->cap ? v->cap * 2 : 64; v->c = da_xrealloc(v->c, v->cap * sizeof *v->c, OOM); }
     v->c[v->n++] = c;
 }
 
@@ -660,7 +641,7 @@ static cps clean_cps(const char *text) {
 
 char *da_bpe_clean(const char *text) {
     cps c = clean_cps(text);
-    char *out = xmalloc(c.n * 4 + 1);
+    char *out = da_xmalloc(c.n * 4 + 1, OOM);
     size_t n = 0;
     for (size_t i = 0; i < c.n; i++) n += (size_t)utf8_put(c.c[i], out + n);
     out[n] = 0;
@@ -703,7 +684,7 @@ static size_t pretoken_len(const cps *t, size_t i) {
 static void bpe_word(da_bpe *b, const char *w, size_t n, int64_t **out, int *nout, int *cap) {
     int64_t off;
     if (!strmap_get(&b->cache, w, n, &off)) {
-        int64_t *sym = xmalloc(sizeof(int64_t) * n);
+        int64_t *sym = da_xmalloc(sizeof(int64_t) * n, OOM);
         for (size_t i = 0; i < n; i++) {
             unsigned char byte = (unsigned char)w[i];
             sym[i] = i + 1 == n ? b->byte_eow_id[byte] : b->byte_id[byte];
@@ -737,7 +718,7 @@ static void bpe_word(da_bpe *b, const char *w, size_t n, int64_t **out, int *nou
         }
         if (b->cache_len + len + 1 > b->cache_cap) {
             b->cache_cap = (b->cache_len + len + 1) * 2;
-            b->cache_ids = xrealloc(b->cache_ids, b->cache_cap * sizeof(int64_t));
+            b->cache_ids = da_xrealloc(b->cache_ids, b->cache_cap * sizeof(int64_t), OOM);
         }
         off = (int64_t)b->cache_len;
         b->cache_ids[b->cache_len++] = (int64_t)len;
@@ -749,7 +730,7 @@ static void bpe_word(da_bpe *b, const char *w, size_t n, int64_t **out, int *nou
     int64_t len = b->cache_ids[off];
     if (*nout + len > *cap) {
         *cap = (int)(*nout + len) * 2;
-        *out = xrealloc(*out, sizeof(int64_t) * (size_t)*cap);
+        *out = da_xrealloc(*out, sizeof(int64_t) * (size_t)*cap, OOM);
     }
     memcpy(*out + *nout, b->cache_ids + off + 1, (size_t)len * sizeof(int64_t));
     *nout += (int)len;
@@ -758,8 +739,8 @@ static void bpe_word(da_bpe *b, const char *w, size_t n, int64_t **out, int *nou
 int da_bpe_encode_raw(da_bpe *b, const char *text, int64_t **ids) {
     cps t = clean_cps(text);
     int cap = 16, n = 0;
-    int64_t *out = xmalloc(sizeof(int64_t) * (size_t)cap);
-    char *word = xmalloc(t.n * 4 + 1);
+    int64_t *out = da_xmalloc(sizeof(int64_t) * (size_t)cap, OOM);
+    char *word = da_xmalloc(t.n * 4 + 1, OOM);
     for (size_t i = 0; i < t.n;) {
         if (da_uni_is_space(t.c[i])) { i++; continue; }
         size_t len = pretoken_len(&t, i);
@@ -768,7 +749,7 @@ int da_bpe_encode_raw(da_bpe *b, const char *text, int64_t **ids) {
         int64_t special;
         if ((len == 15 || len == 13) && (word[0] == '<') && strmap_get(&b->encoder, word, wn, &special) &&
             (special == b->sot || special == b->eot)) {
-            if (n + 1 > cap) { cap *= 2; out = xrealloc(out, sizeof(int64_t) * (size_t)cap); }
+            if (n + 1 > cap) { cap *= 2; out = da_xrealloc(out, sizeof(int64_t) * (size_t)cap, OOM); }
             out[n++] = special;
         } else {
             bpe_word(b, word, wn, &out, &n, &cap);
@@ -786,7 +767,7 @@ int da_bpe_encode(da_bpe *b, const char *text, int context, bool truncate, int64
     int n = da_bpe_encode_raw(b, text, &raw);
     if (context < 2) context = 2;
     if (n + 2 > context && !truncate) {
-        set_err(err, errlen, "the text \"%.40s%s\" is %d tokens long with its start and end tokens; the model takes at most %d "
+        da_errf(err, errlen, "the text \"%.40s%s\" is %d tokens long with its start and end tokens; the model takes at most %d "
                 "(shorten it, or pass --truncate to cut it to %d tokens)", text, strlen(text) > 40 ? "..." : "",
                 n + 2, context, context);
         free(raw);
@@ -812,7 +793,7 @@ char *da_bpe_decode(const da_bpe *b, const int64_t *ids, int n) {
         const char *t = da_bpe_token(b, ids[i]);
         total += t ? strlen(t) : 0;
     }
-    char *bytes = xmalloc(total);
+    char *bytes = da_xmalloc(total, OOM);
     size_t m = 0;
     for (int i = 0; i < n; i++) {
         const char *t = da_bpe_token(b, ids[i]);
@@ -827,7 +808,7 @@ char *da_bpe_decode(const da_bpe *b, const int64_t *ids, int n) {
     }
     bytes[m] = 0;
     /* "</w>" ends a word: read it as a space */
-    char *out = xmalloc(m + 1);
+    char *out = da_xmalloc(m + 1, OOM);
     size_t o = 0;
     for (size_t i = 0; i < m;) {
         if (i + 4 <= m && !memcmp(bytes + i, "</w>", 4)) { out[o++] = ' '; i += 4; }

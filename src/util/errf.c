@@ -1,5 +1,5 @@
 /* errf.c — da_errf (see errf.h). */
-#include "io/errf.h"
+#include "util/errf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
-/* cnn_block.c — conv 3×3 (pad 1) + bias → ReLU → max-pool 2×2 in one op, with Winograd
- * F(2×2,3×3) (Lavin & Gray 2016) and its exact adjoint for backward (see cnn_block.h).
+/* conv3x3_relu_pool.c — conv 3×3 (pad 1) + bias → ReLU → max-pool 2×2 in one op, with Winograd
+ * F(2×2,3×3) (Lavin & Gray 2016) and its exact adjoint for backward (see tensor/fused_ops.h).
  *
  * Why Winograd: the classifier is trained many times per experiment and its 3×3 convolutions
  * are almost all of its work; F(2×2,3×3) needs 16 multiplies per 2×2 outputs instead of 36.
@@ -16,7 +16,7 @@
  * Work is cut into chunks of whole images, wide enough for efficient GEMMs; chunks run
  * in parallel, each thread calling single-threaded sgemm (OpenBLAS is set to one thread for
  * the duration of the op and restored afterwards). */
-#include "nn/cnn_block.h"
+#include "tensor/fused_ops.h"
 
 #include <cblas.h>
 #include <omp.h>

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/clock.h"   /* da_now: the progress line times itself with it */
+
 typedef struct {
     const char *label;
     const char *unit;        /* "img", "step" */
@@ -14,7 +16,6 @@ typedef struct {
     bool tty;
 } da_progress;
 
-double da_now(void);         /* monotonic seconds */
 void da_progress_begin(da_progress *p, const char *label, int64_t total, const char *unit);
 /* `done` units finished so far; msg (may be NULL) is appended, e.g. "loss 0.0312". */
 void da_progress_update(da_progress *p, int64_t done, const char *msg);

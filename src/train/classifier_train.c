@@ -1,6 +1,6 @@
 /* classifier_train.c — the classifier's training loop (Adam, shuffled mini-batches, per-epoch
  * evaluation on named sets) and the metrics.csv it appends to (see classifier_train.h). */
-#include "nn/classifier_train.h"
+#include "train/classifier_train.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -8,12 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "io/atomic.h"
 #include "tensor/ops.h"
 #include "tensor/optim.h"
 #include "tensor/rng.h"
+#include "util/atomic.h"
+#include "util/clock.h"
+#include "util/files.h"
 
 #define EVAL_BATCH 256
 
@@ -27,12 +28,6 @@ da_clf_opts da_clf_defaults(void) {
     o.train_name = "train";
     o.verbose = true;
     return o;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -128,20 +123,6 @@ double da_cnn_accuracy(const da_cnn *m, const da_dataset *d, const int64_t *clas
 
 /* ---- metrics.csv ------------------------------------------------------------------------ */
 
-/* The whole file as a string (NULL when absent or unreadable), its length in *len. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1))) {
-        *len = fread(s, 1, (size_t)n, f);
-        s[*len] = 0;
-    }
-    fclose(f);
-    return s;
-}
-
 int da_metrics_prepare(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (f) {
@@ -165,7 +146,7 @@ int da_metrics_prepare(const char *path, char *err, size_t errlen) {
 static int metrics_append(const char *path, const da_clf_opts *o, int e0, int e1, const da_clf_result *r,
                           const da_eval_set *evals, char *err, size_t errlen) {
     size_t len = 0;
-    char *old = slurp(path, &len);
+    char *old = da_read_file(path, &len, NULL, 0);
     if (!old) {
         snprintf(err, errlen, "cannot read %s to append to it: %s", path, strerror(errno));
         return -1;
@@ -316,9 +297,9 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
     da_rng shuffle;
     da_rng_init(&shuffle, o->seed ^ 0x9e3779b97f4a7c15ULL);
     const int64_t n = train->n, per = train->c * train->h * train->w;
-    double t0 = now_s();
+    double t0 = da_now();
     for (int ep = 0; ep < o->epochs; ep++) {
-        double te = now_s(), loss_sum = 0;
+        double te = da_now(), loss_sum = 0;
         int64_t correct = 0;
         da_rng_permutation(&shuffle, perm, n);
         for (int64_t b0 = 0; b0 < n; b0 += o->batch) {
@@ -352,7 +333,7 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
             for (int j = 0; j < n_eval && len < (int)sizeof line; j++)
                 len += snprintf(line + len, sizeof line - (size_t)len, "  %s %.1f%%", evals[j].name,
                                 res->eval_acc[ep * n_eval + j]);
-            if (len < (int)sizeof line) snprintf(line + len, sizeof line - (size_t)len, "  (%.1f s)", now_s() - te);
+            if (len < (int)sizeof line) snprintf(line + len, sizeof line - (size_t)len, "  (%.1f s)", da_now() - te);
             fprintf(stderr, "%s\n", line);
         }
         if (!isfinite(res->train_loss[ep])) {
@@ -361,7 +342,7 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
             goto done;
         }
     }
-    res->seconds = now_s() - t0;
+    res->seconds = da_now() - t0;
     rc = 0;
 done:
     da_ctx_free(&ctx);

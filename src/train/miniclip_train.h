@@ -1,5 +1,7 @@
 /* miniclip_train.h — the built-in mini-CLIP: the CLIP architecture of clip.h with a small config,
- * trained contrastively on captioned style renderings of unlabelled images; its zero-shot evaluation. */
+ * trained contrastively on captioned style renderings of unlabelled images (miniclip_train.c);
+ * its options (miniclip_opts.c) and zero-shot evaluation (miniclip_eval.c). Its captions and
+ * vocabulary: miniclip_captions.h. */
 #ifndef DA_MINICLIP_TRAIN_H
 #define DA_MINICLIP_TRAIN_H
 
@@ -8,36 +10,10 @@
 #include <stdint.h>
 
 #include "data/dataset.h"
-#include "data/styles.h"
-#include "nn/bpe.h"
 #include "nn/clip.h"
 #include "tensor/optim.h"
-
-/* ---- captions ------------------------------------------------------------------------------
- * A caption is a template (a "{}" hole for one word) filled with a word of the image's style:
- * the style's name or one of its synonyms (styles.h). Captions describe the style only: no
- * template names a class of any data set, and no training caption uses a word of the held-out
- * style. */
-
-/* The training templates; *n receives their count. */
-const char *const *da_miniclip_templates(int *n);
-/* Templates kept out of training, used by the zero-shot evaluation (prompt generalisation). */
-const char *const *da_miniclip_eval_templates(int *n);
-/* The indices (into da_style_get) of the styles captions may use: every style that is not
- * held out. Returns their count (at most max). */
-int da_miniclip_train_styles(int *idx, int max);
-/* The words of style s: its name, then its synonyms (NULL-terminated order of styles.h).
- * Returns their count (at most max). */
-int da_miniclip_style_words(const da_style *s, const char **words, int max);
-/* template with its "{}" replaced by word, into buf (truncated to len). Returns buf. */
-char *da_miniclip_fill(const char *tmpl, const char *word, char *buf, size_t len);
-
-/* The vocabulary: BPE merges learned from the training captions (every template with every
- * word of every training style), most frequent pair first (ties: the smaller pair in byte
- * order), while a pair occurs at least twice and at most max_merges times; 0 = byte level.
- * Returns malloc'ed OpenAI-format merges text (a "#version" header line, then "a b" per line)
- * for da_bpe_from_openai / the model's "bpe_merges" metadata. */
-char *da_miniclip_learn_merges(int max_merges);
+#include "train/miniclip_captions.h"
+#include "text/bpe.h"
 
 /* ---- the model and training ------------------------------------------------------------- */
 typedef struct {
@@ -62,6 +38,13 @@ typedef struct {
 void da_miniclip_defaults(da_miniclip_opts *o);
 /* The CLIP config for these options and a vocabulary of vocab_size ids. */
 void da_miniclip_config(const da_miniclip_opts *o, int vocab_size, da_clip_config *c);
+/* Returns -1 with err set when the options cannot train (ranges, widths vs heads, the config). */
+int da_miniclip_opts_check(const da_miniclip_opts *o, char *err, size_t errlen);
+/* The options as JSON (malloc'ed; the seed as a string: 64-bit seeds exceed a double), as kept
+ * in checkpoints and model files under "miniclip_opts"; and back (-1 with err set when a field
+ * is missing). */
+char *da_miniclip_opts_json(const da_miniclip_opts *o);
+int da_miniclip_opts_from_json(const char *json, da_miniclip_opts *o, char *err, size_t errlen);
 
 typedef struct {
     da_miniclip_opts o;
@@ -123,8 +106,6 @@ void da_miniclip_trainer_free(da_miniclip_trainer *tr);
 uint64_t da_miniclip_data_hash(const da_dataset *d);
 
 /* ---- zero-shot evaluation --------------------------------------------------------------- */
-#define DA_MINICLIP_MAX_STYLES 64
-
 typedef struct {
     int n_images;                             /* test images per style */
     int n_styles;                             /* every style of the bank */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "nn/clip_loss.h"
-#include "nn/miniclip_train.h"
+#include "train/miniclip_train.h"
 
 #define EVAL_CHUNK 200   /* images per forward pass */
 

@@ -1,8 +1,9 @@
-/* unet_ops.c — fused GroupNorm + swish (+ shift, + dropout) and a vectorised swish for the UNet.
+/* gn_swish.c — fused GroupNorm + swish (+ shift, + dropout) and a vectorised swish for the UNet.
  * Forward: per (sample, group) the statistics, then one pass that normalises, applies the affine,
  * swish and dropout. Backward: one pass recomputes the activation and reduces the two group sums,
- * a second writes dx; nothing but the statistics (and the dropout mask) is stored. */
-#include "nn/unet_ops.h"
+ * a second writes dx; nothing but the statistics (and the dropout mask) is stored. Declared in
+ * tensor/fused_ops.h. */
+#include "tensor/fused_ops.h"
 
 /* The float clamps in exp_approx only vectorise when GCC may assume no FP traps; nothing here
  * relies on floating-point exception flags. */
@@ -14,6 +15,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/ops/group_norm_grad.h"
 #include "tensor/rng.h"
 
 /* below this many elements a thread team costs more than it saves */
@@ -124,15 +126,7 @@ static void gn_swish_backward(da_ctx *ctx, da_tape_entry *e) {
         }
     }
     float *dw = w->requires_grad ? da_grad(ctx, w) : NULL, *db = b->requires_grad ? da_grad(ctx, b) : NULL;
-    for (int64_t c = 0; c < C; c++) {
-        double a = 0, ax = 0;
-        for (int64_t n = 0; n < N; n++) {
-            a += sum_dz[n * C + c];
-            ax += sum_dzx[n * C + c];
-        }
-        if (dw) dw[c] += (float)ax;
-        if (db) db[c] += (float)a;
-    }
+    da_gn_affine_grad(sum_dz, sum_dzx, N, C, dw, db);
 }
 
 da_tensor *da_gn_swish(da_ctx *ctx, da_tensor *x, da_tensor *shift, da_tensor *weight, da_tensor *bias, int groups,

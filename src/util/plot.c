@@ -1,6 +1,6 @@
 /* plot.c — PNG line plots with PLplot's pngcairo driver (see plot.h).
  * Each call opens its own PLplot stream and ends it, so calls do not disturb one another. */
-#include "cli/plot.h"
+#include "util/plot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 /* cmap0: 0 background, 1 axes and text, 2 grid, 3.. series (a colour-blind friendly set). */
 static const int PALETTE[][3] = {

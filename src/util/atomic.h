@@ -38,7 +38,5 @@ int da_atomic_commit(da_atomic_file *a, char *err, size_t errlen);
 void da_atomic_abort(da_atomic_file *a);
 /* Writes a whole buffer atomically. */
 int da_atomic_write(const char *path, const void *data, size_t size, char *err, size_t errlen);
-/* mkdir -p; returns -1 with err set on failure. */
-int da_mkdirs(const char *path, char *err, size_t errlen);
 
 #endif

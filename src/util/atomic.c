@@ -1,6 +1,6 @@
 /* atomic.c — exclusive temporaries + fsync + rename writes, and the removal of our own stale
  * temporaries (see atomic.h). */
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -153,35 +153,4 @@ int da_atomic_write(const char *path, const void *data, size_t size, char *err, 
         return -1;
     }
     return da_atomic_commit(&a, err, errlen);
-}
-
-int da_mkdirs(const char *path, char *err, size_t errlen) {
-    char buf[4096];
-    if (!path[0]) {   /* the walk below starts after the first character */
-        snprintf(err, errlen, "the folder name is empty");
-        return -1;
-    }
-    if (strlen(path) >= sizeof buf) {
-        snprintf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                snprintf(err, errlen, "cannot create directory %s: %s", buf, strerror(errno));
-                return -1;
-            }
-            *p = c;
-            if (c == 0) break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s exists and is not a directory", path);
-        return -1;
-    }
-    return 0;
 }
