@@ -504,6 +504,31 @@ done:
     return rc;
 }
 
+/* The computation behind the fine-tuning cache file: the run, then the model with its loss
+ * figures and description in the metadata. */
+typedef struct {
+    da_experiment *e;
+    int n;
+    const da_dataset *tgt;
+    const char *desc;
+} finetune_job;
+
+static int compute_finetuned(void *user, da_exp_cache_job *job, char *err, size_t errlen) {
+    finetune_job *j = user;
+    da_experiment *e = j->e;
+    if (finetune(e, j->n, j->tgt, err, errlen) != 0) return -1;
+    char vals[4][64];
+    snprintf(vals[0], 64, "%.6f", e->ft_first_dir);
+    snprintf(vals[1], 64, "%.6f", e->ft_last_dir);
+    snprintf(vals[2], 64, "%.6f", e->ft_first_l1);
+    snprintf(vals[3], 64, "%.6f", e->ft_last_l1);
+    const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
+                           "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", j->desc};
+    if (da_unet_save(&e->finetuned, job->path, extra, 6, err, errlen) != 0) return -1;
+    fprintf(stderr, "[experiment] fine-tuned model saved: %s\n", job->path);
+    return 0;
+}
+
 int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;
     double t0 = da_now();
@@ -515,30 +540,21 @@ int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     if (c->tgt_images && da_exp_load_target_images(e, &tgt, err, errlen) != 0) return -1;
     char desc[2048], key[17], path[4400], tail[192];
     finetune_key(e, n, c->tgt_images ? &tgt : NULL, desc, key);
-    da_exp_cache_path(e, "finetuned", key, path, sizeof path);
-    if (da_is_file(path)) {
-        da_dataset_free(&tgt);
-        if (load_finetuned(e, path, err, errlen) != 0) return -1;
-        da_params_hash(&e->finetuned.params, e->finetuned_hash);
-        da_exp_add_stage(e, "fine-tuning", da_now() - t0, "cache", "%s%s", path, cache_tail("cache", path, tail, sizeof tail));
-        return 0;
-    }
-    int rc = finetune(e, n, c->tgt_images ? &tgt : NULL, err, errlen);
+    finetune_job job = {e, n, c->tgt_images ? &tgt : NULL, desc};
+    const char *source;
+    int rc = da_exp_cached(e, "finetuned", desc, "computed", compute_finetuned, &job, path, sizeof path, NULL, &source,
+                           err, errlen);
     da_dataset_free(&tgt);
     if (rc != 0) return -1;
-    char vals[4][64];
-    snprintf(vals[0], 64, "%.6f", e->ft_first_dir);
-    snprintf(vals[1], 64, "%.6f", e->ft_last_dir);
-    snprintf(vals[2], 64, "%.6f", e->ft_first_l1);
-    snprintf(vals[3], 64, "%.6f", e->ft_last_l1);
-    const char *extra[] = {"ft_first_dir", vals[0], "ft_last_dir", vals[1], "ft_first_l1", vals[2],
-                           "ft_last_l1", vals[3], "ft_src_model", e->model_hash, "ft_description", desc};
-    if (da_unet_save(&e->finetuned, path, extra, 6, err, errlen) != 0) return -1;
-    fprintf(stderr, "[experiment] fine-tuned model saved: %s\n", path);
-    da_exp_cache_note_seconds(path, da_now() - t0);
+    bool cached = strcmp(source, "cache") == 0;
+    if (cached && load_finetuned(e, path, err, errlen) != 0) return -1;
     da_params_hash(&e->finetuned.params, e->finetuned_hash);
+    if (cached) {
+        da_exp_add_stage(e, "fine-tuning", da_now() - t0, source, "%s%s", path, cache_tail(source, path, tail, sizeof tail));
+        return 0;
+    }
     const da_ft_config *f = &c->ft;
-    da_exp_add_stage(e, "fine-tuning", da_now() - t0, "computed",
+    da_exp_add_stage(e, "fine-tuning", da_now() - t0, source,
                      "'%s' -> '%s', %d images x %d epochs, %s mode, lr %g (x%g per epoch), t0 %d, %d inversion / %d "
                      "generation steps; L_dir %.4f -> %.4f, L1 %.4f -> %.4f",
                      f->src_text, f->tgt_text, n, f->epochs, DA_FT_MODE_NAMES[f->mode], (double)f->lr,
@@ -576,30 +592,25 @@ static da_set_job translate_job(const da_experiment *e, const da_schedule *s, da
     return job;
 }
 
+/* The computation behind a translation's cache file; out gets the images (shaped like src). */
+typedef struct {
+    da_experiment *e;
+    const da_dataset *src;
+    const char *stem;
+    da_dataset *out;
+} translate_job_state;
+
 /* Translates src into out (invert with the source model, generate with the fine-tuned one),
- * resuming from and saving to a partial cache file every batch. */
-static int translate_set(da_experiment *e, const da_dataset *src, const char *stem, da_dataset *out,
-                         const char **source, char *path, size_t path_len, char *err, size_t errlen) {
-    double t_begin = da_now();
-    const da_ft_config *f = &e->cfg.ft;
-    uint64_t dh = da_dataset_hash(src);
-    char desc[1024], key[17], partial[4500];
-    int dl = snprintf(desc, sizeof desc, "translate v1|model %s|finetuned %s|data %016llx n %lld|t0 %d inv %d gen %d",
-                      e->model_hash, e->finetuned_hash, (unsigned long long)dh, (long long)src->n, f->t0, f->inv_steps,
-                      f->gen_steps);
-    /* appended only when used, so earlier caches stay valid */
-    if (f->model_ratio != 1.0f) dl += snprintf(desc + dl, sizeof desc - dl, "|ratio %.9g", (double)f->model_ratio);
-    if (f->ddim_batch != 50) snprintf(desc + dl, sizeof desc - dl, "|batch %d", f->ddim_batch);
-    da_exp_key(desc, key);
-    da_exp_cache_path(e, stem, key, path, path_len);
-    snprintf(partial, sizeof partial, "%s.partial", path);
-    if (da_is_file(path)) {
-        *source = "cache";
-        return load_cached_images(path, src, out, err, errlen);
-    }
-    *source = "computed";
+ * resuming from and saving to a partial file beside the result every batch. */
+static int compute_translation(void *user, da_exp_cache_job *cj, char *err, size_t errlen) {
+    translate_job_state *j = user;
+    const da_ft_config *f = &j->e->cfg.ft;
+    const da_dataset *src = j->src;
+    da_dataset *out = j->out;
     if (dataset_like(src, out, err, errlen) != 0) return -1;
     const int64_t per = per_image(src), n = src->n;
+    char partial[4500];
+    snprintf(partial, sizeof partial, "%s.partial", cj->path);
     int64_t done = 0;
     /* a killed run resumes from the batches it finished (whole batches: the partition is fixed) */
     st_file pf;
@@ -608,23 +619,25 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
         const char *k = st_meta_get(&pf, "cache_key"), *d = st_meta_get(&pf, "done");
         const st_tensor_info *t = st_find(&pf, "images");
         int64_t nd = d ? atoll(d) : 0;
-        if (k && strcmp(k, key) == 0 && t && t->ndim == 4 && t->shape[0] == nd && nd <= n && nd % f->ddim_batch == 0 &&
-            t->numel == nd * per && st_read_f32(&pf, t, out->images, sub, sizeof sub) == 0)
+        if (k && strcmp(k, cj->key) == 0 && t && t->ndim == 4 && t->shape[0] == nd && nd <= n &&
+            nd % f->ddim_batch == 0 && t->numel == nd * per && st_read_f32(&pf, t, out->images, sub, sizeof sub) == 0)
             done = nd;
         st_close(&pf);
-        if (done) fprintf(stderr, "[experiment] %s: resuming after %lld translated images\n", stem, (long long)done);
+        if (done) fprintf(stderr, "[experiment] %s: resuming after %lld translated images\n", j->stem, (long long)done);
     }
+    /* a resumed run saw only part of the work, so its time would mislead */
+    cj->time_is_partial = done > 0;
     da_schedule sched;
-    if (unet_schedule(&e->model, &sched, err, errlen) != 0) goto fail;
+    if (unet_schedule(&j->e->model, &sched, err, errlen) != 0) goto fail;
     da_eps_mix mix;
-    da_set_job job = translate_job(e, &sched, &mix);
+    da_set_job job = translate_job(j->e, &sched, &mix);
     job.first_batch = done / f->ddim_batch;
-    partial_saver ps = {partial, key, out};
+    partial_saver ps = {partial, cj->key, out};
     job.on_batch = save_partial;
     job.user = &ps;
     da_progress pr;
     char label[64];
-    snprintf(label, sizeof label, "translate %s", stem);
+    snprintf(label, sizeof label, "translate %s", j->stem);
     int64_t n_batches = (n - done + f->ddim_batch - 1) / f->ddim_batch;
     da_progress_begin(&pr, label, n_batches * ((f->inv_steps - 1) + f->gen_steps), "call");
     job.progress = progress_in_calls;
@@ -632,14 +645,29 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
     const int64_t shape[4] = {n, src->c, src->h, src->w};
     if (da_set_run(&job, src->images, out->images, shape, err, errlen) != 0) goto fail;
     da_progress_end(&pr, pr.total, NULL);
-    if (save_images(path, out, n, key, err, errlen) != 0) goto fail;
-    /* a resumed run saw only part of the work, so its time would mislead */
-    if (done == 0) da_exp_cache_note_seconds(path, da_now() - t_begin);
+    if (save_images(cj->path, out, n, cj->key, err, errlen) != 0) goto fail;
     remove(partial);
     return 0;
 fail:
     da_dataset_free(out);
     return -1;
+}
+
+/* src translated into out, from the cache or computed (compute_translation). */
+static int translate_set(da_experiment *e, const da_dataset *src, const char *stem, da_dataset *out,
+                         const char **source, char *path, size_t path_len, char *err, size_t errlen) {
+    const da_ft_config *f = &e->cfg.ft;
+    char desc[1024];
+    int dl = snprintf(desc, sizeof desc, "translate v1|model %s|finetuned %s|data %016llx n %lld|t0 %d inv %d gen %d",
+                      e->model_hash, e->finetuned_hash, (unsigned long long)da_dataset_hash(src), (long long)src->n,
+                      f->t0, f->inv_steps, f->gen_steps);
+    /* appended only when used, so earlier caches stay valid */
+    if (f->model_ratio != 1.0f) dl += snprintf(desc + dl, sizeof desc - dl, "|ratio %.9g", (double)f->model_ratio);
+    if (f->ddim_batch != 50) snprintf(desc + dl, sizeof desc - dl, "|batch %d", f->ddim_batch);
+    translate_job_state j = {e, src, stem, out};
+    if (da_exp_cached(e, stem, desc, "computed", compute_translation, &j, path, path_len, NULL, source, err, errlen) != 0)
+        return -1;
+    return strcmp(*source, "cache") == 0 ? load_cached_images(path, src, out, err, errlen) : 0;
 }
 
 int da_exp_reconstruct(const da_experiment *e, const float *x, int64_t n, float *out, char *err, size_t errlen) {
