@@ -243,6 +243,7 @@ static cJSON *settings_json(const da_experiment *e) {
     cJSON_AddNumberToObject(s, "inv_steps", c->inv_steps);
     cJSON_AddNumberToObject(s, "train_gen_steps", c->train_steps);
     cJSON_AddNumberToObject(s, "gen_steps", c->gen_steps);
+    cJSON_AddNumberToObject(s, "model_ratio", c->model_ratio);
     cJSON_AddNumberToObject(s, "ft_images", c->ft_images);
     cJSON_AddNumberToObject(s, "ft_epochs", c->ft_epochs);
     cJSON_AddNumberToObject(s, "ft_batch", c->ft_batch);
@@ -513,6 +514,7 @@ static void settings_table(const da_experiment *e, sbuf *b) {
     setting_row(b, c, "inversion steps", 40, c->inv_steps, d.inv_steps);
     setting_row(b, c, "generation steps while fine-tuning", 6, c->train_steps, d.train_steps);
     setting_row(b, c, "generation steps when translating", 6, c->gen_steps, d.gen_steps);
+    setting_row(b, c, "model_ratio: r·ε_ft + (1−r)·ε_orig when translating", 1, c->model_ratio, d.model_ratio);
     setting_row(b, c, "fine-tuning images", 50, c->ft_images, d.ft_images);
     setting_row(b, c, "fine-tuning epochs", 5, c->ft_epochs, d.ft_epochs);
     setting_row(b, c, "fine-tuning batch", 1, c->ft_batch, d.ft_batch);
