@@ -31,6 +31,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores visible; threads: $THREADS"
+echo "OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-unset}"
 echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 echo "build: $("$BIN" --version 2>&1 | head -n 1)"
 echo "translation: t0 601, model_ratio 1, batch 1, 256x256x3"
