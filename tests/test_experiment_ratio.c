@@ -1,7 +1,7 @@
 /* test_experiment_ratio.c — `diffadapt experiment --smoke --model-ratio R`: R = 1 is the default
  * run (the translations come from the same cache entries and metrics.csv is byte-identical);
  * R = 0 translates again (its own cache entries) into images unlike the fine-tuned ones; an R
- * outside [0,1] is a usage error. */
+ * outside [0,1] is a usage error. results.json and report.md record the ratio. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 
@@ -36,6 +36,24 @@ static int translate_stages(const char *out, const char *source) {
     cJSON_Delete(root);
     free(js);
     return n;
+}
+
+/* settings.model_ratio of OUT/results.json (NAN when absent), and whether OUT/report.md's
+ * settings table has the model_ratio row with this run's value. */
+static double recorded_ratio(const char *out, const char *row) {
+    char path[4300];
+    snprintf(path, sizeof path, "%s/results.json", out);
+    char *js = td_slurp(path, NULL);
+    cJSON *root = js ? cJSON_Parse(js) : NULL;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "settings"), "model_ratio");
+    double v = cJSON_IsNumber(r) ? r->valuedouble : NAN;
+    cJSON_Delete(root);
+    free(js);
+    snprintf(path, sizeof path, "%s/report.md", out);
+    char *md = td_slurp(path, NULL);
+    if (!md || !strstr(md, row)) v = NAN;
+    free(md);
+    return v;
 }
 
 /* The `images` of every cache file whose name starts with "adapted-": their count, and whether
@@ -95,6 +113,8 @@ int main(void) {
     CHECK(m1 && m2 && l1 == l2 && !memcmp(m1, m2, l1) && l1 > 100, "--model-ratio 1: metrics.csv differs from the default run's");
     free(m1);
     free(m2);
+    CHECK(recorded_ratio(out1, "| model_ratio: r·ε_ft + (1−r)·ε_orig when translating | 1 | 1 | same |") == 1.0,
+          "--model-ratio 1 is not recorded in results.json and report.md");
 
     snprintf(args, sizeof args, "experiment --smoke --model-ratio 0 --out '%s' --cache '%s' --threads 2", out0, cache);
     rc = run_cmd(args);
@@ -103,6 +123,8 @@ int main(void) {
     bool differ = false;
     int n = adapted_entries(cache, &differ);
     CHECK(n == 2 && differ, "%d adapted sets in the cache (expected 2, one per ratio), %s", n, differ ? "different" : "not different");
+    CHECK(recorded_ratio(out0, "| model_ratio: r·ε_ft + (1−r)·ε_orig when translating | 1 | 0 | set on the command line |") == 0.0,
+          "--model-ratio 0 is not recorded in results.json and report.md");
 
     snprintf(args, sizeof args, "experiment --smoke --model-ratio 1.5 --out '%s' --cache '%s'", out0, cache);
     rc = run_cmd(args);

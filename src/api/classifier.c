@@ -1,4 +1,4 @@
-/* classifier.c — the classifier handle: trains the reference CNN (nn/classifier_train.h) on a
+/* classifier.c — the classifier handle: trains the reference CNN (train/classifier_train.h) on a
  * data set on disk and measures its accuracy on another. */
 #include <stdlib.h>
 #include <string.h>

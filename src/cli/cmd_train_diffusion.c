@@ -114,7 +114,7 @@ int cmd_train_diffusion(int argc, char **argv) {
         {"--resume", DA_OPT_STRING, &resume, "CKPT", "continue from a checkpoint (model, EMA, optimiser, step, settings)", false},
         {"--checkpoint", DA_OPT_STRING, &ckpt, "PATH", "checkpoint file (default: OUT with .ckpt.safetensors)", false},
         {"--checkpoint-every", DA_OPT_INT, &ckpt_every, "N", "write the checkpoint every N steps (0 = only at the end)", false},
-        {"--log", DA_OPT_STRING, &log_path, "FILE.csv", "append step,loss,grad_norm,lr,img_per_s,elapsed_s rows", false},
+        {"--log", DA_OPT_STRING, &log_path, "FILE.csv", "append step,loss,grad_norm,lr,img_per_s,elapsed_s rows (+ vlb_bpd for learn_sigma)", false},
         {"--log-every", DA_OPT_INT, &log_every, "N", "steps per --log row (mean loss over them)", false},
         {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
         {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out (and a checkpoint of a fresh run)", false},
@@ -263,6 +263,9 @@ int cmd_train_diffusion(int argc, char **argv) {
         fprintf(stderr, "the checkpoint is already at step %" PRId64 " >= --steps %d; raise --steps to train more\n", tr.step, steps);
     }
 
+    bool learns_sigma = da_diff_trainer_learns_sigma(&tr);
+    if (learns_sigma)
+        fprintf(stderr, "learned variance: loss = eps-MSE + (T/1000) * L_vlb term (bits/dim), as improved-DDPM's hybrid loss\n");
     if (log_path) {
         /* rows written after the checkpoint were lost with the run: drop them, or they repeat */
         if (resume && log_keep_until(log_path, tr.step, err, sizeof err)) {
@@ -276,13 +279,15 @@ int cmd_train_diffusion(int argc, char **argv) {
             fprintf(stderr, "error: cannot open --log %s for appending: %s\n", log_path, strerror(errno));
             goto done;
         }
-        if (!has_header && log_failed(log, fprintf(log, "step,loss,grad_norm,lr,img_per_s,elapsed_s\n"), log_path, ckpt))
+        /* learned-variance models log their bound term too (the loss then includes it) */
+        if (!has_header && log_failed(log, fprintf(log, "step,loss,grad_norm,lr,img_per_s,elapsed_s%s\n",
+                                                   learns_sigma ? ",vlb_bpd" : ""), log_path, ckpt))
             goto done;
     }
     int64_t start = tr.step;
     da_progress prog;
     da_progress_begin(&prog, "train", (steps > start ? steps - start : 0) * (int64_t)tr.o.batch, "img");
-    double loss_sum = 0, gn_sum = 0, t_last = da_now(), shown_loss = NAN;
+    double loss_sum = 0, gn_sum = 0, vb_sum = 0, t_last = da_now(), shown_loss = NAN;
     int n_sum = 0;
     while (tr.step < steps) {
         float loss, gn;
@@ -292,15 +297,18 @@ int cmd_train_diffusion(int argc, char **argv) {
         }
         loss_sum += loss;
         gn_sum += gn;
+        vb_sum += learns_sigma ? tr.vb : 0;
         n_sum++;
         shown_loss = isnan(shown_loss) ? loss : 0.98 * shown_loss + 0.02 * loss;
         if (tr.step % log_every == 0 || tr.step == steps) {
             double now = da_now();
-            if (log && log_failed(log, fprintf(log, "%" PRId64 ",%.6f,%.4f,%.3g,%.2f,%.1f\n", tr.step, loss_sum / n_sum,
+            char vb_col[32] = "";
+            if (learns_sigma) snprintf(vb_col, sizeof vb_col, ",%.6f", vb_sum / n_sum);
+            if (log && log_failed(log, fprintf(log, "%" PRId64 ",%.6f,%.4f,%.3g,%.2f,%.1f%s\n", tr.step, loss_sum / n_sum,
                                                gn_sum / n_sum, tr.adam.cfg.lr, (double)n_sum * tr.o.batch / (now - t_last),
-                                               now - prog.start), log_path, ckpt))
+                                               now - prog.start, vb_col), log_path, ckpt))
                 goto done;
-            loss_sum = gn_sum = 0;
+            loss_sum = gn_sum = vb_sum = 0;
             n_sum = 0;
             t_last = now;
         }

@@ -468,7 +468,7 @@ int cmd_translate(int argc, char **argv) {
     man = build_manifest(&mi);
 
     if (write_manifest_and_labels(out, man, &d, force)) goto done;
-    /* only our own temporaries (see io/atomic.h), never a user file that merely looks like one */
+    /* only our own temporaries (see util/atomic.h), never a user file that merely looks like one */
     da_remove_stale_tmp(out, NULL);
     char path[4400];
 

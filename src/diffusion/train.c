@@ -1,5 +1,6 @@
 /* train.c — the diffusion training loop: seeded per-step batches (epoch permutations), antithetic
- * timesteps, P2-weighted ε-MSE, Adam with warmup/clipping, EMA, and exact checkpoints. */
+ * timesteps, P2-weighted ε-MSE (+ the bound term with learn_sigma), Adam with warmup/clipping,
+ * EMA, and exact checkpoints. */
 #include "diffusion/train.h"
 
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "diffusion/ddim.h"
+#include "diffusion/vlb.h"
 #include "io/safetensors.h"
 
 /* Streams of the per-step random draws (da_rng_at(seed ^ STREAM, step)). */
@@ -89,6 +91,18 @@ int da_diff_trainer_init(da_diff_trainer *tr, const da_unet_config *cfg, const d
 
 /* ---- one step ------------------------------------------------------------------------------ */
 
+bool da_diff_trainer_learns_sigma(const da_diff_trainer *tr) {
+    return tr->model.cfg.is_adm && tr->model.cfg.adm.learn_sigma;
+}
+
+/* The model's whole output (a learned-variance ADM: ε and v) for the hybrid loss. */
+static da_tensor *unet_out_batch(da_ctx *ctx, da_tensor *x, const int *t, void *user) {
+    int64_t B = x->shape[0];
+    float *tf = da_arena_alloc(&ctx->arena, sizeof(float) * (size_t)B);
+    for (int64_t b = 0; b < B; b++) tf[b] = (float)t[b];
+    return da_unet_forward(ctx, user, x, tf);
+}
+
 static void fill_batch(da_diff_trainer *tr) {
     const da_dataset *d = tr->data;
     int64_t B = tr->o.batch, per = d->c * d->h * d->w, N = d->n;
@@ -133,8 +147,14 @@ int da_diff_trainer_step(da_diff_trainer *tr, float *loss_out, float *gnorm_out,
     ctx->dropout_calls = 0;
     int64_t shape[4] = {tr->o.batch, d->c, d->h, d->w};
     da_unet_zero_grad(&tr->model);
-    da_tensor *loss = da_diffusion_loss(ctx, &tr->sched, da_unet_eps_batch, &tr->model, tr->x0, tr->noise, tr->t,
-                                        shape, tr->o.p2_k, tr->o.p2_gamma);
+    da_tensor *loss;
+    tr->vb = NAN;
+    if (da_diff_trainer_learns_sigma(tr))   /* ε by the MSE, the variance channels by the bound */
+        loss = da_hybrid_loss(ctx, &tr->sched, unet_out_batch, &tr->model, tr->x0, tr->noise, tr->t, shape,
+                              tr->o.p2_k, tr->o.p2_gamma, &tr->vb);
+    else
+        loss = da_diffusion_loss(ctx, &tr->sched, da_unet_eps_batch, &tr->model, tr->x0, tr->noise, tr->t,
+                                 shape, tr->o.p2_k, tr->o.p2_gamma);
     float lv = loss->data[0];
     if (loss_out) *loss_out = lv;
     if (!isfinite(lv)) {

@@ -1,5 +1,6 @@
-/* train.h — training a diffusion UNet on an in-memory data set: ε-MSE (optionally P2-weighted),
- * Adam with warmup and gradient clipping, an EMA copy, and checkpoints that resume bit-exactly. */
+/* train.h — training a diffusion UNet on an in-memory data set: ε-MSE (optionally P2-weighted;
+ * learned-variance models add the bound term of vlb.h), Adam with warmup and gradient
+ * clipping, an EMA copy, and checkpoints that resume bit-exactly. */
 #ifndef DA_DIFFUSION_TRAIN_H
 #define DA_DIFFUSION_TRAIN_H
 
@@ -41,6 +42,7 @@ typedef struct {
     da_ctx ctx;
     float *x0, *noise;      /* (batch,C,H,W) */
     int *t;                 /* (batch) */
+    float vb;               /* the last step's L_t term in bits/dim (learn_sigma models), else NAN */
 } da_diff_trainer;
 
 /* A fresh model for cfg (in_channels and resolution must match the data) initialised from
@@ -50,6 +52,10 @@ int da_diff_trainer_init(da_diff_trainer *tr, const da_unet_config *cfg, const d
 /* Restores model, EMA, optimiser, step and settings from a checkpoint; the data must be the
  * one the checkpoint was trained on (checked by a hash). */
 int da_diff_trainer_resume(da_diff_trainer *tr, const char *ckpt_path, const da_dataset *data, char *err, size_t errlen);
+/* True for a learned-variance model (ADM with learn_sigma): its steps minimise the hybrid loss
+ * ε-MSE + (T/1000)·L_t of diffusion/vlb.h, the reference's default for such models; every other
+ * model minimises the (P2-weighted) ε-MSE. */
+bool da_diff_trainer_learns_sigma(const da_diff_trainer *tr);
 /* One optimiser step. The batch, noise, timesteps and dropout masks depend only on (seed, step),
  * so a resumed run repeats an uninterrupted one bit for bit (same thread count). Returns -1 with
  * err set when the loss or the gradient norm is not finite (nothing is updated then). */

@@ -243,6 +243,7 @@ static cJSON *settings_json(const da_experiment *e) {
     cJSON_AddNumberToObject(s, "inv_steps", c->ft.inv_steps);
     cJSON_AddNumberToObject(s, "train_gen_steps", c->ft.train_steps);
     cJSON_AddNumberToObject(s, "gen_steps", c->ft.gen_steps);
+    cJSON_AddNumberToObject(s, "model_ratio", c->ft.model_ratio);
     cJSON_AddNumberToObject(s, "ft_images", c->ft.images);
     cJSON_AddNumberToObject(s, "ft_epochs", c->ft.epochs);
     cJSON_AddNumberToObject(s, "ft_batch", c->ft.batch);
@@ -516,6 +517,8 @@ static void settings_table(const da_experiment *e, sbuf *b) {
     setting_row(b, c, "inversion steps", r.inv_steps, c->ft.inv_steps, d.ft.inv_steps);
     setting_row(b, c, "generation steps while fine-tuning", r.train_steps, c->ft.train_steps, d.ft.train_steps);
     setting_row(b, c, "generation steps when translating", r.gen_steps, c->ft.gen_steps, d.ft.gen_steps);
+    setting_row(b, c, "model_ratio: r·ε_ft + (1−r)·ε_orig when translating", r.model_ratio, c->ft.model_ratio,
+                d.ft.model_ratio);
     setting_row(b, c, "fine-tuning images", r.images, c->ft.images, d.ft.images);
     setting_row(b, c, "fine-tuning epochs", r.epochs, c->ft.epochs, d.ft.epochs);
     setting_row(b, c, "fine-tuning batch", r.batch, c->ft.batch, d.ft.batch);
