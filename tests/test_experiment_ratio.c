@@ -1,7 +1,8 @@
 /* test_experiment_ratio.c — `diffadapt experiment --smoke --model-ratio R`: R = 1 is the default
  * run (the translations come from the same cache entries and metrics.csv is byte-identical);
  * R = 0 translates again (its own cache entries) into images unlike the fine-tuned ones; an R
- * outside [0,1] is a usage error. results.json and report.md record the ratio. */
+ * outside [0,1] is a usage error. results.json and report.md record the ratio. --finetuned with
+ * the default run's own fine-tuned model skips fine-tuning and gives the same translations. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 
@@ -54,6 +55,21 @@ static double recorded_ratio(const char *out, const char *row) {
     if (!md || !strstr(md, row)) v = NAN;
     free(md);
     return v;
+}
+
+/* The first cache file whose name starts with stem, into path; false when there is none. */
+static bool cache_file(const char *cache, const char *stem, char *path, size_t len) {
+    DIR *d = opendir(cache);
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (!strncmp(e->d_name, stem, strlen(stem)) && n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) {
+            snprintf(path, len, "%s/%s", cache, e->d_name);
+            found = true;
+        }
+    }
+    if (d) closedir(d);
+    return found;
 }
 
 /* The `images` of every cache file whose name starts with "adapted-": their count, and whether
@@ -115,6 +131,18 @@ int main(void) {
     free(m2);
     CHECK(recorded_ratio(out1, "| model_ratio: r·ε_ft + (1−r)·ε_orig when translating | 1 | 1 | same |") == 1.0,
           "--model-ratio 1 is not recorded in results.json and report.md");
+
+    /* a given fine-tuned model: the default run's own, so the translations are the cached ones */
+    char ftp[4400], outf[4200];
+    td_path(outf, sizeof outf, TMP, "given");
+    CHECK(cache_file(cache, "finetuned-", ftp, sizeof ftp), "no fine-tuned model in the cache");
+    snprintf(args, sizeof args, "experiment --smoke --finetuned '%s' --out '%s' --cache '%s' --threads 2", ftp, outf, cache);
+    rc = run_cmd(args);
+    CHECK(rc == 0 && strstr(LOG, "stage fine-tuning") && strstr(LOG, "(given)"), "--finetuned: exit %d:\n%s", rc, LOG);
+    CHECK(translate_stages(outf, "cache") == 2, "--finetuned with the run's own model must re-use its translations");
+    snprintf(args, sizeof args, "experiment --smoke --finetuned '%s' --out '%s' --cache '%s' --force", p1, outf, cache);
+    rc = run_cmd(args);
+    CHECK(rc == 1 && strstr(LOG, "--finetuned"), "--finetuned with a file that is no model: exit %d:\n%s", rc, LOG);
 
     snprintf(args, sizeof args, "experiment --smoke --model-ratio 0 --out '%s' --cache '%s' --threads 2", out0, cache);
     rc = run_cmd(args);

@@ -110,6 +110,7 @@ int cmd_experiment(int argc, char **argv) {
         {"--pool-n", DA_OPT_INT, &c.pool_n, "N", "unlabelled images to train a missing diffusion model / mini-CLIP on (0 = all)", false},
         {"--model", DA_OPT_STRING, &c.model, "M", "diffusion model (default: shipped for Fashion-MNIST, else trained)", false},
         {"--config", DA_OPT_STRING, &c.model_config, "C", "its config (YAML/JSON) when the file carries none", false},
+        {"--finetuned", DA_OPT_STRING, &c.finetuned, "M_ft", "a fine-tuned copy of --model (e.g. DiffusionCLIP's released human_sketch_t601.pth): translate with it instead of fine-tuning here", false},
         {"--clip", DA_OPT_STRING, &c.clip, "CLIP", "CLIP model: .safetensors or Hugging Face folder (default: the shipped mini-CLIP, else trained)", false},
         {"--vocab", DA_OPT_STRING, &c.vocab, "V", "CLIP vocabulary when the model carries none", false},
         {"--diff-steps", DA_OPT_INT, &c.diff_steps, "N", "training steps of a diffusion model trained here", false},

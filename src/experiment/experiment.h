@@ -52,6 +52,8 @@ typedef struct {
     const char *models_dir;   /* shipped default checkpoints (NULL: $DIFFADAPT_MODELS, ./models, <bin>/../share/diffadapt/models, next to the binary) */
     const char *model;        /* diffusion model file (NULL: shipped default, cache, or train) */
     const char *model_config; /* its config (YAML/JSON) when the file has none */
+    const char *finetuned;    /* a fine-tuned copy of the model (e.g. a released DiffusionCLIP checkpoint): used
+                               * instead of fine-tuning here (NULL: fine-tune) */
     const char *clip;         /* CLIP .safetensors or HF folder (NULL: mini-CLIP shipped, cache, or train) */
     const char *vocab;        /* tokenizer for --clip when the model has none */
     int diff_steps, diff_batch;   /* training a diffusion model when none is given or shipped */

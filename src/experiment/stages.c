@@ -529,9 +529,33 @@ static int compute_finetuned(void *user, da_exp_cache_job *job, char *err, size_
     return 0;
 }
 
+/* A given fine-tuned model (--finetuned): loaded with the model's config when its file has none,
+ * and checked to be a copy of the source model's architecture. */
+static int given_finetuned(da_experiment *e, double t0, char *err, size_t errlen) {
+    const da_exp_config *c = &e->cfg;
+    char e2[2048];
+    if (da_unet_load(&e->finetuned, c->finetuned, c->model_config, e2, sizeof e2) != 0) {
+        snprintf(err, errlen, "--finetuned: %s", e2);
+        return -1;
+    }
+    e->have_finetuned = true;
+    const da_unet_config *a = &e->model.cfg, *b = &e->finetuned.cfg;
+    if (a->in_channels != b->in_channels || a->out_ch != b->out_ch || a->resolution != b->resolution ||
+        e->model.params.n != e->finetuned.params.n) {
+        snprintf(err, errlen, "--finetuned %s is not a fine-tuned copy of the diffusion model (another architecture)",
+                 c->finetuned);
+        return -1;
+    }
+    e->ft_first_dir = e->ft_last_dir = e->ft_first_l1 = e->ft_last_l1 = NAN;
+    da_params_hash(&e->finetuned.params, e->finetuned_hash);
+    da_exp_add_stage(e, "fine-tuning", da_now() - t0, "given", "%s (not fine-tuned here)", c->finetuned);
+    return 0;
+}
+
 int da_exp_stage_finetune(da_experiment *e, char *err, size_t errlen) {
     const da_exp_config *c = &e->cfg;
     double t0 = da_now();
+    if (c->finetuned) return given_finetuned(e, t0, err, errlen);
     int n = c->ft.images < e->train.n ? c->ft.images : (int)e->train.n;
     if (da_ft_run_config_validate(&c->ft, err, errlen) != 0 || da_ft_config_validate(&c->ft, &e->model, err, errlen) != 0)
         return -1;
