@@ -26,7 +26,7 @@ int cmd_edit(int argc, char **argv) {
     da_option opts[40] = {
         {"--model-gen", DA_OPT_STRING, &model_gen, "M2.safetensors", "the model that generates (default: --model)", false},
         {"--config-gen", DA_OPT_STRING, &config_gen, "FILE", "config of --model-gen when its file has none", false},
-        {"--input", DA_OPT_STRING, &input, "DATA", "source images (folder, IDX, .safetensors, fashion-mnist[:test], celeba:DIR)", true},
+        {"--input", DA_OPT_STRING, &input, "DATA", "source images " DA_DATA_SOURCES, true},
         {"--grid", DA_OPT_STRING, &grid, "FILE.png", "side-by-side grid, source then result (default DIR/grid.png or Y_grid.png)", false},
         {"--grid-n", DA_OPT_INT, &grid_n, "N", "pairs shown in the grid", false},
         {"--eta", DA_OPT_FLOAT, &eta, "E", "DDIM eta of the generation (0 = deterministic)", false},

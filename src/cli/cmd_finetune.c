@@ -469,7 +469,7 @@ int cmd_finetune(int argc, char **argv) {
     da_ft_config_default(&cfg);
     da_cli_data dd = {0};
     da_option opts[64] = {
-        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images " DA_DATA_SOURCES, true},
         {"--id-model", DA_OPT_STRING, &id_path, "FILE", "identity network: a CLIP model whose image embedding of x0 should stay put", false},
         {"--tgt-images", DA_OPT_STRING, &tgt_images, "DATA", "a few unlabelled target images: the direction becomes their mean CLIP embedding minus the training images' (mixed with the text direction by --tgt-weight)", false},
         {"--ddim-batch", DA_OPT_INT, &cfg.ddim_batch, "N", "images per model call when inverting the training images and drawing the grids", false},

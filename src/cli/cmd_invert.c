@@ -20,7 +20,7 @@ int cmd_invert(int argc, char **argv) {
     da_ft_config_default(&cfg);
     da_cli_data dd = {0};
     da_option opts[32] = {
-        {"--input", DA_OPT_STRING, &input, "DATA", "images to invert (folder, IDX, .safetensors, fashion-mnist[:test], celeba:DIR)", true},
+        {"--input", DA_OPT_STRING, &input, "DATA", "images to invert " DA_DATA_SOURCES, true},
         {"--steps", DA_OPT_INT, &cfg.inv_steps, "N", "length of the timestep sequence (N-1 model calls)", false},
     };
     static const da_common_words words = {

@@ -93,7 +93,7 @@ int cmd_train_classifier(int argc, char **argv) {
     da_common co = {.seed = 0, .batch = 32};
     da_cli_data dd = {0};
     da_option opts[40] = {
-        {"--train", DA_OPT_STRING, &train_spec, "DATA", "labelled training images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
+        {"--train", DA_OPT_STRING, &train_spec, "DATA", "labelled training images " DA_DATA_SOURCES, true},
         {"--eval", DA_OPT_LIST, &evals, "NAME=DATA", "a labelled set to evaluate after every epoch, named NAME in metrics.csv", false},
         {"--train-name", DA_OPT_STRING, &train_name, "NAME", "the train_set column of metrics.csv", false},
         {"--epochs", DA_OPT_INT, &epochs, "N", "training epochs", false},

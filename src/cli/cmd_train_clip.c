@@ -86,7 +86,7 @@ int cmd_train_clip(int argc, char **argv) {
     da_cli_ckpt ck = {.every = 100};
     da_cli_data dd = {.pad = 2};
     da_option opts[56] = {
-        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images, labels ignored (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", false},
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images, labels ignored " DA_DATA_SOURCES, false},
         {"--steps", DA_OPT_INT, &steps, "N", "optimiser steps (0 = 1000; with --resume: the checkpoint's total)", false},
         {"--lr", DA_OPT_FLOAT, &lr, "LR", "AdamW peak learning rate, cosine decay to 0", false},
         {"--wd", DA_OPT_FLOAT, &wd, "W", "AdamW weight decay on matrices", false},

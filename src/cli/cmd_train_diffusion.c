@@ -297,7 +297,7 @@ int cmd_train_diffusion(int argc, char **argv) {
                       .log_every = 50, .dropout = 0.1f, .lr = 2e-4f, .grad_clip = 1.0f, .ema = 0.999f, .p2_k = 1.0f,
                       .co = {.seed = 0, .batch = 64}, .ckpt = {.every = 500}, .argc = argc, .argv = argv};
     da_option opts[56] = {
-        {"--data", DA_OPT_STRING, &s.data_spec, "DATA", "training images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
+        {"--data", DA_OPT_STRING, &s.data_spec, "DATA", "training images " DA_DATA_SOURCES, true},
         {"--config", DA_OPT_STRING, &s.config, "FILE", "model config, YAML (reference layout, e.g. configs/celeba.yml) or JSON; options below override it", false},
         {"--ch", DA_OPT_INT, &s.ch, "N", "base channels, a multiple of 32", false},
         {"--ch-mult", DA_OPT_STRING, &s.ch_mult, "LIST", "channel multipliers per level", false},

@@ -379,7 +379,7 @@ int cmd_translate(int argc, char **argv) {
     da_cli_data dd = {0};
     da_option opts[40] = {
         {"--finetuned", DA_OPT_STRING, &finetuned, "M_ft.safetensors", "the fine-tuned model (generates)", true},
-        {"--data", DA_OPT_STRING, &data_spec, "DATA", "labelled source images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "labelled source images " DA_DATA_SOURCES, true},
         {"--batch", DA_OPT_INT, &cfg.ddim_batch, "N", "images per model call; also fixes the partition shards share", false},
         {"--shard", DA_OPT_STRING, &shard_s, "I/N", "translate only the I-th of N equal parts of the batches (0-based)", false},
         {"--grid-images", DA_OPT_INT, &grid_images, "N", "how many of the first images grid.png shows (0 = no grid)", false},

@@ -76,7 +76,7 @@ int cmd_zero_shot(int argc, char **argv) {
     bool truncate = false, quiet = false;
     da_common co = {.batch = 16};
     da_option opts[16] = {
-        {"--input", DA_OPT_STRING, &input, "D", "the images: a data set (folder, IDX, .safetensors, fashion-mnist, ...)", true},
+        {"--input", DA_OPT_STRING, &input, "D", "the images " DA_DATA_SOURCES, true},
         {"--labels", DA_OPT_STRING, &labels_arg, "L1,L2,...",
          "the label texts; data label k is the k-th of them when the data carry labels", true},
         {"--template", DA_OPT_STRING, &tmpl, "T",

@@ -7,6 +7,10 @@
 #include "cli/args.h"
 #include "data/dataset.h"
 
+/* The sources a data option (--data, --input, --train) accepts, for its help: one list for every
+ * command, so that a new source is documented everywhere at once. */
+#define DA_DATA_SOURCES "(a folder, IDX, .safetensors, fashion-mnist[:train|:test] or celeba:DIR)"
+
 typedef struct {
     const char *classes, *attr, *split;
     int take, skip, data_seed, size, pad, channels;
