@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static void print_default(FILE *out, const da_option *o) {
@@ -130,10 +129,15 @@ static int parse_value(const char *cmd, const da_option *o, const char *v) {
     }
 }
 
+int da_option_count(const da_option *opts) {
+    int n = 0;
+    while (opts[n].name) n++;
+    return n;
+}
+
 int da_parse_args(const da_cmd_info *info, const da_option *opts, int argc, char **argv,
                   int *n_pos, char ***pos) {
-    int nopts = 0;
-    while (opts[nopts].name) nopts++;
+    int nopts = da_option_count(opts);
     bool *seen = calloc((size_t)nopts + 1, 1);
     static char *no_pos[1];
     char **positional = info->positional ? calloc((size_t)argc + 1, sizeof(char *)) : NULL;
@@ -200,38 +204,4 @@ int da_parse_args(const da_cmd_info *info, const da_option *opts, int argc, char
         if (pos) *pos = no_pos;
     }
     return rc;
-}
-
-int da_check_output_folder(const char *path) {
-    if (!path[0]) {
-        fprintf(stderr, "error: an output path is empty; give a file name\n");
-        return 1;
-    }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;   /* "out/" is the folder out */
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = 0;
-    else *slash = 0;
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "error: cannot write %s: the folder %s does not exist; create it first\n", path, dir);
-        return 1;
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
-        fprintf(stderr, "error: cannot write %s: the folder %s is not writable (%s)\n", path, dir, strerror(errno));
-        return 1;
-    }
-    return 0;
-}
-
-int da_check_output(const char *path, bool force) {
-    struct stat st;
-    if (path[0] && !force && stat(path, &st) == 0) {
-        fprintf(stderr, "error: %s already exists; pass --force to overwrite it\n", path);
-        return 1;
-    }
-    return da_check_output_folder(path);
 }

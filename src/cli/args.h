@@ -37,14 +37,11 @@ typedef struct {
  * Returns 0 to go on, 1 after printing --help (exit 0), 2 after printing a usage error. */
 int da_parse_args(const da_cmd_info *info, const da_option *opts, int argc, char **argv,
                   int *n_pos, char ***pos);
+/* The entries of an option table before its terminating {0}: where a command appends the shared
+ * fragments (common_options.h, method_options.h, data_options.h). */
+int da_option_count(const da_option *opts);
+
 /* Exit code for a parse result: 0 for --help, 2 for a usage error. */
 static inline int da_args_exit(int rc) { return rc == 1 ? 0 : 2; }
-
-/* Checks an output before any compute: refuses to overwrite an existing path unless force, and
- * refuses an empty path or one whose folder is missing or not writable; prints why. Returns 0
- * when ok. */
-int da_check_output(const char *path, bool force);
-/* Only the second half: a non-empty path in an existing, writable folder. */
-int da_check_output_folder(const char *path);
 
 #endif

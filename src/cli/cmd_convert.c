@@ -7,6 +7,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/common_options.h"
+#include "cli/outputs.h"
 #include "io/safetensors.h"
 #include "nn/unet.h"
 
@@ -14,13 +16,13 @@
 
 int cmd_convert(int argc, char **argv) {
     const char *config = NULL;
-    bool force = false;
-    const da_option opts[] = {
+    da_common co = {0};
+    da_option opts[4] = {
         {"--config", DA_OPT_STRING, &config, "FILE", "a UNet config (reference YAML or JSON) to store in OUT, so "
          "that --model OUT needs no --config", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing OUT", false},
-        {0},
     };
+    static const da_common_words words = {.force = "overwrite an existing OUT"};
+    da_common_options(&co, DA_COPT_FORCE, &words, opts + da_option_count(opts));
     static const da_cmd_info info = {
         CMD, "IN OUT.safetensors [--config FILE] [--force]",
         "Reads IN — a PyTorch checkpoint written by torch.save (.pth .pt .ckpt .bin, including\n"
@@ -41,7 +43,7 @@ int cmd_convert(int argc, char **argv) {
     }
     const char *in = pos[0], *out = pos[1];
     free(pos);
-    if (da_check_output(out, force)) return 1;
+    if (da_check_output(out, co.force)) return 1;
 
     char *config_json = NULL;
     if (config) {

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/option_fragments.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "nn/clip.h"
@@ -26,36 +27,33 @@ static void print_row(const char *key, const char *value, const float *e, int64_
 typedef enum { IN_TEXT, IN_IMAGE, IN_IMAGES } input_kind;
 
 int cmd_embed(int argc, char **argv) {
-    const char *clip = NULL, *vocab = NULL;
     bool truncate = false;
-    int batch = 16;
     da_strlist texts = {0}, images = {0}, sets = {0};
-    const da_option opts[] = {
-        {"--clip", DA_OPT_STRING, &clip, "C", "CLIP model: a .safetensors file or a Hugging Face folder", true},
-        {"--vocab", DA_OPT_STRING, &vocab, "V",
-         "tokenizer vocabulary (default: the model's own, or its folder's vocab.json + merges.txt)", false},
+    da_common co = {.batch = 16};
+    da_option opts[16] = {
         {"--text", DA_OPT_LIST, &texts, "T", "a text to embed", false},
         {"--image", DA_OPT_LIST, &images, "F", "an image file (PNG, JPEG, ...) to embed", false},
         {"--images", DA_OPT_LIST, &sets, "D", "every image of a data set (X.safetensors with `images`, a folder, ...)", false},
         {"--truncate", DA_OPT_FLAG, &truncate, NULL, "cut over-long texts to the context instead of failing", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "images per forward pass", false},
-        {0},
     };
+    static const da_common_words words = {.batch = "images per forward pass"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_CLIP | DA_COPT_BATCH};
+    da_fragments_add(&shared, opts);
     const da_cmd_info info = {"embed", "--clip C [--vocab V] (--text T | --image F | --images D)...",
                               "Prints the CLIP embedding of each input as one JSON object per line, in the order "
                               "given:\n{\"text\": T, \"embedding\": [...]} or {\"image\": F, \"embedding\": [...]} "
                               "(projected, not L2-normalised).",
                               NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
     if (texts.n + images.n + sets.n == 0) {
         fprintf(stderr, "diffadapt embed: nothing to embed; give --text, --image or --images (see --help)\n");
         return 2;
     }
-    if (batch < 1) {
-        fprintf(stderr, "diffadapt embed: --batch must be at least 1\n");
-        return 2;
-    }
+    const char *clip = co.clip, *vocab = co.vocab;
+    const int batch = co.batch;
     /* the inputs in command-line order */
     int n_in = 0;
     input_kind *kind = malloc(sizeof *kind * (size_t)argc);

@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/option_fragments.h"
 #include "cli/miniclip_cli.h"
 #include "data/dataset.h"
 #include "io/safetensors.h"
@@ -103,21 +104,22 @@ static int store_meta(const char *path, const char *key, const char *value, char
 }
 
 int cmd_eval_clip(int argc, char **argv) {
-    const char *clip = NULL, *vocab = NULL, *data = "fashion-mnist:test", *json = NULL;
-    int take = 1000, pad = 2, seed = 0, threads = 0;
+    const char *data = "fashion-mnist:test", *json = NULL;
+    int take = 1000, pad = 2;
     bool store = false;
-    const da_option opts[] = {
-        {"--clip", DA_OPT_STRING, &clip, "M", "the CLIP model (.safetensors or Hugging Face folder)", true},
-        {"--vocab", DA_OPT_STRING, &vocab, "V", "vocabulary (default: the model's own)", false},
+    da_common co = {.seed = 0};
+    da_option opts[16] = {
         {"--data", DA_OPT_STRING, &data, "DATA", "held-out source images", false},
         {"--take", DA_OPT_INT, &take, "N", "images per style, drawn at random with seed 0", false},
         {"--pad", DA_OPT_INT, &pad, "N", "pad every side with N black pixels", false},
-        {"--seed", DA_OPT_INT, &seed, "N", "seed of the noise of the noisy style", false},
         {"--json", DA_OPT_STRING, &json, "FILE", "write the figures as JSON here", false},
         {"--store", DA_OPT_FLAG, &store, NULL, "also store the figures in the model file (metadata miniclip_eval)", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
-        {0},
     };
+    static const da_common_words words = {.seed = "seed of the noise of the noisy style"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_CLIP | DA_COPT_SEED | DA_COPT_THREADS};
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         "eval-clip", "--clip M [options]",
         "Zero-shot evaluation on held-out images rendered in every style of the style bank:\n"
@@ -126,13 +128,14 @@ int cmd_eval_clip(int argc, char **argv) {
         "style, the share of images closer to \"sketch\" than to \"photo\" -- on the held-out pencil\n"
         "renderer they should be called sketch, the originals photo.",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
-    if (take < 1 || pad < 0 || seed < 0) {
-        fprintf(stderr, "diffadapt eval-clip: --take must be at least 1, --pad and --seed not negative\n");
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    if (take < 1 || pad < 0) {
+        fprintf(stderr, "diffadapt eval-clip: --take must be at least 1 and --pad not negative\n");
         return 2;
     }
-    da_set_threads(threads);
+    const char *clip = co.clip;
+    da_set_threads(co.threads);
     char err[2048];
     da_clip m;
     if (da_clip_load(&m, clip, err, sizeof err)) {
@@ -141,7 +144,7 @@ int cmd_eval_clip(int argc, char **argv) {
     }
     da_clip_requires_grad(&m, false);
     char *figures = NULL;
-    int status = da_miniclip_run_eval(&m, vocab, data, take, pad, (uint64_t)seed, json, &figures);
+    int status = da_miniclip_run_eval(&m, co.vocab, data, take, pad, (uint64_t)co.seed, json, &figures);
     if (!status && json) printf("wrote %s\n", json);
     da_clip_free(&m);
     if (!status && store) {

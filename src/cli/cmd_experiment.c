@@ -6,9 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/method_options.h"
-#include "util/progress.h"
-#include "diffusion/ddim.h"
+#include "cli/option_fragments.h"
 #include "experiment/experiment.h"
 #include "util/atomic.h"
 #include "util/files.h"
@@ -95,8 +93,6 @@ int cmd_experiment(int argc, char **argv) {
         {"--task", DA_OPT_STRING, &c.task, "PAIR|all", "Fashion-MNIST classes, e.g. 2,4 (binary) or all (ten classes)", false},
         {"--seeds", DA_OPT_INT, &c.seeds, "N", "CNN runs per training set (seeds 0..N-1)", false},
         {"--epochs", DA_OPT_INT, &c.epochs, "N", "CNN training epochs", false},
-        {"--force", DA_OPT_FLAG, &c.force, NULL, "overwrite the outputs of an earlier run in --out", false},
-        {"--threads", DA_OPT_INT, &c.threads, "N", "worker threads (0 = all cores)", false},
         {"--cache", DA_OPT_STRING, &c.cache, "DIR", "where trained/translated results are kept for re-use (default OUT/cache)", false},
         {"--models", DA_OPT_STRING, &c.models_dir, "DIR", "shipped default checkpoints (default: $DIFFADAPT_MODELS, ./models, <binary dir>/../share/diffadapt/models, or models/ above the binary)", false},
         {"--data", DA_OPT_STRING, &c.data, "DATA", "fashion-mnist, celeba:DIR (with --attr), or a labelled folder/.safetensors/IDX", false},
@@ -122,11 +118,15 @@ int cmd_experiment(int argc, char **argv) {
         {"--scan-pairs", DA_OPT_STRING, &scan, "LIST", "instead of the experiment, measure candidate pairs, e.g. \"5,7;2,4\" (\"default\": the design.md set)", false},
         {"--scan-styles", DA_OPT_FLAG, &scan_styles, NULL, "with --scan-pairs: also train on line drawings and on the held-out renderer (oracle)", false},
     };
-    int n_opts = 0;
-    while (opts[n_opts].name) n_opts++;
-    /* the method's options, as finetune and translate declare them (the run's with --ft-) */
-    const unsigned parts = DA_MOPT_TEXTS | DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE | DA_MOPT_TRAIN;
-    da_method_options(&c.ft, parts, DA_MOPT_EXPERIMENT, false, opts + n_opts);
+    /* --threads and --force as every command has them (copied into c after parsing) */
+    da_common co = {.threads = c.threads, .force = c.force};
+    static const da_common_words words = {.force = "overwrite the outputs of an earlier run in --out"};
+    /* and the method's options, as finetune and translate declare them (the run's with --ft-) */
+    const da_fragments shared = {
+        .common = &co, .words = &words, .common_parts = DA_COPT_THREADS | DA_COPT_FORCE,
+        .method = &c.ft, .method_parts = DA_MOPT_TEXTS | DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE | DA_MOPT_TRAIN,
+        .naming = DA_MOPT_EXPERIMENT};
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         "experiment", "[--quick] [--out DIR] [--task PAIR|all] [--seeds N] [--force] [options]",
         "Runs text-guided domain adaptation end to end and reports whether it helps:\n"
@@ -142,9 +142,10 @@ int cmd_experiment(int argc, char **argv) {
         "example grids. Every stage is cached by its settings (OUT/cache or --cache), so a re-run is fast.\n"
         "Real data: --data celeba:DIR --attr Male --clip HF_FOLDER --model M --config C --size 256.",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
-    if ((rc = da_method_options_check(&c.ft, parts, DA_MOPT_EXPERIMENT, "experiment"))) return rc;
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    c.threads = co.threads;
+    c.force = co.force;
     if (scan) scan_default = strcmp(scan, "default") == 0;
     if (c.seeds < 1 || c.epochs < 1 || c.train_n < 2 || c.test_n < 2 || c.val_n < 2 || c.pool_n < 0 || c.data_seed < 0 ||
         c.size < 0 || c.threads < 0 || (c.channels != 0 && c.channels != 1 && c.channels != 3) || c.batch < 1 ||
@@ -162,10 +163,6 @@ int cmd_experiment(int argc, char **argv) {
     }
     da_set_threads(c.threads);
     char err[4096];
-    if (da_eps_mix_check_ratio(c.ft.model_ratio, err, sizeof err)) {
-        fprintf(stderr, "diffadapt experiment: %s\n", err);
-        return 2;
-    }
     if (scan) {
         if (da_exp_scan_pairs(&c, scan_default ? DEFAULT_SCAN_PAIRS : scan, scan_styles, err, sizeof err) != 0) {
             fprintf(stderr, "error: %s\n", err);

@@ -11,8 +11,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
-#include "cli/method_options.h"
-#include "util/progress.h"
+#include "cli/option_fragments.h"
+#include "cli/outputs.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/finetune.h"
@@ -199,18 +199,11 @@ static void log_reload(strbuf *log, const char *path, int epochs_done) {
 
 /* ---- the command ---------------------------------------------------------------------------- */
 
-/* "out.safetensors" -> "out" + suffix */
-static void with_suffix(char *buf, size_t len, const char *out, const char *suffix) {
-    size_t n = strlen(out);
-    if (da_ends_with(out, ".safetensors")) n -= strlen(".safetensors");
-    snprintf(buf, len, "%.*s%s", (int)n, out, suffix);
-}
-
 /* out.epochN.png */
 static void grid_path(char *buf, size_t len, const char *out, int epoch) {
     char suffix[32];
     snprintf(suffix, sizeof suffix, ".epoch%d.png", epoch);
-    with_suffix(buf, len, out, suffix);
+    da_sibling_path(buf, len, out, suffix);
 }
 
 /* Checks the outputs before any work: the model, its checkpoint, the log and the grids of an
@@ -405,10 +398,11 @@ static void inputs_free(run_inputs *in) {
 }
 
 /* Loads the model, CLIP (+ vocabulary), the identity model and the data; checks their shapes. */
-static int load_inputs(run_inputs *in, const char *model, const char *config, const char *clip_path, const char *vocab,
-                       const char *id_path, const char *data_spec, const da_cli_data *dd, const da_ft_config *cfg) {
+static int load_inputs(run_inputs *in, const da_common *co, const char *id_path, const char *data_spec,
+                       const da_cli_data *dd, const da_ft_config *cfg) {
     char err[4096];
-    if (da_cli_load_unet(model, config, &in->m)) return -1;
+    const char *clip_path = co->clip;
+    if (da_cli_load_unet(co->model, co->config, &in->m)) return -1;
     in->have_m = true;
     da_params_hash(&in->m.params, in->model_hash);
     if (da_clip_load(&in->clip, clip_path, err, sizeof err)) {
@@ -418,7 +412,7 @@ static int load_inputs(run_inputs *in, const char *model, const char *config, co
     in->have_clip = true;
     char cs[256];
     fprintf(stderr, "clip %s: %s\n", clip_path, da_clip_config_str(&in->clip.cfg, cs, sizeof cs));
-    in->bpe = da_clip_vocab(&in->clip, vocab, err, sizeof err);
+    in->bpe = da_clip_vocab(&in->clip, co->vocab, err, sizeof err);
     if (!in->bpe) {
         fprintf(stderr, "error: %s\n", err);
         return -1;
@@ -432,12 +426,7 @@ static int load_inputs(run_inputs *in, const char *model, const char *config, co
     }
     if (da_cli_load_data(CMD, "--data", data_spec, dd, &in->d)) return -1;
     const da_dataset *d = &in->d;
-    if (d->c != in->m.cfg.in_channels || d->h != in->m.cfg.resolution || d->w != in->m.cfg.resolution) {
-        fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or --channels\n",
-                (long long)d->h, (long long)d->w, (long long)d->c, in->m.cfg.resolution, in->m.cfg.resolution,
-                in->m.cfg.in_channels);
-        return -1;
-    }
+    if (da_cli_check_images_fit(d, &in->m)) return -1;
     if (d->n < cfg->images) {
         fprintf(stderr, "error: the data hold %lld images but --images is %d: lower --images or select more images\n",
                 (long long)d->n, cfg->images);
@@ -472,34 +461,32 @@ static void print_plan(const da_ft_config *c) {
 }
 
 int cmd_finetune(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *clip_path = NULL, *vocab = NULL, *data_spec = NULL, *out = NULL;
-    const char *id_path = NULL, *cache_dir = NULL, *tgt_images = NULL;
-    int threads = 0, grid_images = 4;
-    bool resume = false, force = false;
+    const char *data_spec = NULL, *id_path = NULL, *cache_dir = NULL, *tgt_images = NULL;
+    int grid_images = 4;
+    bool resume = false;
+    da_common co = {0};
     da_ft_config cfg;
     da_ft_config_default(&cfg);
     da_cli_data dd = {0};
     da_option opts[64] = {
-        {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model trained on the source images", true},
-        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
-        {"--clip", DA_OPT_STRING, &clip_path, "CLIP", "CLIP model (.safetensors or a Hugging Face folder)", true},
-        {"--vocab", DA_OPT_STRING, &vocab, "V", "CLIP vocabulary when the model carries none (bpe_simple_vocab_16e6.txt.gz or a HF folder)", false},
-        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
-        {"--out", DA_OPT_STRING, &out, "M_ft.safetensors", "the fine-tuned model", true},
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images " DA_DATA_SOURCES, true},
         {"--id-model", DA_OPT_STRING, &id_path, "FILE", "identity network: a CLIP model whose image embedding of x0 should stay put", false},
         {"--tgt-images", DA_OPT_STRING, &tgt_images, "DATA", "a few unlabelled target images: the direction becomes their mean CLIP embedding minus the training images' (mixed with the text direction by --tgt-weight)", false},
         {"--ddim-batch", DA_OPT_INT, &cfg.ddim_batch, "N", "images per model call when inverting the training images and drawing the grids", false},
         {"--grid-images", DA_OPT_INT, &grid_images, "N", "held-back images (after the training ones) shown in each epoch's grid", false},
         {"--cache-dir", DA_OPT_STRING, &cache_dir, "DIR", "where the latents are cached (default: diffadapt-cache next to --out)", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
         {"--resume", DA_OPT_FLAG, &resume, NULL, "continue from the checkpoint of an interrupted run (<out>.ckpt.safetensors)", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out and start over", false},
     };
-    int n_opts = 0;
-    while (opts[n_opts].name) n_opts++;
-    const unsigned parts = DA_MOPT_TEXTS | DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_TRAIN | DA_MOPT_ID_MODEL;
-    n_opts += da_method_options(&cfg, parts, DA_MOPT_COMMAND, true, opts + n_opts);
-    da_cli_data_options(&dd, opts + n_opts);
+    static const da_common_words words = {
+        .model = "the diffusion model trained on the source images", .out_metavar = "M_ft.safetensors",
+        .out = "the fine-tuned model", .force = "overwrite an existing --out and start over"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_MODEL | DA_COPT_CLIP | DA_COPT_OUT | DA_COPT_THREADS | DA_COPT_FORCE,
+        .method = &cfg, .method_parts = DA_MOPT_TEXTS | DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_TRAIN | DA_MOPT_ID_MODEL,
+        .texts_required = true,
+        .data = &dd, .data_parts = DA_DATA_ALL};
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         CMD, "--model M --clip C --src-text photo --tgt-text sketch --data D --out M_ft.safetensors [options]",
         "DiffusionCLIP fine-tuning. The first --images images are inverted with the original model (DDIM,\n"
@@ -510,13 +497,11 @@ int cmd_finetune(int argc, char **argv) {
         "<out>.epochN.png (held-back sources over their translations) and <out>.log.csv.\n"
         "The learning rate is multiplied by --lr-gamma after every epoch; CLIP stays frozen.",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
-    if ((rc = da_method_options_check(&cfg, parts, DA_MOPT_COMMAND, CMD))) return rc;
-    if (!da_ends_with(out, ".safetensors")) {
-        fprintf(stderr, "diffadapt " CMD ": --out must end in .safetensors, got '%s'\n", out);
-        return 2;
-    }
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    if ((rc = da_check_suffix(CMD, "--out", co.out, ".safetensors"))) return rc;
+    const char *out = co.out;
+    const bool force = co.force;
     if (grid_images < 0 || cfg.ddim_batch < 1) {
         fprintf(stderr, "diffadapt " CMD ": --grid-images must not be negative and --ddim-batch must be at least 1\n");
         return 2;
@@ -526,8 +511,8 @@ int cmd_finetune(int argc, char **argv) {
         return 2;
     }
     char ckpt[4200], log_path[4200], cache_buf[4200];
-    with_suffix(ckpt, sizeof ckpt, out, ".ckpt.safetensors");
-    with_suffix(log_path, sizeof log_path, out, ".log.csv");
+    da_sibling_path(ckpt, sizeof ckpt, out, ".ckpt.safetensors");
+    da_sibling_path(log_path, sizeof log_path, out, ".log.csv");
     if (!cache_dir) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s", out);
@@ -535,7 +520,7 @@ int cmd_finetune(int argc, char **argv) {
         cache_dir = cache_buf;
     }
     if (check_outputs(out, ckpt, log_path, cfg.epochs, resume, force)) return 1;
-    da_set_threads(threads);
+    da_set_threads(co.threads);
 
     int status = 1;
     run_inputs in;
@@ -543,7 +528,7 @@ int cmd_finetune(int argc, char **argv) {
     run_state st = {.out = out, .ckpt = ckpt, .log_path = log_path, .f = &in.f, .opt = &in.opt, .d = &in.d,
                     .images = cfg.images};
     char err[16384];
-    if (load_inputs(&in, model, config, clip_path, vocab, id_path, data_spec, &dd, &cfg)) goto done;
+    if (load_inputs(&in, &co, id_path, data_spec, &dd, &cfg)) goto done;
     in.dir = malloc(sizeof(float) * (size_t)in.clip.cfg.embed_dim);
     da_check(in.dir != NULL, CMD, "out of memory");
     uint64_t tgt_hash;
@@ -609,7 +594,7 @@ int cmd_finetune(int argc, char **argv) {
         goto done;
     }
 
-    status = save_model(&in.m, out, model, in.model_hash, &cfg, settings);
+    status = save_model(&in.m, out, co.model, in.model_hash, &cfg, settings);
 done:
     free(st.log.buf);
     inputs_free(&in);

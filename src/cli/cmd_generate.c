@@ -8,32 +8,34 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "cli/option_fragments.h"
+#include "cli/outputs.h"
 #include "diffusion/ddim.h"
 #include "io/safetensors.h"
 
 #define CMD "generate"
 
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *latents = NULL, *out = NULL, *original = NULL;
-    int t0 = 0, steps = 40, batch = 16, seed = 0, threads = 0;
+    const char *latents = NULL, *original = NULL;
+    int t0 = 0, steps = 40;
     float eta = 0.0f, ratio = 1.0f;
-    bool force = false;
-    const da_option opts[] = {
-        {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model", true},
-        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none (used for --original too)", false},
+    da_common co = {.seed = 0, .batch = 16};
+    da_option opts[24] = {
         {"--original", DA_OPT_STRING, &original, "M0.safetensors", "the original model that --model was fine-tuned from (needed when --model-ratio < 1)", false},
         {"--model-ratio", DA_OPT_FLOAT, &ratio, "R", "degree of change: eps = R*eps(--model) + (1-R)*eps(--original) at every step (1 = --model alone, 0 = --original alone)", false},
         {"--latents", DA_OPT_STRING, &latents, "L.safetensors", "`latents` (N,C,H,W), e.g. from invert", true},
-        {"--out", DA_OPT_STRING, &out, "DIR|Y.safetensors", "a folder of PNG files, or `images` (N,C,H,W) in [-1,1]", true},
         {"--t0", DA_OPT_INT, &t0, "T", "timestep of the latents (default: the t0 stored by invert)", false},
         {"--steps", DA_OPT_INT, &steps, "N", "DDIM steps (model calls) from t0 down", false},
         {"--eta", DA_OPT_FLOAT, &eta, "E", "DDIM eta (0 = deterministic)", false},
-        {"--seed", DA_OPT_INT, &seed, "N", "seed of eta's noise", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out", false},
-        {0},
     };
+    static const da_common_words words = {
+        .config = "model config (YAML/JSON) when the file has none (used for --original too)",
+        .out_metavar = "DIR|Y.safetensors", .out = "a folder of PNG files, or `images` (N,C,H,W) in [-1,1]",
+        .seed = "seed of eta's noise"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE};
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         CMD, "--model M --latents L --out DIR|Y.safetensors [--t0 T] [--steps N]",
         "DDIM generation: with seq = int(linspace(0,1,N)*t0) and seq_next = [-1] + seq[:-1], steps\n"
@@ -42,17 +44,17 @@ int cmd_generate(int argc, char **argv) {
         "With --model-ratio R < 1 every step mixes the fine-tuned and the original model's eps\n"
         "(R*eps(--model) + (1-R)*eps(--original)), the reference's \"degree of change\".",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
-    if (seed < 0) { fprintf(stderr, "diffadapt " CMD ": --seed must not be negative\n"); return 2; }
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    const char *model = co.model, *config = co.config, *out = co.out;
     char err[2048];
     if (da_eps_mix_check_ratio(ratio, err, sizeof err)) { fprintf(stderr, "diffadapt " CMD ": %s\n", err); return 2; }
     if (ratio < 1 && !original) {
         fprintf(stderr, "diffadapt " CMD ": --model-ratio %g below 1 mixes in the original model: pass --original\n", (double)ratio);
         return 2;
     }
-    if (da_check_output(out, force)) return 1;
-    da_set_threads(threads);
+    if (da_check_output(out, co.force)) return 1;
+    da_set_threads(co.threads);
 
     st_file f;
     if (st_open(latents, &f, err, sizeof err)) {
@@ -98,16 +100,13 @@ int cmd_generate(int argc, char **argv) {
     }
     if (ratio < 1) {
         if (da_cli_load_unet(original, config, &m0)) goto done;
-        if (m0.cfg.in_channels != m.cfg.in_channels || m0.cfg.out_ch != m.cfg.out_ch || m0.cfg.resolution != m.cfg.resolution) {
-            fprintf(stderr, "error: --original takes %dx%dx%d images but --model %dx%dx%d; pass the model --model was fine-tuned from\n",
-                    m0.cfg.resolution, m0.cfg.resolution, m0.cfg.in_channels, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
+        if (da_cli_check_same_images(&m0, "--original", &m, "--model", "pass the model --model was fine-tuned from"))
             goto done;
-        }
     }
     for (int64_t i = 0; i < li->numel; i++)
         if (!isfinite(x[i])) { fprintf(stderr, "error: %s holds non-finite values\n", latents); goto done; }
-    if (da_cli_ddim_mixed("generate", &m, ratio < 1 ? &m0 : NULL, ratio, x, n, batch, DA_CLI_GENERATE, steps, t0, eta,
-                          (uint64_t)seed, false))
+    if (da_cli_ddim_mixed("generate", &m, ratio < 1 ? &m0 : NULL, ratio, x, n, co.batch, DA_CLI_GENERATE, steps, t0, eta,
+                          (uint64_t)co.seed, false))
         goto done;
     for (int64_t i = 0; i < li->numel; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     char s_t0[32], s_steps[32];

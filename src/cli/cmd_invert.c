@@ -7,32 +7,30 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
-#include "cli/method_options.h"
+#include "cli/option_fragments.h"
+#include "cli/outputs.h"
 #include "io/safetensors.h"
 
 #define CMD "invert"
 
 int cmd_invert(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *input = NULL, *out = NULL;
-    int batch = 16, threads = 0;
+    const char *input = NULL;
+    da_common co = {.batch = 16};
     da_ft_config cfg;
     da_ft_config_default(&cfg);
-    bool force = false;
     da_cli_data dd = {0};
-    da_option opts[24] = {
-        {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model", true},
-        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
-        {"--input", DA_OPT_STRING, &input, "DATA", "images to invert (folder, IDX, .safetensors, fashion-mnist[:test], celeba:DIR)", true},
-        {"--out", DA_OPT_STRING, &out, "L.safetensors", "latents (N,C,H,W), labels when the data have them", true},
+    da_option opts[32] = {
+        {"--input", DA_OPT_STRING, &input, "DATA", "images to invert " DA_DATA_SOURCES, true},
         {"--steps", DA_OPT_INT, &cfg.inv_steps, "N", "length of the timestep sequence (N-1 model calls)", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out", false},
     };
-    int n_opts = 0;
-    while (opts[n_opts].name) n_opts++;
-    n_opts += da_method_options(&cfg, DA_MOPT_T0, DA_MOPT_COMMAND, false, opts + n_opts);
-    da_cli_data_options(&dd, opts + n_opts);
+    static const da_common_words words = {
+        .out_metavar = "L.safetensors", .out = "latents (N,C,H,W), labels when the data have them"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE,
+        .method = &cfg, .method_parts = DA_MOPT_T0,
+        .data = &dd, .data_parts = DA_DATA_ALL};
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         CMD, "--model M --input DATA --out L.safetensors [--t0 T] [--steps N]",
         "Deterministic DDIM inversion: with seq = int(linspace(0,1,N)*t0), steps (t, t_next) in\n"
@@ -40,29 +38,23 @@ int cmd_invert(int argc, char **argv) {
         "The output holds `latents` (N,C,H,W) (+ `labels`) and t0/steps in its metadata, so\n"
         "`generate` can take the same t0.",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    if ((rc = da_check_suffix(CMD, "--out", co.out, ".safetensors"))) return rc;
+    const char *model = co.model, *out = co.out;
     const int t0 = cfg.t0, steps = cfg.inv_steps;
-    if (!da_ends_with(out, ".safetensors")) {
-        fprintf(stderr, "diffadapt " CMD ": --out must end in .safetensors, got '%s'\n", out);
-        return 2;
-    }
-    if (da_check_output(out, force)) return 1;
-    da_set_threads(threads);
+    if (da_check_output(out, co.force)) return 1;
+    da_set_threads(co.threads);
     da_unet m;
-    if (da_cli_load_unet(model, config, &m)) return 1;
+    if (da_cli_load_unet(model, co.config, &m)) return 1;
     da_dataset d;
     if (da_cli_load_data(CMD, "--input", input, &dd, &d)) {
         da_unet_free(&m);
         return 1;
     }
     int status = 1;
-    if (d.c != m.cfg.in_channels || d.h != m.cfg.resolution || d.w != m.cfg.resolution) {
-        fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or --channels\n",
-                (long long)d.h, (long long)d.w, (long long)d.c, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
-        goto done;
-    }
-    if (da_cli_ddim("invert", &m, d.images, d.n, batch, DA_CLI_INVERT, steps, t0, 0.0f, 0, false)) goto done;
+    if (da_cli_check_images_fit(&d, &m)) goto done;
+    if (da_cli_ddim("invert", &m, d.images, d.n, co.batch, DA_CLI_INVERT, steps, t0, 0.0f, 0, false)) goto done;
     char s_t0[32], s_steps[32], err[2048];
     snprintf(s_t0, sizeof s_t0, "%d", t0);
     snprintf(s_steps, sizeof s_steps, "%d", steps);

@@ -8,51 +8,54 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
+#include "cli/option_fragments.h"
+#include "cli/outputs.h"
 #include "data/image.h"
 #include "tensor/rng.h"
 
 #define CMD "sample"
 
 int cmd_sample(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *out = NULL;
-    int n = 16, steps = 50, seed = 0, batch = 16, cols = 0, threads = 0;
+    int n = 16, steps = 50, cols = 0;
     float eta = 0.0f;
-    bool force = false, clip_x0 = false;
-    const da_option opts[] = {
-        {"--model", DA_OPT_STRING, &model, "M.safetensors", "the diffusion model", true},
-        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the file has none", false},
-        {"--out", DA_OPT_STRING, &out, "grid.png|X.safetensors", "a PNG grid, or `images` (N,C,H,W) in [-1,1]", true},
+    bool clip_x0 = false;
+    da_common co = {.seed = 0, .batch = 16};
+    da_option opts[24] = {
         {"--n", DA_OPT_INT, &n, "N", "number of images", false},
         {"--steps", DA_OPT_INT, &steps, "S", "DDIM steps (model calls) from t = T-1 down", false},
         {"--eta", DA_OPT_FLOAT, &eta, "E", "DDIM eta: 0 = deterministic, 1 = DDPM-like noise", false},
-        {"--seed", DA_OPT_INT, &seed, "N", "seed of the starting noise (and of eta's noise)", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "images per model call", false},
         {"--clip-x0", DA_OPT_FLAG, &clip_x0, NULL, "clip every step's x0 estimate to [-1,1] (DDPM-style; not in the reference DDIM)", false},
         {"--cols", DA_OPT_INT, &cols, "N", "grid columns (0 = about sqrt(n))", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out", false},
-        {0},
     };
+    static const da_common_words words = {
+        .out_metavar = "grid.png|X.safetensors", .out = "a PNG grid, or `images` (N,C,H,W) in [-1,1]",
+        .seed = "seed of the starting noise (and of eta's noise)"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE};
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         CMD, "--model M --out grid.png|X.safetensors [--n N] [--steps S] [--eta E]",
         "Samples N images: x_T ~ N(0, I) (seeded), then DDIM generation with the timestep sequence\n"
         "int(linspace(0,1,S)*(T-1)) walked from T-1 down to -1 (S model calls).",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    const char *model = co.model, *out = co.out;
+    const int seed = co.seed;
     bool png = da_ends_with(out, ".png"), st = da_ends_with(out, ".safetensors");
     if (!png && !st) {
         fprintf(stderr, "diffadapt " CMD ": --out must end in .png (a grid) or .safetensors (tensors), got '%s'\n", out);
         return 2;
     }
-    if (n < 1 || n > 100000 || cols < 0 || seed < 0) {
-        fprintf(stderr, "diffadapt " CMD ": --n must lie in 1..100000, --cols and --seed must not be negative\n");
+    if (n < 1 || n > 100000 || cols < 0) {
+        fprintf(stderr, "diffadapt " CMD ": --n must lie in 1..100000 and --cols must not be negative\n");
         return 2;
     }
-    if (da_check_output(out, force)) return 1;
-    da_set_threads(threads);
+    if (da_check_output(out, co.force)) return 1;
+    da_set_threads(co.threads);
     da_unet m;
-    if (da_cli_load_unet(model, config, &m)) return 1;
+    if (da_cli_load_unet(model, co.config, &m)) return 1;
     int64_t C = m.cfg.in_channels, R = m.cfg.resolution, per = C * R * R;
     if (m.cfg.out_ch != m.cfg.in_channels) {
         fprintf(stderr, "error: the model predicts %d channels for %lld input channels; sampling needs an epsilon "
@@ -65,7 +68,7 @@ int cmd_sample(int argc, char **argv) {
     da_rng_init(&rng, (uint64_t)seed);
     da_rng_normal(&rng, x, n * per, 0.0f, 1.0f);
     int status = 1;
-    if (da_cli_ddim("sample", &m, x, n, batch, DA_CLI_GENERATE, steps, m.cfg.num_timesteps - 1, eta, (uint64_t)seed + 1, clip_x0))
+    if (da_cli_ddim("sample", &m, x, n, co.batch, DA_CLI_GENERATE, steps, m.cfg.num_timesteps - 1, eta, (uint64_t)seed + 1, clip_x0))
         goto done;
     for (int64_t i = 0; i < n * per; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     if (png) {

@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/option_fragments.h"
 #include "data/dataset.h"
 #include "tensor/tensor.h"
 #include "train/classifier_train.h"
@@ -31,98 +32,127 @@ static void classes_meta(const char *classes_opt, const da_clf_result *r, char *
     }
 }
 
-int cmd_train_classifier(int argc, char **argv) {
-    const char *train_spec = NULL, *out_dir = NULL, *train_name = "train", *classes = NULL, *attr = NULL;
-    da_strlist evals = {0};
-    int epochs = 10, batch = 32, seed = 0, threads = 0, take = 0, skip = 0, eval_take = 0, eval_skip = 0;
-    int size = 0, pad = 0, channels = 0, data_seed = 0;
-    float lr = 1e-3f;
-    bool force = false;
-    const da_option opts[] = {
-        {"--train", DA_OPT_STRING, &train_spec, "DATA", "labelled training images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
-        {"--eval", DA_OPT_LIST, &evals, "NAME=DATA", "a labelled set to evaluate after every epoch, named NAME in metrics.csv", false},
-        {"--out", DA_OPT_STRING, &out_dir, "DIR", "output folder: metrics.csv (appended), accuracy.png, model.safetensors", true},
-        {"--train-name", DA_OPT_STRING, &train_name, "NAME", "the train_set column of metrics.csv", false},
-        {"--epochs", DA_OPT_INT, &epochs, "N", "training epochs", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "mini-batch size", false},
-        {"--lr", DA_OPT_FLOAT, &lr, "LR", "Adam learning rate", false},
-        {"--seed", DA_OPT_INT, &seed, "N", "seed of the initialisation and the shuffling", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
-        {"--classes", DA_OPT_STRING, &classes, "LIST", "keep these labels, e.g. 5,7 (relabelled 0..k-1 in this order)", false},
-        {"--take", DA_OPT_INT, &take, "N", "use N training images drawn at random (0 = all)", false},
-        {"--skip", DA_OPT_INT, &skip, "N", "skip the first N of the drawn training order", false},
-        {"--eval-take", DA_OPT_INT, &eval_take, "N", "use N images of every eval set (0 = all)", false},
-        {"--eval-skip", DA_OPT_INT, &eval_skip, "N", "skip the first N of every eval set's drawn order", false},
-        {"--data-seed", DA_OPT_INT, &data_seed, "N", "seed of the --take/--eval-take draws", false},
-        {"--size", DA_OPT_INT, &size, "N", "centre-crop and resize every image to NxN (0 = as stored)", false},
-        {"--pad", DA_OPT_INT, &pad, "N", "pad every side with N black pixels (e.g. 2: 28 -> 32)", false},
-        {"--channels", DA_OPT_INT, &channels, "N", "1 = grey, 3 = RGB (0 = as stored)", false},
-        {"--attr", DA_OPT_STRING, &attr, "NAME", "CelebA attribute used as the 0/1 label (e.g. Male)", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing DIR/model.safetensors and DIR/accuracy.png", false},
-        {0},
-    };
-    static const da_cmd_info info = {
-        "train-classifier", "--train DATA --eval NAME=DATA ... --out DIR [options]",
-        "Trains the reference CNN (3 conv layers 32/64/128 with max-pool, FC 512, output) with Adam.\n"
-        "Two classes: one logit with sigmoid + BCE; more: softmax + cross-entropy. After every epoch\n"
-        "every --eval set is evaluated and one row per set is appended to DIR/metrics.csv\n"
-        "(" DA_METRICS_HEADER ", accuracy in percent).\n"
-        "Writes DIR/accuracy.png (accuracy per epoch, a line per eval set) and DIR/model.safetensors.",
-        NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
-    if (evals.n == 0) {
-        fprintf(stderr, "diffadapt train-classifier: give at least one --eval NAME=DATA "
-                        "(e.g. --eval test=fashion-mnist:test)\n");
+#define CMD "train-classifier"
+
+/* The --eval NAME=DATA sets, split into names (in name_buf) and data specs; prints the error and
+ * returns 2. */
+static int parse_evals(const da_strlist *evals, char name_buf[][128], const char **names, const char **specs) {
+    if (evals->n == 0) {
+        fprintf(stderr, "diffadapt " CMD ": give at least one --eval NAME=DATA (e.g. --eval test=fashion-mnist:test)\n");
         return 2;
     }
-    if (take < 0 || skip < 0 || eval_take < 0 || eval_skip < 0 || size < 0 || pad < 0 || seed < 0 || data_seed < 0 ||
-        (channels != 0 && channels != 1 && channels != 3)) {
-        fprintf(stderr, "diffadapt train-classifier: --take, --skip, --eval-take, --eval-skip, --size, --pad, "
-                        "--seed and --data-seed must not be negative, and --channels is 0, 1 or 3\n");
+    if (evals->n > DA_CLF_MAX_EVAL) {
+        fprintf(stderr, "diffadapt " CMD ": at most %d --eval sets\n", DA_CLF_MAX_EVAL);
         return 2;
     }
-    const char *names[DA_CLF_MAX_EVAL], *specs[DA_CLF_MAX_EVAL];
-    char name_buf[DA_CLF_MAX_EVAL][128];
-    if (evals.n > DA_CLF_MAX_EVAL) {
-        fprintf(stderr, "diffadapt train-classifier: at most %d --eval sets\n", DA_CLF_MAX_EVAL);
-        return 2;
-    }
-    for (int i = 0; i < evals.n; i++) {
-        const char *eq = strchr(evals.items[i], '=');
-        size_t len = eq ? (size_t)(eq - evals.items[i]) : 0;
+    for (int i = 0; i < evals->n; i++) {
+        const char *eq = strchr(evals->items[i], '=');
+        size_t len = eq ? (size_t)(eq - evals->items[i]) : 0;
         if (!eq || len == 0 || len >= sizeof name_buf[i] || !eq[1]) {
-            fprintf(stderr, "diffadapt train-classifier: --eval expects NAME=DATA (e.g. source=test.safetensors), "
-                            "got '%s'\n", evals.items[i]);
+            fprintf(stderr, "diffadapt " CMD ": --eval expects NAME=DATA (e.g. source=test.safetensors), got '%s'\n",
+                    evals->items[i]);
             return 2;
         }
-        memcpy(name_buf[i], evals.items[i], len);
+        memcpy(name_buf[i], evals->items[i], len);
         name_buf[i][len] = 0;
         names[i] = name_buf[i];
         specs[i] = eq + 1;
     }
+    return 0;
+}
+
+/* accuracy.png: the accuracy of every eval set per epoch. Returns 0, or 1 after printing. */
+static int write_plot(const char *path, const char *train_name, int seed, int epochs, int n_evals,
+                      const char *const *names, const da_clf_result *res) {
+    double *ep = malloc(sizeof(double) * (size_t)epochs), *acc = malloc(sizeof(double) * (size_t)epochs * (size_t)n_evals);
+    da_plot_series series[DA_PLOT_MAX_SERIES];
+    int n_series = n_evals < DA_PLOT_MAX_SERIES ? n_evals : DA_PLOT_MAX_SERIES;
+    for (int e = 0; e < epochs; e++) ep[e] = e + 1;
+    for (int k = 0; k < n_series; k++) {
+        for (int e = 0; e < epochs; e++) acc[k * epochs + e] = res->eval_acc[e * n_evals + k];
+        series[k] = (da_plot_series){names[k], epochs, ep, acc + k * epochs, NULL};
+    }
+    char title[256], err[2048];
+    snprintf(title, sizeof title, "CNN trained on %.60s (seed %d): accuracy per epoch", train_name, seed);
+    da_plot_opts po = {title, "epoch", "accuracy (%)", 0, 100, 0, 0};
+    int prc = da_plot_lines(path, &po, n_series, series, err, sizeof err);
+    free(ep);
+    free(acc);
+    if (prc != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_train_classifier(int argc, char **argv) {
+    const char *train_spec = NULL, *train_name = "train";
+    da_strlist evals = {0};
+    int epochs = 10, eval_take = 0, eval_skip = 0;
+    float lr = 1e-3f;
+    da_common co = {.seed = 0, .batch = 32};
+    da_cli_data dd = {0};
+    da_option opts[40] = {
+        {"--train", DA_OPT_STRING, &train_spec, "DATA", "labelled training images " DA_DATA_SOURCES, true},
+        {"--eval", DA_OPT_LIST, &evals, "NAME=DATA", "a labelled set to evaluate after every epoch, named NAME in metrics.csv", false},
+        {"--train-name", DA_OPT_STRING, &train_name, "NAME", "the train_set column of metrics.csv", false},
+        {"--epochs", DA_OPT_INT, &epochs, "N", "training epochs", false},
+        {"--lr", DA_OPT_FLOAT, &lr, "LR", "Adam learning rate", false},
+        {"--eval-take", DA_OPT_INT, &eval_take, "N", "use N images of every eval set (0 = all)", false},
+        {"--eval-skip", DA_OPT_INT, &eval_skip, "N", "skip the first N of every eval set's drawn order", false},
+    };
+    static const da_common_words words = {
+        .out_metavar = "DIR", .out = "output folder: metrics.csv (appended), accuracy.png, model.safetensors",
+        .seed = "seed of the initialisation and the shuffling", .batch = "mini-batch size",
+        .force = "overwrite an existing DIR/model.safetensors and DIR/accuracy.png"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE,
+        .data = &dd, .data_parts = DA_DATA_ALL};
+    da_fragments_add(&shared, opts);
+    static const da_cmd_info info = {
+        CMD, "--train DATA --eval NAME=DATA ... --out DIR [options]",
+        "Trains the reference CNN (3 conv layers 32/64/128 with max-pool, FC 512, output) with Adam.\n"
+        "Two classes: one logit with sigmoid + BCE; more: softmax + cross-entropy. After every epoch\n"
+        "every --eval set is evaluated and one row per set is appended to DIR/metrics.csv\n"
+        "(" DA_METRICS_HEADER ", accuracy in percent).\n"
+        "Writes DIR/accuracy.png (accuracy per epoch, a line per eval set) and DIR/model.safetensors.\n"
+        "The data options apply to every set; --eval-take and --eval-skip replace --take and --skip for the eval sets.",
+        NULL};
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    const char *names[DA_CLF_MAX_EVAL], *specs[DA_CLF_MAX_EVAL];
+    char name_buf[DA_CLF_MAX_EVAL][128];
+    if ((rc = parse_evals(&evals, name_buf, names, specs))) return rc;
+    if (eval_take < 0 || eval_skip < 0) {
+        fprintf(stderr, "diffadapt " CMD ": --eval-take and --eval-skip must not be negative\n");
+        return 2;
+    }
+    const char *out_dir = co.out;
     char metrics[4200], plot_path[4200], model_path[4200];
     snprintf(metrics, sizeof metrics, "%s/metrics.csv", out_dir);
     snprintf(plot_path, sizeof plot_path, "%s/accuracy.png", out_dir);
     snprintf(model_path, sizeof model_path, "%s/model.safetensors", out_dir);
     /* metrics.csv is appended to by design; the model and the plot are replaced */
     if (!out_dir[0]) {
-        fprintf(stderr, "diffadapt train-classifier: --out is empty; give a folder\n");
+        fprintf(stderr, "diffadapt " CMD ": --out is empty; give a folder\n");
         return 2;
     }
-    for (const char *p = model_path; !force && p; p = p == model_path ? plot_path : NULL)
+    for (const char *p = model_path; !co.force && p; p = p == model_path ? plot_path : NULL)
         if (da_path_exists(p)) {
             fprintf(stderr, "error: %s already exists; pass --force to overwrite it (metrics.csv is appended to)\n", p);
             return 1;
         }
-    da_set_threads(threads);
+    da_set_threads(co.threads);
 
     char err[2048];
     if (da_mkdirs(out_dir, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
-    da_data_opts dopt = {classes, take, skip, (uint64_t)data_seed, size, pad, channels, attr, NULL};
+    da_cli_data eval_dd = dd;
+    eval_dd.take = eval_take;
+    eval_dd.skip = eval_skip;
     da_dataset train, sets[DA_CLF_MAX_EVAL];
     memset(&train, 0, sizeof train);
     memset(sets, 0, sizeof sets);
@@ -131,18 +161,12 @@ int cmd_train_classifier(int argc, char **argv) {
     memset(&res, 0, sizeof res);
     da_cnn model;
     memset(&model, 0, sizeof model);
-    if (da_dataset_load(train_spec, &dopt, &train, err, sizeof err) != 0) {
-        fprintf(stderr, "error: training set: %s\n", err);
-        goto done;
-    }
-    dopt.take = eval_take;
-    dopt.skip = eval_skip;
+    if (da_cli_load_data(CMD, "training set", train_spec, &dd, &train)) goto done;
     da_eval_set ev[DA_CLF_MAX_EVAL];
     for (; n_loaded < evals.n; n_loaded++) {
-        if (da_dataset_load(specs[n_loaded], &dopt, &sets[n_loaded], err, sizeof err) != 0) {
-            fprintf(stderr, "error: eval set %s: %s\n", names[n_loaded], err);
-            goto done;
-        }
+        char what[160];
+        snprintf(what, sizeof what, "eval set %s", names[n_loaded]);
+        if (da_cli_load_data(CMD, what, specs[n_loaded], &eval_dd, &sets[n_loaded])) goto done;
         ev[n_loaded].name = names[n_loaded];
         ev[n_loaded].data = &sets[n_loaded];
     }
@@ -151,9 +175,9 @@ int cmd_train_classifier(int argc, char **argv) {
 
     da_clf_opts o = da_clf_defaults();
     o.epochs = epochs;
-    o.batch = batch;
+    o.batch = co.batch;
     o.lr = lr;
-    o.seed = (uint64_t)seed;
+    o.seed = (uint64_t)co.seed;
     o.train_name = train_name;
     o.metrics_path = metrics;
     if (da_classifier_train(&train, evals.n, ev, &o, &model, &res, err, sizeof err) != 0) {
@@ -162,29 +186,12 @@ int cmd_train_classifier(int argc, char **argv) {
     }
 
     char cls[2048];
-    classes_meta(classes, &res, cls, sizeof cls);
+    classes_meta(dd.classes, &res, cls, sizeof cls);
     if (da_cnn_save(&model, model_path, cls, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
-    double *ep = malloc(sizeof(double) * (size_t)epochs), *acc = malloc(sizeof(double) * (size_t)epochs * (size_t)evals.n);
-    da_plot_series series[DA_PLOT_MAX_SERIES];
-    int n_series = evals.n < DA_PLOT_MAX_SERIES ? evals.n : DA_PLOT_MAX_SERIES;
-    for (int e = 0; e < epochs; e++) ep[e] = e + 1;
-    for (int k = 0; k < n_series; k++) {
-        for (int e = 0; e < epochs; e++) acc[k * epochs + e] = res.eval_acc[e * evals.n + k];
-        series[k] = (da_plot_series){names[k], epochs, ep, acc + k * epochs, NULL};
-    }
-    char title[256];
-    snprintf(title, sizeof title, "CNN trained on %.60s (seed %d): accuracy per epoch", train_name, seed);
-    da_plot_opts po = {title, "epoch", "accuracy (%)", 0, 100, 0, 0};
-    int prc = da_plot_lines(plot_path, &po, n_series, series, err, sizeof err);
-    free(ep);
-    free(acc);
-    if (prc != 0) {
-        fprintf(stderr, "error: %s\n", err);
-        goto done;
-    }
+    if (write_plot(plot_path, train_name, co.seed, epochs, evals.n, names, &res)) goto done;
     printf("trained %d epochs in %.1f s; final accuracy:", epochs, res.seconds);
     for (int k = 0; k < evals.n; k++) printf(" %s %.2f%%", names[k], res.eval_acc[(epochs - 1) * evals.n + k]);
     printf("\nwrote %s, %s, %s\n", metrics, plot_path, model_path);

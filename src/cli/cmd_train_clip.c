@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/checkpoint_options.h"
 #include "cli/commands.h"
+#include "cli/option_fragments.h"
+#include "cli/outputs.h"
 #include "cli/miniclip_cli.h"
 #include "data/dataset.h"
 #include "tensor/tensor.h"
@@ -15,44 +18,80 @@
 #include "util/files.h"
 #include "util/progress.h"
 
-/* "dir/m.safetensors" + ".ckpt.safetensors" -> "dir/m.ckpt.safetensors" */
-static void sibling(const char *out, const char *suffix, char *buf, size_t len) {
-    size_t n = strlen(out);
-    const char *ext = ".safetensors";
-    size_t e = strlen(ext);
-    if (n > e && !strcmp(out + n - e, ext)) n -= e;
-    snprintf(buf, len, "%.*s%s", (int)n, out, suffix);
-}
-
-/* Loads an unlabelled image set; any labels the source carries are dropped right away, so no
- * code after this point could use them. */
-static int load_images(const char *spec, const da_data_opts *o, da_dataset *d, char *err, size_t errlen) {
-    if (da_dataset_load(spec, o, d, err, errlen)) return -1;
-    free(d->labels);
-    d->labels = NULL;
+/* Trains up to the run's step count with a progress line, writing the checkpoint every
+ * ckpt_every steps and at the end. Returns 0, or 1 after printing. */
+static int train_steps(da_miniclip_trainer *tr, const char *ckpt, int ckpt_every) {
+    char err[2048];
+    da_progress pg;
+    da_progress_begin(&pg, "train-clip", tr->o.steps, "step");
+    double t0 = da_now(), loss_sum = 0, acc_sum = 0;
+    int64_t start = tr->step, window = 0;
+    while (tr->step < tr->o.steps) {
+        float loss, acc;
+        if (da_miniclip_trainer_step(tr, &loss, &acc, err, sizeof err)) {
+            fprintf(stderr, "\nerror: %s\n", err);
+            return 1;
+        }
+        loss_sum += loss;
+        acc_sum += acc;
+        window++;
+        bool save = tr->step == tr->o.steps || (ckpt_every > 0 && tr->step % ckpt_every == 0);
+        if (save && da_miniclip_trainer_save_checkpoint(tr, ckpt, err, sizeof err)) {
+            fprintf(stderr, "\nerror: checkpoint: %s\n", err);
+            return 1;
+        }
+        if (tr->step % 25 == 0 || tr->step == tr->o.steps) {
+            char msg[256];
+            double el = da_now() - t0;
+            snprintf(msg, sizeof msg, "loss %.4f  batch acc %.1f%%  T %.1f  lr %.2e  %.1f img/s",
+                     loss_sum / (double)window, 100.0 * acc_sum / (double)window,
+                     (double)expf(tr->model.logit_scale->data[0]), da_miniclip_lr(&tr->o, tr->step - 1),
+                     el > 0 ? (double)(tr->step - start) * tr->o.batch / el : 0.0);
+            da_progress_update(&pg, tr->step, msg);
+            loss_sum = acc_sum = 0;
+            window = 0;
+        }
+    }
+    da_progress_end(&pg, tr->step, NULL);
+    double train_s = da_now() - t0;
+    fprintf(stderr, "trained %lld steps in %.1f s (%.1f img/s)\n", (long long)(tr->step - start), train_s,
+            train_s > 0 ? (double)(tr->step - start) * tr->o.batch / train_s : 0.0);
     return 0;
 }
+
+/* What the run is: the model, its vocabulary and the training settings. */
+static void print_plan(const da_miniclip_trainer *tr) {
+    char cfg[512];
+    fprintf(stderr, "model: %s, %lld parameters (%.1f MB as F32)\n", da_clip_config_str(&tr->model.cfg, cfg, sizeof cfg),
+            (long long)da_params_count(&tr->model.params), 4e-6 * (double)da_params_count(&tr->model.params));
+    int n_tmpl;
+    da_miniclip_templates(&n_tmpl);
+    fprintf(stderr, "vocabulary: %d ids, %d BPE merges learned from %d captions (%d training styles x their words x %d templates)\n",
+            da_bpe_vocab_size(tr->bpe), da_bpe_n_merges(tr->bpe), tr->n_captions, tr->n_train_styles, n_tmpl);
+    fprintf(stderr, "training: %lld steps (from %lld), batch %d, AdamW lr %g wd %g, warm-up %lld, seed %llu, %d threads\n",
+            (long long)tr->o.steps, (long long)tr->step, tr->o.batch, tr->o.lr, tr->o.weight_decay, (long long)tr->o.warmup,
+            (unsigned long long)tr->o.seed, da_get_threads());
+}
+
+#define CMD "train-clip"
 
 int cmd_train_clip(int argc, char **argv) {
     da_miniclip_opts o;
     da_miniclip_defaults(&o);
-    const char *data_spec = "fashion-mnist:train", *out = NULL, *resume = NULL, *ckpt = NULL;
-    const char *eval_spec = "fashion-mnist:test";
-    int steps = 0, batch = o.batch, seed = 0, threads = 0, warmup = (int)o.warmup, ckpt_every = 100;
-    int take = 0, skip = 0, data_seed = 0, pad = 2, size = 0, eval_take = 1000;
-    bool force = false, no_eval = false;
+    const char *data_spec = "fashion-mnist:train", *eval_spec = "fashion-mnist:test";
+    int steps = 0, warmup = (int)o.warmup, eval_take = 1000;
+    bool no_eval = false;
     float lr = o.lr, wd = o.weight_decay, clip = o.grad_clip;
-    const da_option opts[] = {
-        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images, labels ignored (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", false},
-        {"--out", DA_OPT_STRING, &out, "M.safetensors", "the trained model (config, vocabulary and evaluation in its metadata)", true},
+    da_common co = {.seed = 0, .batch = o.batch};
+    da_cli_ckpt ck = {.every = 100};
+    da_cli_data dd = {.pad = 2};
+    da_option opts[56] = {
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "source images, labels ignored " DA_DATA_SOURCES, false},
         {"--steps", DA_OPT_INT, &steps, "N", "optimiser steps (0 = 1000; with --resume: the checkpoint's total)", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "image-caption pairs per step", false},
         {"--lr", DA_OPT_FLOAT, &lr, "LR", "AdamW peak learning rate, cosine decay to 0", false},
         {"--wd", DA_OPT_FLOAT, &wd, "W", "AdamW weight decay on matrices", false},
         {"--warmup", DA_OPT_INT, &warmup, "N", "linear warm-up steps", false},
         {"--grad-clip", DA_OPT_FLOAT, &clip, "X", "clip the global gradient norm to X, 0 = off", false},
-        {"--seed", DA_OPT_INT, &seed, "N", "seed of the initialisation, images, styles and captions", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
         {"--image-size", DA_OPT_INT, &o.image_size, "N", "model input size", false},
         {"--patch", DA_OPT_INT, &o.patch_size, "N", "patch size", false},
         {"--image-channels", DA_OPT_INT, &o.channels, "N", "model input channels, 1 or 3", false},
@@ -64,22 +103,22 @@ int cmd_train_clip(int argc, char **argv) {
         {"--embed", DA_OPT_INT, &o.embed_dim, "N", "joint embedding size", false},
         {"--context", DA_OPT_INT, &o.context, "N", "text context in tokens", false},
         {"--merges", DA_OPT_INT, &o.merges, "N", "at most N BPE merges learned from the captions, 0 = bytes", false},
-        {"--take", DA_OPT_INT, &take, "N", "use N source images drawn at random (0 = all)", false},
-        {"--skip", DA_OPT_INT, &skip, "N", "skip the first N of the drawn order", false},
-        {"--data-seed", DA_OPT_INT, &data_seed, "N", "seed of the --take draw", false},
-        {"--pad", DA_OPT_INT, &pad, "N", "pad every side with N black pixels", false},
-        {"--size", DA_OPT_INT, &size, "N", "centre-crop and resize the images to NxN first (0 = as stored)", false},
         {"--eval-data", DA_OPT_STRING, &eval_spec, "DATA", "held-out images of the final evaluation", false},
         {"--eval-take", DA_OPT_INT, &eval_take, "N", "evaluation images per style", false},
         {"--no-eval", DA_OPT_FLAG, &no_eval, NULL, "skip the final evaluation", false},
-        {"--resume", DA_OPT_STRING, &resume, "CKPT", "continue from a checkpoint (model, vocabulary, optimiser, step, settings)", false},
-        {"--checkpoint", DA_OPT_STRING, &ckpt, "PATH", "checkpoint file (default: OUT with .ckpt.safetensors)", false},
-        {"--checkpoint-every", DA_OPT_INT, &ckpt_every, "N", "write the checkpoint every N steps (0 = only at the end)", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "overwrite an existing --out (and the checkpoint of a fresh run)", false},
-        {0},
     };
+    static const da_common_words words = {
+        .out_metavar = "M.safetensors", .out = "the trained model (config, vocabulary and evaluation in its metadata)",
+        .seed = "seed of the initialisation, images, styles and captions", .batch = "image-caption pairs per step",
+        .force = "overwrite an existing --out (and the checkpoint of a fresh run)"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE,
+        .data = &dd, .data_parts = DA_DATA_DRAW | DA_DATA_SHAPE};
+    da_ckpt_options(&ck, "continue from a checkpoint (model, vocabulary, optimiser, step, settings)", opts + da_option_count(opts));
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
-        "train-clip", "--out M.safetensors [--data D] [options]",
+        CMD, "--out M.safetensors [--data D] [options]",
         "Trains the built-in mini-CLIP: the CLIP ViT architecture with a small config, contrastively\n"
         "(symmetric InfoNCE with a learnable temperature, AdamW, warm-up + cosine decay) on source\n"
         "images rendered in random styles of the style bank and captioned from templates x style words\n"
@@ -90,100 +129,49 @@ int cmd_train_clip(int argc, char **argv) {
         "At the end the model is evaluated zero-shot on --eval-data (see `diffadapt eval-clip`); the\n"
         "table goes to stdout, the figures into the model's metadata and OUT with .eval.json.",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
-    if (steps < 0 || batch < 2 || seed < 0 || warmup < 0 || take < 0 || skip < 0 || data_seed < 0 || pad < 0 ||
-        size < 0 || eval_take < 1 || ckpt_every < 0) {
-        fprintf(stderr, "diffadapt train-clip: --steps, --seed, --warmup, --take, --skip, --data-seed, --pad, --size and "
-                        "--checkpoint-every must not be negative, --batch must be at least 2 and --eval-take at least 1\n");
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    if (steps < 0 || co.batch < 2 || warmup < 0 || eval_take < 1) {
+        fprintf(stderr, "diffadapt " CMD ": --steps and --warmup must not be negative, --batch must be at least 2 "
+                        "(a contrastive batch) and --eval-take at least 1\n");
         return 2;
     }
     char ckpt_buf[4200], json_path[4200];
-    if (!ckpt) {
-        sibling(out, ".ckpt.safetensors", ckpt_buf, sizeof ckpt_buf);
-        ckpt = ckpt_buf;
-    }
-    sibling(out, ".eval.json", json_path, sizeof json_path);
-    if (da_check_output(out, force)) return 1;
-    if (!resume && da_path_exists(ckpt) && !force) {
-        fprintf(stderr, "error: the checkpoint %s exists; continue it with --resume %s, or start afresh with --force\n",
-                ckpt, ckpt);
-        return 1;
-    }
-    da_set_threads(threads);
-    o.batch = batch;
+    if ((rc = da_ckpt_resolve(CMD, &ck, co.out, ckpt_buf, sizeof ckpt_buf))) return rc;
+    const char *out = co.out, *ckpt = ck.path;
+    da_sibling_path(json_path, sizeof json_path, out, ".eval.json");
+    if (da_check_output(out, co.force) || da_check_checkpoint(ckpt, ck.resume != NULL, co.force)) return 1;
+    da_set_threads(co.threads);
+    o.batch = co.batch;
     o.lr = lr;
     o.weight_decay = wd;
     o.warmup = warmup;
     o.grad_clip = clip;
-    o.seed = (uint64_t)seed;
+    o.seed = (uint64_t)co.seed;
     if (steps > 0) o.steps = steps;
 
     char err[2048];
-    da_data_opts dopt = {NULL, take, skip, (uint64_t)data_seed, size, pad, 0, NULL, NULL};
     da_dataset data = {0};
     da_miniclip_trainer tr;
     memset(&tr, 0, sizeof tr);
     int status = 1;
     char *eval_json = NULL;
-    if (load_images(data_spec, &dopt, &data, err, sizeof err)) {
-        fprintf(stderr, "error: --data: %s\n", err);
-        return 1;
-    }
+    /* unlabelled: any labels the source carries are dropped right away, so no code after this could use them */
+    if (da_cli_load_data(CMD, "--data", data_spec, &dd, &data)) return 1;
+    free(data.labels);
+    data.labels = NULL;
     fprintf(stderr, "source images: %s, %lld images %lldx%lldx%lld (CxHxW), labels not used\n", data_spec,
             (long long)data.n, (long long)data.c, (long long)data.h, (long long)data.w);
-    if (resume ? da_miniclip_trainer_resume(&tr, resume, &data, steps, err, sizeof err)
-               : da_miniclip_trainer_init(&tr, &o, &data, err, sizeof err)) {
+    if (ck.resume ? da_miniclip_trainer_resume(&tr, ck.resume, &data, steps, err, sizeof err)
+                  : da_miniclip_trainer_init(&tr, &o, &data, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
-    char cfg[512];
-    fprintf(stderr, "model: %s, %lld parameters (%.1f MB as F32)\n", da_clip_config_str(&tr.model.cfg, cfg, sizeof cfg),
-            (long long)da_params_count(&tr.model.params), 4e-6 * (double)da_params_count(&tr.model.params));
-    int n_tmpl;
-    da_miniclip_templates(&n_tmpl);
-    fprintf(stderr, "vocabulary: %d ids, %d BPE merges learned from %d captions (%d training styles x their words x %d templates)\n",
-            da_bpe_vocab_size(tr.bpe), da_bpe_n_merges(tr.bpe), tr.n_captions, tr.n_train_styles, n_tmpl);
-    fprintf(stderr, "training: %lld steps (from %lld), batch %d, AdamW lr %g wd %g, warm-up %lld, seed %llu, %d threads\n",
-            (long long)tr.o.steps, (long long)tr.step, tr.o.batch, tr.o.lr, tr.o.weight_decay, (long long)tr.o.warmup,
-            (unsigned long long)tr.o.seed, da_get_threads());
-    da_progress pg;
-    da_progress_begin(&pg, "train-clip", tr.o.steps, "step");
-    double t0 = da_now(), loss_sum = 0, acc_sum = 0;
-    int64_t start = tr.step, window = 0;
-    while (tr.step < tr.o.steps) {
-        float loss, acc;
-        if (da_miniclip_trainer_step(&tr, &loss, &acc, err, sizeof err)) {
-            fprintf(stderr, "\nerror: %s\n", err);
-            goto done;
-        }
-        loss_sum += loss;
-        acc_sum += acc;
-        window++;
-        bool save = tr.step == tr.o.steps || (ckpt_every > 0 && tr.step % ckpt_every == 0);
-        if (save && da_miniclip_trainer_save_checkpoint(&tr, ckpt, err, sizeof err)) {
-            fprintf(stderr, "\nerror: checkpoint: %s\n", err);
-            goto done;
-        }
-        if (tr.step % 25 == 0 || tr.step == tr.o.steps) {
-            char msg[256];
-            double el = da_now() - t0;
-            snprintf(msg, sizeof msg, "loss %.4f  batch acc %.1f%%  T %.1f  lr %.2e  %.1f img/s",
-                     loss_sum / (double)window, 100.0 * acc_sum / (double)window,
-                     (double)expf(tr.model.logit_scale->data[0]), da_miniclip_lr(&tr.o, tr.step - 1),
-                     el > 0 ? (double)(tr.step - start) * tr.o.batch / el : 0.0);
-            da_progress_update(&pg, tr.step, msg);
-            loss_sum = acc_sum = 0;
-            window = 0;
-        }
-    }
-    da_progress_end(&pg, tr.step, NULL);
-    double train_s = da_now() - t0;
-    fprintf(stderr, "trained %lld steps in %.1f s (%.1f img/s)\n", (long long)(tr.step - start), train_s,
-            train_s > 0 ? (double)(tr.step - start) * tr.o.batch / train_s : 0.0);
+    print_plan(&tr);
+    if (train_steps(&tr, ckpt, ck.every)) goto done;
     if (!no_eval) {
         double te = da_now();
-        if (da_miniclip_run_eval(&tr.model, NULL, eval_spec, eval_take, pad, tr.o.seed, json_path, &eval_json)) goto done;
+        if (da_miniclip_run_eval(&tr.model, NULL, eval_spec, eval_take, dd.pad, tr.o.seed, json_path, &eval_json)) goto done;
         fprintf(stderr, "evaluated in %.1f s; wrote %s\n", da_now() - te, json_path);
     }
     if (da_miniclip_trainer_save_model(&tr, out, eval_json, err, sizeof err)) {

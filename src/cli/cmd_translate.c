@@ -13,14 +13,11 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
-#include "cli/method_options.h"
-#include "util/progress.h"
+#include "cli/option_fragments.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/ddim_set.h"
 #include "diffusion/finetune.h"
-#include "util/atomic.h"
-#include "util/files.h"
 #include "io/safetensors.h"
 #include "util/atomic.h"
 #include "util/files.h"
@@ -373,40 +370,30 @@ static int write_grid(const char *out, const da_dataset *d, int grid_images) {
     return rc;
 }
 
-/* The fine-tuned model must be a copy of the original's architecture; prints why and returns -1. */
-static int check_same_shape(const da_unet *m, const da_unet *ft) {
-    if (m->cfg.in_channels == ft->cfg.in_channels && m->cfg.out_ch == ft->cfg.out_ch &&
-        m->cfg.resolution == ft->cfg.resolution)
-        return 0;
-    fprintf(stderr, "error: --model takes %dx%dx%d images but --finetuned %dx%dx%d; fine-tune a copy of --model\n",
-            m->cfg.resolution, m->cfg.resolution, m->cfg.in_channels, ft->cfg.resolution, ft->cfg.resolution,
-            ft->cfg.in_channels);
-    return -1;
-}
-
 int cmd_translate(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *finetuned = NULL, *data_spec = NULL, *out = NULL, *shard_s = "0/1";
-    int threads = 0, grid_images = 8;
+    const char *finetuned = NULL, *data_spec = NULL, *shard_s = "0/1";
+    int grid_images = 8;
+    da_common co = {0};
     da_ft_config cfg;
     da_ft_config_default(&cfg);
-    bool force = false;
     da_cli_data dd = {0};
-    da_option opts[32] = {
-        {"--model", DA_OPT_STRING, &model, "M.safetensors", "the original diffusion model (inverts)", true},
-        {"--config", DA_OPT_STRING, &config, "FILE", "model config (YAML/JSON) when the files have none", false},
+    da_option opts[40] = {
         {"--finetuned", DA_OPT_STRING, &finetuned, "M_ft.safetensors", "the fine-tuned model (generates)", true},
-        {"--data", DA_OPT_STRING, &data_spec, "DATA", "labelled source images (folder, IDX, .safetensors, fashion-mnist[:train|:test], celeba:DIR)", true},
-        {"--out", DA_OPT_STRING, &out, "DIR", "output folder: 000000.png ..., labels.csv, manifest.json, grid.png", true},
+        {"--data", DA_OPT_STRING, &data_spec, "DATA", "labelled source images " DA_DATA_SOURCES, true},
         {"--batch", DA_OPT_INT, &cfg.ddim_batch, "N", "images per model call; also fixes the partition shards share", false},
         {"--shard", DA_OPT_STRING, &shard_s, "I/N", "translate only the I-th of N equal parts of the batches (0-based)", false},
         {"--grid-images", DA_OPT_INT, &grid_images, "N", "how many of the first images grid.png shows (0 = no grid)", false},
-        {"--threads", DA_OPT_INT, &threads, "N", "worker threads (0 = all cores)", false},
-        {"--force", DA_OPT_FLAG, &force, NULL, "translate again even when the folder holds other settings or finished images", false},
     };
-    int n_opts = 0;
-    while (opts[n_opts].name) n_opts++;
-    n_opts += da_method_options(&cfg, DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE, DA_MOPT_COMMAND, false, opts + n_opts);
-    da_cli_data_options(&dd, opts + n_opts);
+    static const da_common_words words = {
+        .model = "the original diffusion model (inverts)", .config = "model config (YAML/JSON) when the files have none",
+        .out_metavar = "DIR", .out = "output folder: 000000.png ..., labels.csv, manifest.json, grid.png",
+        .force = "translate again even when the folder holds other settings or finished images"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_THREADS | DA_COPT_FORCE,
+        .method = &cfg, .method_parts = DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE,
+        .data = &dd, .data_parts = DA_DATA_ALL};
+    da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         CMD, "--model M --finetuned M_ft --data D --out DIR [--shard I/N] [options]",
         "Translates every image: DDIM inversion (eta 0) with --model up to --t0, then generation with\n"
@@ -417,8 +404,10 @@ int cmd_translate(int argc, char **argv) {
         "together write the same bytes as one full run. grid.png shows the first images over their\n"
         "translations.",
         NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    const char *model = co.model, *config = co.config, *out = co.out;
+    const bool force = co.force;
     int shard = 0, n_shards = 1;
     if (parse_shard(shard_s, &shard, &n_shards)) return 2;
     const int batch = cfg.ddim_batch;
@@ -426,15 +415,8 @@ int cmd_translate(int argc, char **argv) {
         fprintf(stderr, "diffadapt " CMD ": --batch must be at least 1 and --grid-images not negative\n");
         return 2;
     }
-    {
-        char rerr[256];
-        if (da_eps_mix_check_ratio(cfg.model_ratio, rerr, sizeof rerr)) {
-            fprintf(stderr, "diffadapt " CMD ": %s\n", rerr);
-            return 2;
-        }
-    }
     if (check_out_folder(out, data_spec)) return 1;
-    da_set_threads(threads);
+    da_set_threads(co.threads);
 
     int status = 1;
     da_unet m, ft;
@@ -445,7 +427,7 @@ int cmd_translate(int argc, char **argv) {
     if (da_cli_load_unet(model, config, &m)) return 1;
     if (da_cli_load_unet(finetuned, config, &ft)) goto done;
     have_ft = true;
-    if (check_same_shape(&m, &ft)) goto done;
+    if (da_cli_check_same_images(&m, "--model", &ft, "--finetuned", "fine-tune a copy of --model")) goto done;
     da_schedule sm, sf;
     if (da_schedule_linear(&sm, m.cfg.num_timesteps, m.cfg.beta_start, m.cfg.beta_end, err, sizeof err) ||
         da_schedule_linear(&sf, ft.cfg.num_timesteps, ft.cfg.beta_start, ft.cfg.beta_end, err, sizeof err) ||
@@ -459,11 +441,7 @@ int cmd_translate(int argc, char **argv) {
         fprintf(stderr, "error: --data %s selects no images\n", data_spec);
         goto done;
     }
-    if (d.c != m.cfg.in_channels || d.h != m.cfg.resolution || d.w != m.cfg.resolution) {
-        fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or --channels\n",
-                (long long)d.h, (long long)d.w, (long long)d.c, m.cfg.resolution, m.cfg.resolution, m.cfg.in_channels);
-        goto done;
-    }
+    if (da_cli_check_images_fit(&d, &m)) goto done;
     manifest_inputs mi = {model, finetuned, data_spec, &m, &ft, &d, &dd, &cfg};
     man = build_manifest(&mi);
 

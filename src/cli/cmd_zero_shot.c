@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/option_fragments.h"
 #include "data/dataset.h"
 #include "nn/clip.h"
 #include "nn/clip_loss.h"
@@ -70,13 +71,12 @@ static float *label_embeddings(const da_clip *m, da_bpe *bpe, char **labels, int
 }
 
 int cmd_zero_shot(int argc, char **argv) {
-    const char *clip = NULL, *vocab = NULL, *input = NULL, *labels_arg = NULL, *tmpl = NULL, *classes = NULL;
-    int take = 0, seed = 0, batch = 16;
+    const char *input = NULL, *labels_arg = NULL, *tmpl = NULL, *classes = NULL;
+    int take = 0, seed = 0;
     bool truncate = false, quiet = false;
-    const da_option opts[] = {
-        {"--clip", DA_OPT_STRING, &clip, "C", "CLIP model: a .safetensors file or a Hugging Face folder", true},
-        {"--vocab", DA_OPT_STRING, &vocab, "V", "tokenizer vocabulary (default: the model's own)", false},
-        {"--input", DA_OPT_STRING, &input, "D", "the images: a data set (folder, IDX, .safetensors, fashion-mnist, ...)", true},
+    da_common co = {.batch = 16};
+    da_option opts[16] = {
+        {"--input", DA_OPT_STRING, &input, "D", "the images " DA_DATA_SOURCES, true},
         {"--labels", DA_OPT_STRING, &labels_arg, "L1,L2,...",
          "the label texts; data label k is the k-th of them when the data carry labels", true},
         {"--template", DA_OPT_STRING, &tmpl, "T",
@@ -84,21 +84,26 @@ int cmd_zero_shot(int argc, char **argv) {
         {"--classes", DA_OPT_STRING, &classes, "K1,K2", "keep these data labels, renumbered 0.. in this order", false},
         {"--take", DA_OPT_INT, &take, "N", "use N images drawn at random (0 = all)", false},
         {"--seed", DA_OPT_INT, &seed, "S", "seed of the --take draw", false},
-        {"--batch", DA_OPT_INT, &batch, "N", "images per forward pass", false},
         {"--truncate", DA_OPT_FLAG, &truncate, NULL, "cut over-long prompts instead of failing", false},
         {"--quiet", DA_OPT_FLAG, &quiet, NULL, "print only the accuracy line, not one line per image", false},
-        {0},
     };
+    static const da_common_words words = {.batch = "images per forward pass"};
+    const da_fragments shared = {
+        .common = &co, .words = &words,
+        .common_parts = DA_COPT_CLIP | DA_COPT_BATCH};
+    da_fragments_add(&shared, opts);
     const da_cmd_info info = {"zero-shot", "--clip C --input D --labels \"photo,sketch\" [options]",
                               "Classifies every image of D as the label whose prompts CLIP finds closest. Prints "
                               "\"name<TAB>predicted[<TAB>true]\" per image,\nthen the accuracy when D carries labels.",
                               NULL};
-    int rc = da_parse_args(&info, opts, argc, argv, NULL, NULL);
-    if (rc) return da_args_exit(rc);
-    if (batch < 1 || take < 0) {
-        fprintf(stderr, "diffadapt zero-shot: --batch must be at least 1 and --take not negative\n");
+    int rc;
+    if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
+    if (take < 0) {
+        fprintf(stderr, "diffadapt zero-shot: --take must not be negative\n");
         return 2;
     }
+    const char *clip = co.clip, *vocab = co.vocab;
+    const int batch = co.batch;
     if (tmpl && !strstr(tmpl, "{}")) {
         /* without the hole every label would get the same prompt, and every image the first label */
         fprintf(stderr, "diffadapt zero-shot: --template needs {} where the label goes (e.g. \"a photo of a {}.\"), "

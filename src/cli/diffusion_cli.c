@@ -1,4 +1,4 @@
-/* diffusion_cli.c — shared helpers of the diffusion sub-commands: data options, model loading,
+/* diffusion_cli.c — shared helpers of the diffusion sub-commands: model loading and shape checks,
  * writing image sets (PNG folder or safetensors), DDIM progress lines and PSNR. */
 #include "cli/diffusion_cli.h"
 
@@ -7,52 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/outputs.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
 #include "diffusion/ddim_set.h"
-#include "util/atomic.h"
-#include "util/files.h"
 #include "io/safetensors.h"
 #include "util/atomic.h"
 #include "util/files.h"
 #include "util/progress.h"
-
-bool da_ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
-void da_cli_data_options(da_cli_data *d, da_option *o) {
-    const da_option opts[DA_CLI_DATA_N_OPTS] = {
-        {"--classes", DA_OPT_STRING, &d->classes, "LIST", "keep these labels, e.g. 5,7 (relabelled 0..k-1 in this order)", false},
-        {"--take", DA_OPT_INT, &d->take, "N", "use N images drawn at random with --data-seed (0 = all)", false},
-        {"--skip", DA_OPT_INT, &d->skip, "N", "skip the first N of the drawn order", false},
-        {"--data-seed", DA_OPT_INT, &d->data_seed, "N", "seed of the --take draw", false},
-        {"--size", DA_OPT_INT, &d->size, "N", "centre-crop and bilinear-resize every image to NxN (0 = as stored)", false},
-        {"--pad", DA_OPT_INT, &d->pad, "N", "pad every side with N black pixels (2: 28 -> 32)", false},
-        {"--channels", DA_OPT_INT, &d->channels, "N", "1 = grey, 3 = RGB (0 = as stored)", false},
-        {"--attr", DA_OPT_STRING, &d->attr, "NAME", "CelebA attribute used as the 0/1 label (e.g. Male)", false},
-        {"--split", DA_OPT_STRING, &d->split, "NAME", "CelebA split: train, valid or test (default all)", false},
-    };
-    memcpy(o, opts, sizeof opts);
-}
-
-int da_cli_load_data(const char *cmd, const char *what, const char *spec, const da_cli_data *d, da_dataset *out) {
-    memset(out, 0, sizeof *out);
-    if (d->take < 0 || d->skip < 0 || d->data_seed < 0 || d->size < 0 || d->pad < 0 ||
-        (d->channels != 0 && d->channels != 1 && d->channels != 3)) {
-        fprintf(stderr, "diffadapt %s: --take, --skip, --data-seed, --size and --pad must not be negative, "
-                        "and --channels is 0, 1 or 3\n", cmd);
-        return -1;
-    }
-    da_data_opts o = {d->classes, d->take, d->skip, (uint64_t)d->data_seed, d->size, d->pad, d->channels, d->attr, d->split};
-    char err[2048];
-    if (da_dataset_load(spec, &o, out, err, sizeof err)) {
-        fprintf(stderr, "error: %s: %s\n", what, err);
-        return -1;
-    }
-    return 0;
-}
 
 int da_cli_load_unet(const char *path, const char *config_path, da_unet *m) {
     char err[2048];
@@ -64,6 +26,24 @@ int da_cli_load_unet(const char *path, const char *config_path, da_unet *m) {
     fprintf(stderr, "model %s: %s, %.2f M parameters\n", path, da_unet_config_str(&m->cfg, cs, sizeof cs),
             (double)da_unet_num_params(m) / 1e6);
     return 0;
+}
+
+int da_cli_check_images_fit(const da_dataset *d, const da_unet *m) {
+    const da_unet_config *c = &m->cfg;
+    if (d->c == c->in_channels && d->h == c->resolution && d->w == c->resolution) return 0;
+    fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or "
+            "--channels\n", (long long)d->h, (long long)d->w, (long long)d->c, c->resolution, c->resolution,
+            c->in_channels);
+    return -1;
+}
+
+int da_cli_check_same_images(const da_unet *a, const char *a_name, const da_unet *b, const char *b_name,
+                             const char *advice) {
+    const da_unet_config *x = &a->cfg, *y = &b->cfg;
+    if (x->in_channels == y->in_channels && x->out_ch == y->out_ch && x->resolution == y->resolution) return 0;
+    fprintf(stderr, "error: %s takes %dx%dx%d images but %s %dx%dx%d%s%s\n", a_name, x->resolution, x->resolution,
+            x->in_channels, b_name, y->resolution, y->resolution, y->in_channels, advice ? "; " : "", advice ? advice : "");
+    return -1;
 }
 
 int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t c, int64_t h, int64_t w,

@@ -1,31 +1,30 @@
 /* diffusion_cli.h — pieces shared by the diffusion sub-commands (train-diffusion, sample,
- * invert, generate, edit): the data options, model loading, image output and PSNR. */
+ * invert, generate, edit, finetune, translate): model loading and shape checks, image output,
+ * DDIM runs with progress and PSNR. */
 #ifndef DA_DIFFUSION_CLI_H
 #define DA_DIFFUSION_CLI_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cli/args.h"
+#include "cli/data_options.h"
 #include "data/dataset.h"
 #include "diffusion/ddim_set.h"
 #include "diffusion/schedule.h"
 #include "nn/unet.h"
 
-/* The data options every command that reads images accepts. */
-typedef struct {
-    const char *classes, *attr, *split;
-    int take, skip, data_seed, size, pad, channels;
-} da_cli_data;
-
-#define DA_CLI_DATA_N_OPTS 9
-/* Writes the DA_CLI_DATA_N_OPTS option entries bound to d into opts. */
-void da_cli_data_options(da_cli_data *d, da_option *opts);
-/* Checks the values and loads; prints a clear error (prefixed with `what`) and returns -1. */
-int da_cli_load_data(const char *cmd, const char *what, const char *spec, const da_cli_data *d, da_dataset *out);
-
 /* Loads a UNet (config from the file or config_path); prints the error and returns -1. */
 int da_cli_load_unet(const char *path, const char *config_path, da_unet *m);
+
+/* The images must be what the model takes (channels and size); prints both shapes and how to
+ * change the images' and returns -1. */
+int da_cli_check_images_fit(const da_dataset *d, const da_unet *m);
+
+/* Two models that work on the same images (one inverts, the other generates, or their eps are
+ * mixed) must take and predict the same shapes. Prints "error: A_NAME takes ... but B_NAME ..."
+ * with the advice (may be NULL) and returns -1. */
+int da_cli_check_same_images(const da_unet *a, const char *a_name, const da_unet *b, const char *b_name,
+                             const char *advice);
 
 /* Writes n images (n,c,h,w) in [-1,1]: a .safetensors path gets `images` (and `labels` when
  * given), anything else is a folder of PNG files 000000.png, ... Returns -1 after printing. */
@@ -49,7 +48,5 @@ void da_cli_set_progress(void *user, const da_set_progress *p);
 
 /* PSNR in dB of images in [-1,1] (peak-to-peak 2) over n elements. */
 double da_psnr(const float *a, const float *b, int64_t n);
-
-bool da_ends_with(const char *s, const char *suffix);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "diffusion/ddim.h"
+
 typedef struct {
     unsigned part;
     const char *name;            /* the commands' name */
@@ -97,6 +99,11 @@ int da_method_options_check(const da_ft_config *c, unsigned parts, da_mopt_namin
         else
             fprintf(stderr, "diffadapt %s: %s must lie in %s%g, %g], got %g\n", cmd, name, o->lo_open ? "(" : "[", o->lo,
                     o->hi, v);
+        return 2;
+    }
+    char err[256];
+    if ((parts & DA_MOPT_GENERATE) && da_eps_mix_check_ratio(c->model_ratio, err, sizeof err)) {
+        fprintf(stderr, "diffadapt %s: %s\n", cmd, err);   /* the degree of change lies in [0,1] */
         return 2;
     }
     if ((parts & DA_MOPT_TEXTS) &&

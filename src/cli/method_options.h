@@ -30,7 +30,7 @@ typedef enum { DA_MOPT_COMMAND, DA_MOPT_EXPERIMENT } da_mopt_naming;
 int da_method_options(da_ft_config *c, unsigned parts, da_mopt_naming naming, bool texts_required, da_option *out);
 
 /* Checks the values of `parts` against each option's range (and the texts: two different,
- * non-empty ones); prints "diffadapt CMD: --name must ..." and returns 2 (a usage error), else 0. */
+ * non-empty ones; --model-ratio: within [0,1]); prints "diffadapt CMD: --name must ..." and returns 2 (a usage error), else 0. */
 int da_method_options_check(const da_ft_config *c, unsigned parts, da_mopt_naming naming, const char *cmd);
 
 #endif
