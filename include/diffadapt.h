@@ -64,6 +64,12 @@ int da_model_save(const da_model *m, const char *path, char *err, size_t errlen)
 /* The image shape the model works on: channels and side (images are side×side). */
 void da_model_image_shape(const da_model *m, int *channels, int *side);
 
+/* 16 hex digits (and a NUL) that identify the weights: equal files give equal hashes. */
+void da_model_hash(const da_model *m, char out[17]);
+
+/* A one-line description ("ch 128, ch_mult 1,1,2,2,4,4, ..., 113.67 M parameters") into buf. */
+const char *da_model_describe(const da_model *m, char *buf, size_t len);
+
 void da_model_free(da_model *m);
 
 /* ---- CLIP ------------------------------------------------------------------------------- */
@@ -97,6 +103,31 @@ void da_translate_defaults(da_translate_settings *s);
  * result (x is then undefined). */
 int da_translate_images(const da_model *original, const da_model *finetuned, const da_translate_settings *s,
                         float *x, int64_t n, da_progress_fn progress, void *user, char *err, size_t errlen);
+
+/* Checks the settings against the two models before any work: the shapes the models take, the
+ * step counts against t0 and the schedules, the ratio and the batch. */
+int da_translate_check(const da_model *original, const da_model *finetuned, const da_translate_settings *s, char *err,
+                       size_t errlen);
+
+/* A translation over a set in batches, for programs that keep its results as they come (write
+ * each batch, resume, split the work): all fields optional (zero = everything, no hooks). */
+typedef struct {
+    /* the batches [first_batch, end_batch) of the fixed partition into s->batch images; 0, 0 = all */
+    int64_t first_batch, end_batch;
+    /* 0 skips the batch starting at image `first` (e.g. its images are already written); must
+     * answer the same during the whole call */
+    int (*want_batch)(void *user, int64_t first, int64_t n);
+    /* receives each finished batch (n×C×H×W); a non-zero return stops the call (set err) */
+    int (*on_batch)(void *user, int64_t first, int64_t n, const float *images, char *err, size_t errlen);
+    void *user;
+} da_translate_hooks;
+
+/* Translates n images src (n×C×H×W) as da_translate_images does, batch by batch (s->batch
+ * images a batch; a batch is always translated whole), into dst (may be src; may be NULL when
+ * on_batch keeps the results). progress reports images of the translated batches. */
+int da_translate_batches(const da_model *original, const da_model *finetuned, const da_translate_settings *s,
+                         const float *src, float *dst, int64_t n, const da_translate_hooks *hooks,
+                         da_progress_fn progress, void *user, char *err, size_t errlen);
 
 /* Translates every image of the data set `data_spec` (it must have the model's shape) and writes
  * out_dir/000000.png, ... in source order, and out_dir/labels.csv (file,label) when the data

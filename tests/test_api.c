@@ -44,6 +44,29 @@ static void save_set(const char *path, int64_t n, int res, bool labels, uint64_t
     free(lab);
 }
 
+/* The batches a translation hands over, checked against a full in-memory translation. */
+typedef struct {
+    int n, mismatch;
+    int64_t first[4];
+    const float *full;
+} batch_seen;
+
+static int skip_middle(void *user, int64_t first, int64_t n) {
+    (void)user;
+    (void)n;
+    return first != 2;
+}
+
+static int check_batch(void *user, int64_t first, int64_t n, const float *images, char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    batch_seen *s = user;
+    if (s->n < 4) s->first[s->n] = first;
+    s->n++;
+    s->mismatch += memcmp(images, s->full + first * RES * RES, sizeof(float) * (size_t)(n * RES * RES)) != 0;
+    return 0;
+}
+
 static void finetune(const char *dir, const char *model_path, const char *data, const char *data16) {
     char clip_path[4096], err[1024] = "";
     const char *src = getenv("DA_SOURCE_DIR");
@@ -81,6 +104,31 @@ static void finetune(const char *dir, const char *model_path, const char *data, 
     double diff = 0;
     for (int i = 0; i < 2 * RES * RES; i++) diff += fabs((double)a[i] - (double)b[i]);
     CHECK(diff > 1e-3, "fine-tuning left the model's output unchanged (sum |diff| %g)", diff);
+
+    /* batches with hooks: 5 images in batches of 2, the middle batch skipped, results through the
+     * hook only; the translated batches equal da_translate_images' */
+    {
+        enum { NB = 5 };
+        float src[NB * RES * RES], full[NB * RES * RES];
+        for (int i = 0; i < NB * RES * RES; i++) src[i] = full[i] = (float)(i % 11) / 5.5f - 1.0f;
+        ts.batch = 2;
+        CHECK(da_translate_images(orig, m, &ts, full, NB, NULL, NULL, err, sizeof err) == 0, "%s", err);
+        batch_seen seen = {.full = full};
+        const da_translate_hooks hooks = {0, 0, skip_middle, check_batch, &seen};
+        CHECK(da_translate_batches(orig, m, &ts, src, NULL, NB, &hooks, NULL, NULL, err, sizeof err) == 0, "%s", err);
+        CHECK(seen.n == 2 && seen.first[0] == 0 && seen.first[1] == 4 && seen.mismatch == 0,
+              "hooks: %d batches (%lld, %lld), %d differing", seen.n, (long long)seen.first[0], (long long)seen.first[1],
+              seen.mismatch);
+        const da_translate_hooks range = {1, 9, NULL, NULL, NULL};
+        CHECK(da_translate_batches(orig, m, &ts, src, NULL, NB, &range, NULL, NULL, err, sizeof err) != 0 && err[0],
+              "batches 1..9 of 3 accepted");
+        ts.batch = 8;
+        char h1[17], h2[17], desc[256];
+        da_model_hash(orig, h1);
+        da_model_hash(m, h2);
+        CHECK(strlen(h1) == 16 && strcmp(h1, h2) != 0 && strstr(da_model_describe(m, desc, sizeof desc), "M parameters"),
+              "hash %s / %s, describe '%s'", h1, h2, desc);
+    }
 
     char saved[4096];
     snprintf(saved, sizeof saved, "%s/ft.safetensors", dir);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "api/api.h"
+#include "nn/params.h"
 #include "tensor/tensor.h"
 
 int da_api_fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -40,6 +41,15 @@ int da_model_save(const da_model *m, const char *path, char *err, size_t errlen)
 void da_model_image_shape(const da_model *m, int *channels, int *side) {
     if (channels) *channels = m->unet.cfg.in_channels;
     if (side) *side = m->unet.cfg.resolution;
+}
+
+void da_model_hash(const da_model *m, char out[17]) { da_params_hash(&m->unet.params, out); }
+
+const char *da_model_describe(const da_model *m, char *buf, size_t len) {
+    char cs[256];
+    snprintf(buf, len, "%s, %.2f M parameters", da_unet_config_str(&m->unet.cfg, cs, sizeof cs),
+             (double)da_unet_num_params(&m->unet) / 1e6);
+    return buf;
 }
 
 void da_model_free(da_model *m) {

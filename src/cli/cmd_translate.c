@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "diffadapt.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/diffusion_cli.h"
@@ -160,7 +161,7 @@ typedef struct {
     int64_t written;
 } batch_writer;
 
-static bool batch_missing(void *user, int64_t i0, int64_t n) {
+static int batch_missing(void *user, int64_t i0, int64_t n) {
     const batch_writer *w = user;
     char path[4400];
     for (int64_t i = i0; i < i0 + n; i++) {
@@ -215,7 +216,7 @@ static void data_hash(const da_dataset *d, char dh[17]) {
 /* What manifest.json records: the same bytes whichever shard writes it. */
 typedef struct {
     const char *model, *finetuned, *data_spec;
-    const da_unet *m, *ft;
+    const da_model *m, *ft;
     const da_dataset *d;
     const da_cli_data *dd;
     const da_ft_config *cfg;
@@ -225,8 +226,8 @@ static cJSON *build_manifest(const manifest_inputs *in) {
     const da_dataset *d = in->d;
     const da_cli_data *dd = in->dd;
     char mh[17], fh[17], dh[17];
-    da_params_hash(&in->m->params, mh);
-    da_params_hash(&in->ft->params, fh);
+    da_model_hash(in->m, mh);
+    da_model_hash(in->ft, fh);
     data_hash(d, dh);
     char *ft_src = file_meta(in->finetuned, "finetune_src_text"), *ft_tgt = file_meta(in->finetuned, "finetune_tgt_text");
     cJSON *man = cJSON_CreateObject();
@@ -370,6 +371,26 @@ static int write_grid(const char *out, const da_dataset *d, int grid_images) {
     return rc;
 }
 
+/* Loads a model through the library and says what it is; prints the error and returns -1. */
+static int load_model(const char *path, const char *config, da_model **m) {
+    char err[4096], desc[512];
+    if (da_model_load(path, config, m, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    fprintf(stderr, "model %s: %s\n", path, da_model_describe(*m, desc, sizeof desc));
+    return 0;
+}
+
+/* The library's progress (images of the translated batches) on a progress line, begun at the
+ * first report, when the total is known. */
+static void on_progress(void *user, const char *stage, int64_t done, int64_t total) {
+    (void)stage;
+    da_progress *p = user;
+    if (p->total < 0) da_progress_begin(p, "translate", total, "img");
+    da_progress_update(p, done, NULL);
+}
+
 int cmd_translate(int argc, char **argv) {
     const char *finetuned = NULL, *data_spec = NULL, *shard_s = "0/1";
     int grid_images = 8;
@@ -419,20 +440,13 @@ int cmd_translate(int argc, char **argv) {
     da_set_threads(co.threads);
 
     int status = 1;
-    da_unet m, ft;
-    bool have_ft = false;
+    da_model *m = NULL, *ft = NULL;
     da_dataset d = {0};
     cJSON *man = NULL;
     char err[4096];
-    if (da_cli_load_unet(model, config, &m)) return 1;
-    if (da_cli_load_unet(finetuned, config, &ft)) goto done;
-    have_ft = true;
-    if (da_cli_check_same_images(&m, "--model", &ft, "--finetuned", "fine-tune a copy of --model")) goto done;
-    da_schedule sm, sf;
-    if (da_schedule_linear(&sm, m.cfg.num_timesteps, m.cfg.beta_start, m.cfg.beta_end, err, sizeof err) ||
-        da_schedule_linear(&sf, ft.cfg.num_timesteps, ft.cfg.beta_start, ft.cfg.beta_end, err, sizeof err) ||
-        da_ddim_check_steps(&sm, cfg.inv_steps, cfg.t0, err, sizeof err) ||
-        da_ddim_check_steps(&sf, cfg.gen_steps, cfg.t0, err, sizeof err)) {
+    const da_translate_settings ts = {cfg.t0, cfg.inv_steps, cfg.gen_steps, cfg.ddim_batch, cfg.model_ratio};
+    if (load_model(model, config, &m) || load_model(finetuned, config, &ft)) goto done;
+    if (da_translate_check(m, ft, &ts, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
@@ -441,8 +455,10 @@ int cmd_translate(int argc, char **argv) {
         fprintf(stderr, "error: --data %s selects no images\n", data_spec);
         goto done;
     }
-    if (da_cli_check_images_fit(&d, &m)) goto done;
-    manifest_inputs mi = {model, finetuned, data_spec, &m, &ft, &d, &dd, &cfg};
+    int channels, side;
+    da_model_image_shape(m, &channels, &side);
+    if (da_cli_check_images_shape(&d, channels, side)) goto done;
+    manifest_inputs mi = {model, finetuned, data_spec, m, ft, &d, &dd, &cfg};
     man = build_manifest(&mi);
 
     if (write_manifest_and_labels(out, man, &d, force)) goto done;
@@ -464,39 +480,19 @@ int cmd_translate(int argc, char **argv) {
                 (long long)i_end - 1, (long long)d.n);
     if (skipped) fprintf(stderr, "%lld of these images are already written and are skipped\n", (long long)skipped);
     batch_writer bw = {out, force, d.c, d.h, d.w, 0};
-    int64_t in_batches = 0;   /* images in the batches that are translated (the progress counts these) */
-    for (int64_t b = b_first; b < b_end; b++) {
-        int64_t i0 = b * batch, nb = d.n - i0 < batch ? d.n - i0 : batch;
-        if (batch_missing(&bw, i0, nb)) in_batches += nb;
-    }
-    da_progress prog;
-    da_progress_begin(&prog, "translate", in_batches, "img");
-    da_set_job job = da_set_job_plain(da_unet_eps, &m, &sm);
-    job.gen.sched = &sf;
-    da_eps_mix mix = {da_unet_eps, &ft, da_unet_eps, &m, cfg.model_ratio};
-    da_eps_mix_use(&mix, &job.gen.eps, &job.gen.user);
-    job.t0 = cfg.t0;
-    job.inv_steps = cfg.inv_steps;
-    job.gen_steps = cfg.gen_steps;
-    job.batch = cfg.ddim_batch;
-    job.first_batch = b_first;
-    job.end_batch = b_end;
     /* a batch is translated whole even when only some of its images are missing: results must not
      * depend on which ones were */
-    job.want_batch = batch_missing;
-    job.on_batch = write_batch;
-    job.user = &bw;
-    job.progress = da_cli_set_progress;
-    job.progress_user = &prog;
+    const da_translate_hooks hooks = {b_first, b_end, batch_missing, write_batch, &bw};
+    da_progress prog;
+    prog.total = -1;
     double t_start = da_now();
-    const int64_t shape[4] = {d.n, d.c, d.h, d.w};
-    if (da_set_run(&job, d.images, NULL, shape, err, sizeof err)) {
+    if (da_translate_batches(m, ft, &ts, d.images, NULL, d.n, &hooks, on_progress, &prog, err, sizeof err)) {
         fprintf(stderr, "\nerror: %s\n", err);
         goto done;
     }
     int64_t done_imgs = bw.written;
     double secs = da_now() - t_start;
-    da_progress_end(&prog, in_batches, NULL);
+    if (prog.total >= 0) da_progress_end(&prog, prog.total, NULL);
 
     if (write_grid(out, &d, grid_images)) goto done;
     fprintf(stderr, "translated %lld images (%lld skipped) into %s in %.1f s", (long long)done_imgs, (long long)skipped,
@@ -507,7 +503,7 @@ int cmd_translate(int argc, char **argv) {
 done:
     cJSON_Delete(man);
     da_dataset_free(&d);
-    if (have_ft) da_unet_free(&ft);
-    da_unet_free(&m);
+    da_model_free(ft);
+    da_model_free(m);
     return status;
 }

@@ -28,13 +28,15 @@ int da_cli_load_unet(const char *path, const char *config_path, da_unet *m) {
     return 0;
 }
 
-int da_cli_check_images_fit(const da_dataset *d, const da_unet *m) {
-    const da_unet_config *c = &m->cfg;
-    if (d->c == c->in_channels && d->h == c->resolution && d->w == c->resolution) return 0;
+int da_cli_check_images_shape(const da_dataset *d, int channels, int side) {
+    if (d->c == channels && d->h == side && d->w == side) return 0;
     fprintf(stderr, "error: the images are %lldx%lldx%lld (HxWxC) but the model takes %dx%dx%d; use --size, --pad or "
-            "--channels\n", (long long)d->h, (long long)d->w, (long long)d->c, c->resolution, c->resolution,
-            c->in_channels);
+            "--channels\n", (long long)d->h, (long long)d->w, (long long)d->c, side, side, channels);
     return -1;
+}
+
+int da_cli_check_images_fit(const da_dataset *d, const da_unet *m) {
+    return da_cli_check_images_shape(d, m->cfg.in_channels, m->cfg.resolution);
 }
 
 int da_cli_check_same_images(const da_unet *a, const char *a_name, const da_unet *b, const char *b_name,

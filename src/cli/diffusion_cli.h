@@ -19,6 +19,8 @@ int da_cli_load_unet(const char *path, const char *config_path, da_unet *m);
 /* The images must be what the model takes (channels and size); prints both shapes and how to
  * change the images' and returns -1. */
 int da_cli_check_images_fit(const da_dataset *d, const da_unet *m);
+/* The same against a shape: `channels` channels, side x side. */
+int da_cli_check_images_shape(const da_dataset *d, int channels, int side);
 
 /* Two models that work on the same images (one inverts, the other generates, or their eps are
  * mixed) must take and predict the same shapes. Prints "error: A_NAME takes ... but B_NAME ..."
