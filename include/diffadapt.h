@@ -83,6 +83,34 @@ int da_clip_model_load(const char *path, da_clip_model **out, char *err, size_t 
 
 void da_clip_model_free(da_clip_model *c);
 
+/* The number of timesteps T of the model's noise schedule (1000 for the public models). */
+int da_model_timesteps(const da_model *m);
+
+/* ---- DDIM inversion and generation ------------------------------------------------------ */
+
+typedef struct {
+    int t0;             /* the latents' timestep: inversion goes up to it, generation starts there (500) */
+    int steps;          /* inversion: sequence length, steps-1 model calls; generation: model calls (40) */
+    int batch;          /* images per model call (8) */
+    float eta;          /* generation: DDIM eta, 0 = deterministic (0) */
+    uint64_t seed;      /* generation with eta > 0: the batch starting at image i draws from (seed, i) (0) */
+    int clip_x0;        /* generation: clip each step's x0 estimate to [-1,1] (0; not the reference DDIM) */
+} da_ddim_settings;
+
+/* Fills s with the defaults above. */
+void da_ddim_defaults(da_ddim_settings *s);
+
+/* Deterministic DDIM inversion (eta 0) of n images x (n×C×H×W) in place, from t = 0 up to t0.
+ * Errors: bad step settings, a model whose output is not its input's shape, a NaN/inf result. */
+int da_invert_images(const da_model *m, const da_ddim_settings *s, float *x, int64_t n, da_progress_fn progress,
+                     void *user, char *err, size_t errlen);
+
+/* DDIM generation of n latents x (n×C×H×W) at t0 in place, down to images. With `original`
+ * (may be NULL) and ratio < 1, every step uses ratio·eps(m) + (1-ratio)·eps(original) (the
+ * degree of change of a fine-tuned m). */
+int da_generate_images(const da_model *m, const da_model *original, float ratio, const da_ddim_settings *s, float *x,
+                       int64_t n, da_progress_fn progress, void *user, char *err, size_t errlen);
+
 /* ---- translation ------------------------------------------------------------------------ */
 
 typedef struct {

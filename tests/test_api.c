@@ -105,6 +105,25 @@ static void finetune(const char *dir, const char *model_path, const char *data, 
     for (int i = 0; i < 2 * RES * RES; i++) diff += fabs((double)a[i] - (double)b[i]);
     CHECK(diff > 1e-3, "fine-tuning left the model's output unchanged (sum |diff| %g)", diff);
 
+    /* inversion then generation through the DDIM calls equal a translation with the same model */
+    {
+        float c[2 * RES * RES];
+        for (int i = 0; i < 2 * RES * RES; i++) c[i] = (float)(i % 7) / 3.5f - 1.0f;
+        da_ddim_settings ds;
+        da_ddim_defaults(&ds);
+        CHECK(ds.t0 == 500 && ds.steps == 40 && ds.batch == 8 && ds.eta == 0.0f, "DDIM defaults");
+        ds.t0 = ts.t0;
+        ds.steps = ts.inv_steps;
+        CHECK(da_invert_images(orig, &ds, c, 2, NULL, NULL, err, sizeof err) == 0, "%s", err);
+        ds.steps = ts.gen_steps;
+        CHECK(da_generate_images(orig, NULL, 1.0f, &ds, c, 2, NULL, NULL, err, sizeof err) == 0, "%s", err);
+        CHECK(memcmp(c, a, sizeof c) == 0, "invert + generate differs from da_translate_images(orig, orig)");
+        err[0] = 0;
+        CHECK(da_generate_images(m, NULL, 0.5f, &ds, c, 2, NULL, NULL, err, sizeof err) != 0 && err[0],
+              "ratio 0.5 without the original accepted");
+        CHECK(da_model_timesteps(orig) == 1000, "timesteps %d", da_model_timesteps(orig));
+    }
+
     /* batches with hooks: 5 images in batches of 2, the middle batch skipped, results through the
      * hook only; the translated batches equal da_translate_images' */
     {

@@ -64,23 +64,23 @@ int cmd_edit(int argc, char **argv) {
     }
     if (da_check_output(out, co.force) || (!grid_in_out && da_check_output(grid, co.force))) return 1;
     da_set_threads(co.threads);
-    da_unet m, m2;
-    memset(&m2, 0, sizeof m2);
-    if (da_cli_load_unet(model, co.config, &m)) return 1;
-    if (model_gen && da_cli_load_unet(model_gen, config_gen, &m2)) { da_unet_free(&m); return 1; }
-    const da_unet *gen = model_gen ? &m2 : &m;
+    da_model *m = NULL, *m2 = NULL;
+    if (da_cli_load_model(model, co.config, &m)) return 1;
+    if (model_gen && da_cli_load_model(model_gen, config_gen, &m2)) { da_model_free(m); return 1; }
+    const da_model *gen = model_gen ? m2 : m;
     da_dataset d;
     memset(&d, 0, sizeof d);
     int status = 1;
     float *x = NULL;
-    if (da_cli_check_same_images(&m, "--model", gen, "--model-gen", NULL)) goto done;
+    if (da_cli_check_same_models(m, "--model", gen, "--model-gen", NULL)) goto done;
     if (da_cli_load_data(CMD, "--input", input, &dd, &d)) goto done;
-    if (da_cli_check_images_fit(&d, &m)) goto done;
+    if (da_cli_check_images_fit_model(&d, m)) goto done;
     int64_t per = d.c * d.h * d.w, total = d.n * per;
     x = malloc(sizeof(float) * (size_t)total);
     memcpy(x, d.images, sizeof(float) * (size_t)total);
-    if (da_cli_ddim("invert", &m, x, d.n, co.batch, DA_CLI_INVERT, inv_steps, t0, 0.0f, 0, false)) goto done;
-    if (da_cli_ddim_mixed("generate", gen, &m, ratio, x, d.n, co.batch, DA_CLI_GENERATE, gen_steps, t0, eta, (uint64_t)co.seed, false))
+    const da_ddim_settings inv = {t0, inv_steps, co.batch, 0.0f, 0, 0}, generation = {t0, gen_steps, co.batch, eta, (uint64_t)co.seed, 0};
+    if (da_cli_ddim("invert", m, NULL, 1.0f, DA_CLI_INVERT, &inv, x, d.n) ||
+        da_cli_ddim("generate", gen, m, ratio, DA_CLI_GENERATE, &generation, x, d.n))
         goto done;
     for (int64_t i = 0; i < total; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     char s_t0[32], s_inv[32], s_gen[32];
@@ -109,7 +109,7 @@ int cmd_edit(int argc, char **argv) {
 done:
     free(x);
     da_dataset_free(&d);
-    da_unet_free(&m);
-    da_unet_free(&m2);
+    da_model_free(m);
+    da_model_free(m2);
     return status;
 }

@@ -80,9 +80,7 @@ int cmd_generate(int argc, char **argv) {
     float *x = malloc(sizeof(float) * (size_t)li->numel);
     int64_t *labels = NULL;
     int status = 1;
-    da_unet m, m0;
-    memset(&m, 0, sizeof m);
-    memset(&m0, 0, sizeof m0);
+    da_model *m = NULL, *m0 = NULL;
     if (st_read_f32(&f, li, x, err, sizeof err)) { fprintf(stderr, "error: %s: %s\n", latents, err); goto done; }
     if (lab) {
         if (lab->numel != n) {
@@ -92,22 +90,23 @@ int cmd_generate(int argc, char **argv) {
         labels = malloc(sizeof(int64_t) * (size_t)n);
         if (st_read_i64(&f, lab, labels, err, sizeof err)) { fprintf(stderr, "error: %s: %s\n", latents, err); goto done; }
     }
-    if (da_cli_load_unet(model, config, &m)) goto done;
-    if (C != m.cfg.in_channels || H != m.cfg.resolution || W != m.cfg.resolution) {
+    if (da_cli_load_model(model, config, &m)) goto done;
+    int channels, side;
+    da_model_image_shape(m, &channels, &side);
+    if (C != channels || H != side || W != side) {
         fprintf(stderr, "error: the latents are (%lld,%lld,%lld,%lld) but the model takes (N,%d,%d,%d)\n", (long long)n,
-                (long long)C, (long long)H, (long long)W, m.cfg.in_channels, m.cfg.resolution, m.cfg.resolution);
+                (long long)C, (long long)H, (long long)W, channels, side, side);
         goto done;
     }
     if (ratio < 1) {
-        if (da_cli_load_unet(original, config, &m0)) goto done;
-        if (da_cli_check_same_images(&m0, "--original", &m, "--model", "pass the model --model was fine-tuned from"))
+        if (da_cli_load_model(original, config, &m0)) goto done;
+        if (da_cli_check_same_models(m0, "--original", m, "--model", "pass the model --model was fine-tuned from"))
             goto done;
     }
     for (int64_t i = 0; i < li->numel; i++)
         if (!isfinite(x[i])) { fprintf(stderr, "error: %s holds non-finite values\n", latents); goto done; }
-    if (da_cli_ddim_mixed("generate", &m, ratio < 1 ? &m0 : NULL, ratio, x, n, co.batch, DA_CLI_GENERATE, steps, t0, eta,
-                          (uint64_t)co.seed, false))
-        goto done;
+    const da_ddim_settings ds = {t0, steps, co.batch, eta, (uint64_t)co.seed, 0};
+    if (da_cli_ddim("generate", m, ratio < 1 ? m0 : NULL, ratio, DA_CLI_GENERATE, &ds, x, n)) goto done;
     for (int64_t i = 0; i < li->numel; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     char s_t0[32], s_steps[32];
     snprintf(s_t0, sizeof s_t0, "%d", t0);
@@ -124,7 +123,7 @@ done:
     st_close(&f);
     free(x);
     free(labels);
-    da_unet_free(&m);
-    da_unet_free(&m0);
+    da_model_free(m);
+    da_model_free(m0);
     return status;
 }

@@ -45,16 +45,21 @@ int cmd_invert(int argc, char **argv) {
     const int t0 = cfg.t0, steps = cfg.inv_steps;
     if (da_check_output(out, co.force)) return 1;
     da_set_threads(co.threads);
-    da_unet m;
-    if (da_cli_load_unet(model, co.config, &m)) return 1;
+    da_model *m = NULL;
+    if (da_cli_load_model(model, co.config, &m)) return 1;
     da_dataset d;
     if (da_cli_load_data(CMD, "--input", input, &dd, &d)) {
-        da_unet_free(&m);
+        da_model_free(m);
         return 1;
     }
     int status = 1;
-    if (da_cli_check_images_fit(&d, &m)) goto done;
-    if (da_cli_ddim("invert", &m, d.images, d.n, co.batch, DA_CLI_INVERT, steps, t0, 0.0f, 0, false)) goto done;
+    da_ddim_settings ds;
+    da_ddim_defaults(&ds);
+    ds.t0 = t0;
+    ds.steps = steps;
+    ds.batch = co.batch;
+    if (da_cli_check_images_fit_model(&d, m) || da_cli_ddim("invert", m, NULL, 1.0f, DA_CLI_INVERT, &ds, d.images, d.n))
+        goto done;
     char s_t0[32], s_steps[32], err[2048];
     snprintf(s_t0, sizeof s_t0, "%d", t0);
     snprintf(s_steps, sizeof s_steps, "%d", steps);
@@ -76,6 +81,6 @@ int cmd_invert(int argc, char **argv) {
     status = 0;
 done:
     da_dataset_free(&d);
-    da_unet_free(&m);
+    da_model_free(m);
     return status;
 }

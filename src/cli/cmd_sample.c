@@ -54,22 +54,19 @@ int cmd_sample(int argc, char **argv) {
     }
     if (da_check_output(out, co.force)) return 1;
     da_set_threads(co.threads);
-    da_unet m;
-    if (da_cli_load_unet(model, co.config, &m)) return 1;
-    int64_t C = m.cfg.in_channels, R = m.cfg.resolution, per = C * R * R;
-    if (m.cfg.out_ch != m.cfg.in_channels) {
-        fprintf(stderr, "error: the model predicts %d channels for %lld input channels; sampling needs an epsilon "
-                        "model with out_ch == in_channels\n", m.cfg.out_ch, (long long)C);
-        da_unet_free(&m);
-        return 1;
-    }
+    da_model *m = NULL;
+    if (da_cli_load_model(model, co.config, &m)) return 1;
+    int channels, side;
+    da_model_image_shape(m, &channels, &side);
+    int64_t C = channels, R = side, per = C * R * R;
     float *x = malloc(sizeof(float) * (size_t)(n * per));
     da_rng rng;
     da_rng_init(&rng, (uint64_t)seed);
     da_rng_normal(&rng, x, n * per, 0.0f, 1.0f);
     int status = 1;
-    if (da_cli_ddim("sample", &m, x, n, co.batch, DA_CLI_GENERATE, steps, m.cfg.num_timesteps - 1, eta, (uint64_t)seed + 1, clip_x0))
-        goto done;
+    /* from pure noise: the whole schedule, t0 = T-1 */
+    const da_ddim_settings ds = {da_model_timesteps(m) - 1, steps, co.batch, eta, (uint64_t)seed + 1, clip_x0};
+    if (da_cli_ddim("sample", m, NULL, 1.0f, DA_CLI_GENERATE, &ds, x, n)) goto done;
     for (int64_t i = 0; i < n * per; i++) x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
     if (png) {
         char err[2048];
@@ -90,6 +87,6 @@ int cmd_sample(int argc, char **argv) {
     status = 0;
 done:
     free(x);
-    da_unet_free(&m);
+    da_model_free(m);
     return status;
 }

@@ -371,17 +371,6 @@ static int write_grid(const char *out, const da_dataset *d, int grid_images) {
     return rc;
 }
 
-/* Loads a model through the library and says what it is; prints the error and returns -1. */
-static int load_model(const char *path, const char *config, da_model **m) {
-    char err[4096], desc[512];
-    if (da_model_load(path, config, m, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        return -1;
-    }
-    fprintf(stderr, "model %s: %s\n", path, da_model_describe(*m, desc, sizeof desc));
-    return 0;
-}
-
 /* The library's progress (images of the translated batches) on a progress line, begun at the
  * first report, when the total is known. */
 static void on_progress(void *user, const char *stage, int64_t done, int64_t total) {
@@ -445,7 +434,7 @@ int cmd_translate(int argc, char **argv) {
     cJSON *man = NULL;
     char err[4096];
     const da_translate_settings ts = {cfg.t0, cfg.inv_steps, cfg.gen_steps, cfg.ddim_batch, cfg.model_ratio};
-    if (load_model(model, config, &m) || load_model(finetuned, config, &ft)) goto done;
+    if (da_cli_load_model(model, config, &m) || da_cli_load_model(finetuned, config, &ft)) goto done;
     if (da_translate_check(m, ft, &ts, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
@@ -455,9 +444,7 @@ int cmd_translate(int argc, char **argv) {
         fprintf(stderr, "error: --data %s selects no images\n", data_spec);
         goto done;
     }
-    int channels, side;
-    da_model_image_shape(m, &channels, &side);
-    if (da_cli_check_images_shape(&d, channels, side)) goto done;
+    if (da_cli_check_images_fit_model(&d, m)) goto done;
     manifest_inputs mi = {model, finetuned, data_spec, m, ft, &d, &dd, &cfg};
     man = build_manifest(&mi);
 

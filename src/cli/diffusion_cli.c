@@ -16,6 +16,33 @@
 #include "util/files.h"
 #include "util/progress.h"
 
+int da_cli_load_model(const char *path, const char *config_path, da_model **m) {
+    char err[4096], desc[512];
+    if (da_model_load(path, config_path, m, err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    fprintf(stderr, "model %s: %s\n", path, da_model_describe(*m, desc, sizeof desc));
+    return 0;
+}
+
+int da_cli_check_images_fit_model(const da_dataset *d, const da_model *m) {
+    int channels, side;
+    da_model_image_shape(m, &channels, &side);
+    return da_cli_check_images_shape(d, channels, side);
+}
+
+int da_cli_check_same_models(const da_model *a, const char *a_name, const da_model *b, const char *b_name,
+                             const char *advice) {
+    int ca, sa, cb, sb;
+    da_model_image_shape(a, &ca, &sa);
+    da_model_image_shape(b, &cb, &sb);
+    if (ca == cb && sa == sb) return 0;
+    fprintf(stderr, "error: %s takes %dx%dx%d images but %s %dx%dx%d%s%s\n", a_name, sa, sa, ca, b_name, sb, sb, cb,
+            advice ? "; " : "", advice ? advice : "");
+    return -1;
+}
+
 int da_cli_load_unet(const char *path, const char *config_path, da_unet *m) {
     char err[2048];
     if (da_unet_load(m, path, config_path, err, sizeof err)) {
@@ -37,15 +64,6 @@ int da_cli_check_images_shape(const da_dataset *d, int channels, int side) {
 
 int da_cli_check_images_fit(const da_dataset *d, const da_unet *m) {
     return da_cli_check_images_shape(d, m->cfg.in_channels, m->cfg.resolution);
-}
-
-int da_cli_check_same_images(const da_unet *a, const char *a_name, const da_unet *b, const char *b_name,
-                             const char *advice) {
-    const da_unet_config *x = &a->cfg, *y = &b->cfg;
-    if (x->in_channels == y->in_channels && x->out_ch == y->out_ch && x->resolution == y->resolution) return 0;
-    fprintf(stderr, "error: %s takes %dx%dx%d images but %s %dx%dx%d%s%s\n", a_name, x->resolution, x->resolution,
-            x->in_channels, b_name, y->resolution, y->resolution, y->in_channels, advice ? "; " : "", advice ? advice : "");
-    return -1;
 }
 
 int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t c, int64_t h, int64_t w,
@@ -91,39 +109,32 @@ void da_cli_set_progress(void *user, const da_set_progress *p) {
     da_progress_update(user, p->images_done, msg);
 }
 
-int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
-                int steps, int t0, float eta, uint64_t seed, bool clip_x0) {
-    return da_cli_ddim_mixed(label, m, NULL, 1.0f, x, n, batch, mode, steps, t0, eta, seed, clip_x0);
+/* The library's progress on a progress line, begun at the first report (when the total is known). */
+typedef struct {
+    da_progress line;
+    const char *label;
+    bool begun;
+} api_line;
+
+static void on_api_progress(void *user, const char *stage, int64_t done, int64_t total) {
+    (void)stage;
+    api_line *l = user;
+    if (!l->begun) da_progress_begin(&l->line, l->label, total, "img");
+    l->begun = true;
+    da_progress_update(&l->line, done, NULL);
 }
 
-int da_cli_ddim_mixed(const char *label, const da_unet *m, const da_unet *orig, float ratio, float *x, int64_t n,
-                      int batch, da_cli_ddim_mode mode, int steps, int t0, float eta, uint64_t seed, bool clip_x0) {
+int da_cli_ddim(const char *label, const da_model *m, const da_model *orig, float ratio, da_cli_ddim_mode mode,
+                const da_ddim_settings *s, float *x, int64_t n) {
     char err[1024];
-    da_schedule s;
-    if (da_schedule_linear(&s, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-        return -1;
-    }
-    da_eps_mix mix = {da_unet_eps, (void *)m, da_unet_eps, (void *)orig, ratio};
-    da_set_job job = da_set_job_plain(da_unet_eps, (void *)m, &s);
-    da_eps_mix_use(&mix, &job.gen.eps, &job.gen.user);
-    job.t0 = t0;
-    if (mode == DA_CLI_INVERT) job.inv_steps = steps;
-    else job.gen_steps = steps;
-    job.eta = eta;
-    job.seed = seed;
-    job.clip_x0 = clip_x0;
-    job.batch = batch;
-    job.progress = da_cli_set_progress;
-    da_progress prog;
-    job.progress_user = &prog;
-    da_progress_begin(&prog, label, n, "img");
-    const int64_t shape[4] = {n, m->cfg.in_channels, m->cfg.resolution, m->cfg.resolution};
-    if (da_set_run(&job, x, x, shape, err, sizeof err)) {
+    api_line l = {.label = label};
+    int rc = mode == DA_CLI_INVERT ? da_invert_images(m, s, x, n, on_api_progress, &l, err, sizeof err)
+                                   : da_generate_images(m, orig, ratio, s, x, n, on_api_progress, &l, err, sizeof err);
+    if (rc) {
         fprintf(stderr, "\nerror: %s: %s\n", label, err);
         return -1;
     }
-    da_progress_end(&prog, n, NULL);
+    if (l.begun) da_progress_end(&l.line, n, NULL);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "diffadapt.h"
 #include "cli/data_options.h"
 #include "data/dataset.h"
 #include "diffusion/ddim_set.h"
@@ -22,28 +23,26 @@ int da_cli_check_images_fit(const da_dataset *d, const da_unet *m);
 /* The same against a shape: `channels` channels, side x side. */
 int da_cli_check_images_shape(const da_dataset *d, int channels, int side);
 
-/* Two models that work on the same images (one inverts, the other generates, or their eps are
- * mixed) must take and predict the same shapes. Prints "error: A_NAME takes ... but B_NAME ..."
- * with the advice (may be NULL) and returns -1. */
-int da_cli_check_same_images(const da_unet *a, const char *a_name, const da_unet *b, const char *b_name,
-                             const char *advice);
-
 /* Writes n images (n,c,h,w) in [-1,1]: a .safetensors path gets `images` (and `labels` when
  * given), anything else is a folder of PNG files 000000.png, ... Returns -1 after printing. */
 int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t c, int64_t h, int64_t w,
                         const int64_t *labels, const char *const *meta);
 
-/* Runs DDIM inversion (from 0 up to t0) or generation (from t0 down to -1) over n images
- * x (n,C,H,W) in place, `batch` images at a time, with a progress line labelled `label`.
- * Generation with eta > 0 seeds batch b's noise with (seed, first image index). Prints the
- * error and returns -1 on bad step settings. */
+/* Loads a model through the library (diffadapt.h) and prints what it is; prints the error and
+ * returns -1. */
+int da_cli_load_model(const char *path, const char *config_path, da_model **m);
+/* The images must be what the model takes; prints both shapes and how to change the images'. */
+int da_cli_check_images_fit_model(const da_dataset *d, const da_model *m);
+/* Two models that work on the same images: prints "error: A_NAME takes ... but B_NAME ...[; advice]". */
+int da_cli_check_same_models(const da_model *a, const char *a_name, const da_model *b, const char *b_name,
+                             const char *advice);
+
+/* DDIM inversion (from 0 up to s->t0) or generation (from s->t0 down; with orig and ratio < 1 the
+ * two models' eps mixed) over n images x (n,C,H,W) in place, through the library, with a
+ * progress line labelled `label`. Prints the error and returns -1. */
 typedef enum { DA_CLI_INVERT, DA_CLI_GENERATE } da_cli_ddim_mode;
-int da_cli_ddim(const char *label, const da_unet *m, float *x, int64_t n, int batch, da_cli_ddim_mode mode,
-                int steps, int t0, float eta, uint64_t seed, bool clip_x0);
-/* The same with ε = ratio·ε_m + (1−ratio)·ε_orig at every step (the degree of change; orig may
- * be NULL when ratio is 1). */
-int da_cli_ddim_mixed(const char *label, const da_unet *m, const da_unet *orig, float ratio, float *x, int64_t n,
-                      int batch, da_cli_ddim_mode mode, int steps, int t0, float eta, uint64_t seed, bool clip_x0);
+int da_cli_ddim(const char *label, const da_model *m, const da_model *orig, float ratio, da_cli_ddim_mode mode,
+                const da_ddim_settings *s, float *x, int64_t n);
 
 /* A da_set_progress_fn for a da_progress line (user) counted in images. */
 void da_cli_set_progress(void *user, const da_set_progress *p);
