@@ -26,7 +26,7 @@ for s in $("$build/bench_conv" --list); do
   c=$(run "$build/bench_conv" "$threads" "$secs" "$s")
   t=$(run /usr/bin/python3 bench/bench_conv_torch.py "$threads" "$secs" "$s")
   [ -z "$c_out" ] && head -n 2 <<< "$c" && head -n 1 <<< "$t"
-  grep -v -e '^RESULT' -e '^diffadapt' -e '^OpenBLAS' <<< "$c" | sed 's/^/  ours  /'
+  grep -v -e '^RESULT' -e '^MIN' -e '^diffadapt' -e '^OpenBLAS' <<< "$c" | sed 's/^/  ours  /'
   grep -v -e '^RESULT' -e '^torch' <<< "$t" | sed 's/^/  torch /'
   c_out+=$'\n'$c t_out+=$'\n'$t
 done

@@ -362,9 +362,11 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
         da_scratch_mark mark;
         char *ws = (char *)take_workspace(ctx, bytes, &mark);
         void *sp = ws + bytes - scratch;
+        const void *dy_data = NULL;   /* dy as backward-data read it */
         if (dx) {
             /* dx += conv_transpose(dy, w): computed into a workspace, added by the reorder */
             const void *dys = staged(&e->bd_dy, &d.y, dy, true, &ws, sp, &good);
+            dy_data = dys;
             const void *wst = staged(&e->bd_w, &d.w, w, true, &ws, sp, &good);
             void *dxs = staged(&e->bd_dx, &d.x, dx, false, &ws, sp, &good);
             if (good) {
@@ -378,7 +380,10 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
         }
         if (dw && good) {
             const void *xs = staged(&e->bw_x, &d.x, x, true, &ws, sp, &good);
-            const void *dys = staged(&e->bw_dy, &d.y, dy, true, &ws, sp, &good);
+            /* dy in the layout backward-data already converted it to: no second pass over it */
+            const void *dys = dx && dy_data && dnnl_memory_desc_equal(&e->bw_dy.md, &e->bd_dy.md)
+                                  ? dy_data
+                                  : staged(&e->bw_dy, &d.y, dy, true, &ws, sp, &good);
             void *dws = staged(&e->bw_dw, &d.w, dw, false, &ws, sp, &good);
             if (good) {
                 args A = {0};
