@@ -275,6 +275,19 @@ static void backward_tile(const conv_geom *g, const conv_tile *t, const float *x
     }
 }
 
+/* db (O) += dy (N,O,P) summed over images and positions, in double. */
+static void add_bias_grad(const conv_geom *g, const float *dy, float *db, int threads) {
+#pragma omp parallel for schedule(static) if (threads > 1)
+    for (int64_t o = 0; o < g->O; o++) {
+        double s = 0;
+        for (int64_t n = 0; n < g->N; n++) {
+            const float *r = dy + (n * g->O + o) * g->P;
+            for (int64_t p = 0; p < g->P; p++) s += r[p];
+        }
+        db[o] += (float)s;
+    }
+}
+
 /* in = {x, w, b?}; i[0..4] = stride, pad top, bottom, left, right; i[5] = threads the plan was
  * made for; i[6] = the backend of the forward pass; saved = kept columns or NULL */
 static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
@@ -289,22 +302,16 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
     float *db = b && b->requires_grad ? da_grad(ctx, b) : NULL;
 
     int threads = (int)e->i[5];   /* as in the forward pass: the kept columns follow its plan */
-    if (db) {
-#pragma omp parallel for schedule(static) if (threads > 1)
-        for (int64_t o = 0; o < g.O; o++) {
-            double s = 0;
-            for (int64_t n = 0; n < g.N; n++) {
-                const float *r = dy + (n * g.O + o) * g.P;
-                for (int64_t p = 0; p < g.P; p++) s += r[p];
-            }
-            db[o] += (float)s;
+    bool empty = e->out->numel == 0 || g.K == 0;
+    if (e->i[6] == DA_CONV_DNNL && !empty && (dx || dw)) {
+        da_conv_shape s = backend_shape(&g);
+        if (da_conv_dnnl_backward(ctx, &s, x->data, w->data, dy, dx, dw, dw ? db : NULL)) {
+            if (db && !dw) add_bias_grad(&g, dy, db, threads);
+            return;
         }
     }
-    if ((!dx && !dw) || e->out->numel == 0 || g.K == 0) return;
-    if (e->i[6] == DA_CONV_DNNL) {
-        da_conv_shape s = backend_shape(&g);
-        if (da_conv_dnnl_backward(ctx, &s, x->data, w->data, dy, dx, dw)) return;
-    }
+    if (db) add_bias_grad(&g, dy, db, threads);
+    if ((!dx && !dw) || empty) return;
 
     conv_plan plan = make_plan(&g, threads);
     int64_t T = plan.imgs * plan.pc;

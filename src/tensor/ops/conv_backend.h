@@ -44,9 +44,10 @@ bool da_conv_dnnl_has_avx512(void);
 bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
                           float *y);
 
-/* dx (N,C,H,W) += dL/dx and dw (O,C,kh,kw) += dL/dw from dy (N,O,OH,OW); either may be NULL.
- * The bias gradient is left to the caller. Returns false (nothing written) on failure. */
+/* dx (N,C,H,W) += dL/dx, dw (O,C,kh,kw) += dL/dw and db (O) += dL/db from dy (N,O,OH,OW); any
+ * may be NULL, but db only with dw (oneDNN sums it in the weight-gradient pass). Returns false
+ * (nothing written) on failure or for db without dw. */
 bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
-                           float *dx, float *dw);
+                           float *dx, float *dw, float *db);
 
 #endif

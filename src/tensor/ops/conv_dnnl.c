@@ -195,9 +195,10 @@ static bool make_backward(entry *e) {
            make_layout(&e->bd_dy, &d.y, chosen_md(&e->bwd_data, dnnl_query_diff_dst_md), true, false) &&
            make_layout(&e->bd_w, &d.w, chosen_md(&e->bwd_data, dnnl_query_weights_md), true, false) &&
            make_layout(&e->bd_dx, &d.x, chosen_md(&e->bwd_data, dnnl_query_diff_src_md), false, true) &&
-           /* the bias gradient is summed by the caller: no diff_bias here */
-           ok(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &d.x_any, &d.w_any, NULL,
-                                                          &d.y_any, d.strides, d.pad_l, d.pad_r)) &&
+           /* with a bias, the weight-gradient pass sums its gradient too (no extra pass over dy) */
+           ok(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &d.x_any, &d.w_any,
+                                                          e->bias ? &d.b : NULL, &d.y_any, d.strides, d.pad_l,
+                                                          d.pad_r)) &&
            make_op(&e->bwd_w, &bw, e->fwd.pd) &&
            make_layout(&e->bw_x, &d.x, chosen_md(&e->bwd_w, dnnl_query_src_md), true, false) &&
            make_layout(&e->bw_dy, &d.y, chosen_md(&e->bwd_w, dnnl_query_diff_dst_md), true, false) &&
@@ -335,15 +336,11 @@ bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, c
 }
 
 bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
-                           float *dx, float *dw) {
+                           float *dx, float *dw, float *db) {
+    if (db && !dw) return false;   /* db is summed by the weight-gradient pass */
     pthread_mutex_lock(&lock);
-    /* the forward pass made the entry, with or without bias (backward ignores it); it may have
-     * been dropped since, and is then remade */
-    entry *e = NULL;
-    if (start()) {
-        e = lookup(s, true);
-        if (!e) e = find(s, false);
-    }
+    /* the forward pass made the entry (it may have been dropped since, and is then remade) */
+    entry *e = start() ? find(s, db != NULL) : NULL;
     if (e && !e->bwd_tried) {
         e->bwd_tried = true;
         e->bwd_ok = make_backward(e);
@@ -358,10 +355,12 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
             scratch = max_size(scratch, ls[i]->scratch);
             bytes += round_up(ls[i]->bytes);
         }
-        bytes += scratch;
+        size_t db_bytes = round_up(sizeof(float) * (size_t)s->O);
+        bytes += db_bytes + scratch;
         da_scratch_mark mark;
         char *ws = (char *)take_workspace(ctx, bytes, &mark);
         void *sp = ws + bytes - scratch;
+        float *db_new = (float *)(ws + bytes - scratch - db_bytes);   /* (O) */
         const void *dy_data = NULL;   /* dy as backward-data read it */
         if (dx) {
             /* dx += conv_transpose(dy, w): computed into a workspace, added by the reorder */
@@ -390,9 +389,12 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
                 arg(&A, DNNL_ARG_SRC, &e->bw_x.md, xs);
                 arg(&A, DNNL_ARG_DIFF_DST, &e->bw_dy.md, dys);
                 arg(&A, DNNL_ARG_DIFF_WEIGHTS, &e->bw_dw.md, dws);
+                if (e->bias) arg(&A, DNNL_ARG_DIFF_BIAS, &d.b, db_new);
                 good = execute(e->bwd_w.prim, &A, e->bwd_w.scratch, sp);
             }
             if (good) good = convert(&e->bw_dw, &d.w, false, dw, dws, sp);
+            if (good && db)
+                for (int64_t o = 0; o < s->O; o++) db[o] += db_new[o];
         }
         da_scratch_give_back(ctx, &mark);
     }
@@ -434,7 +436,7 @@ bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, c
 }
 
 bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
-                           float *dx, float *dw) {
+                           float *dx, float *dw, float *db) {
     return false;
 }
 
