@@ -46,7 +46,8 @@ bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, c
 
 /* dx (N,C,H,W) += dL/dx, dw (O,C,kh,kw) += dL/dw and db (O) += dL/db from dy (N,O,OH,OW); any
  * may be NULL, but db only with dw (oneDNN sums it in the weight-gradient pass). Returns false
- * (nothing written) on failure or for db without dw. */
+ * (nothing written) when oneDNN cannot do it or for db without dw; a failure after a gradient
+ * was written stops the program (da_check). */
 bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
                            float *dx, float *dw, float *db);
 

@@ -362,6 +362,7 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
         void *sp = ws + bytes - scratch;
         float *db_new = (float *)(ws + bytes - scratch - db_bytes);   /* (O) */
         const void *dy_data = NULL;   /* dy as backward-data read it */
+        bool wrote = false;           /* dx was (perhaps partly) added to */
         if (dx) {
             /* dx += conv_transpose(dy, w): computed into a workspace, added by the reorder */
             const void *dys = staged(&e->bd_dy, &d.y, dy, true, &ws, sp, &good);
@@ -376,6 +377,7 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
                 good = execute(e->bwd_data.prim, &A, e->bwd_data.scratch, sp);
             }
             if (good) good = convert(&e->bd_dx, &d.x, false, dx, dxs, sp);
+            wrote = true;
         }
         if (dw && good) {
             const void *xs = staged(&e->bw_x, &d.x, x, true, &ws, sp, &good);
@@ -397,6 +399,9 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
                 for (int64_t o = 0; o < s->O; o++) db[o] += db_new[o];
         }
         da_scratch_give_back(ctx, &mark);
+        /* Making primitives is what fails in practice, and that happens before any write. A
+         * failure after dx was added to cannot fall back to BLAS (dx would be added twice). */
+        da_check(good || !wrote, "conv2d", "oneDNN failed while adding gradients; rerun with DIFFADAPT_CONV=blas");
     }
     pthread_mutex_unlock(&lock);
     return good;
