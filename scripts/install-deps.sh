@@ -5,7 +5,7 @@
 #   --run: only what building and running the program needs (scripts/run.sh): no clang/compiler-rt
 #          (the fuzzer) and no python3-torch (golden files and benchmarks), which is large.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenblas-dev libstb-dev zlib1g-dev libcjson-dev
+pkgs=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libstb-dev zlib1g-dev libcjson-dev
       libyaml-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist)
 case "${1:-}" in
   --run) ;;

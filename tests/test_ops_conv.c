@@ -75,19 +75,42 @@ static ref_geom ref_make(const da_tensor *x, const da_tensor *w, conv_args a) {
                             }                                                                      \
                 }
 
+/* y, dx, dw, db in double, and the sums of the absolute values of the terms of each element of
+ * y, dx and dw (the size of float32 rounding errors in them, whatever the summation order). */
 static void ref_conv(ref_geom g, const float *x, const float *w, const float *b, const float *dy, double *y,
-                     double *dx, double *dw, double *db) {
-    int64_t ny = g.N * g.O * g.OH * g.OW;
+                     double *dx, double *dw, double *db, double *my, double *mdx, double *mdw) {
+    int64_t ny = g.N * g.O * g.OH * g.OW, nx = g.N * g.C * g.H * g.W, nw = g.O * g.C * g.kh * g.kw;
     for (int64_t i = 0; i < ny; i++) y[i] = b ? b[(i / (g.OH * g.OW)) % g.O] : 0.0;
-    memset(dx, 0, sizeof(double) * (size_t)(g.N * g.C * g.H * g.W));
-    memset(dw, 0, sizeof(double) * (size_t)(g.O * g.C * g.kh * g.kw));
+    for (int64_t i = 0; i < ny; i++) my[i] = fabs(y[i]);
+    memset(dx, 0, sizeof(double) * (size_t)nx), memset(mdx, 0, sizeof(double) * (size_t)nx);
+    memset(dw, 0, sizeof(double) * (size_t)nw), memset(mdw, 0, sizeof(double) * (size_t)nw);
     memset(db, 0, sizeof(double) * (size_t)g.O);
     for (int64_t i = 0; i < ny; i++) db[(i / (g.OH * g.OW)) % g.O] += dy[i];
     FOR_TAPS(g, {
         y[yi] += (double)w[wi] * x[xi];
         dx[xi] += (double)w[wi] * dy[yi];
         dw[wi] += (double)x[xi] * dy[yi];
+        my[yi] += fabs((double)w[wi] * x[xi]);
+        mdx[xi] += fabs((double)w[wi] * dy[yi]);
+        mdw[wi] += fabs((double)x[xi] * dy[yi]);
     });
+}
+
+/* |got - scale*ref| <= tol*(1 + |scale*ref|) + 2^-20 * scale*mag for every element. The second
+ * term allows float32 rounding of a sum whose terms cancel (dW of a large image sums ~10^4
+ * products of both signs to a small number): 2^-20 is 16 float32 epsilons of the sum of |terms|,
+ * above what blocked summation in any order (OpenBLAS, oneDNN) loses, while a wrong index moves
+ * an element by a whole term, ~1/sqrt(terms) of mag. */
+static void close_to(const char *what, const float *got, const double *ref, const double *mag, double scale,
+                     int64_t n, double tol) {
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        double r = scale * ref[i];
+        if (!(fabs((double)got[i] - r) <= tol * (1 + fabs(r)) + 0x1p-20 * scale * mag[i])) bad = i;
+    }
+    CHECK(bad < 0, "%s: element %lld: got %.7g, expected %.7g (sum of |terms| %.3g, tol %.1g)", what,
+          (long long)bad, bad < 0 ? 0.0 : got[bad], bad < 0 ? 0.0 : scale * ref[bad], bad < 0 ? 0.0 : scale * mag[bad],
+          tol);
 }
 
 static float *to_float(const double *d, int64_t n, double scale) {
@@ -107,8 +130,9 @@ static void check_against_reference(const char *name, da_tensor *x, da_tensor *w
     upstream(dy, ny);
     double *ry = malloc(sizeof(double) * (size_t)ny), *rdx = malloc(sizeof(double) * (size_t)x->numel);
     double *rdw = malloc(sizeof(double) * (size_t)w->numel), *rdb = malloc(sizeof(double) * (size_t)g.O);
-    ref_conv(g, x->data, w->data, b ? b->data : NULL, dy, ry, rdx, rdw, rdb);
-    float *fy = to_float(ry, ny, 1), *fdx = to_float(rdx, x->numel, 2), *fdw = to_float(rdw, w->numel, 2);
+    double *my = malloc(sizeof(double) * (size_t)ny), *mdx = malloc(sizeof(double) * (size_t)x->numel);
+    double *mdw = malloc(sizeof(double) * (size_t)w->numel);
+    ref_conv(g, x->data, w->data, b ? b->data : NULL, dy, ry, rdx, rdw, rdb, my, mdx, mdw);
     float *fdb = to_float(rdb, g.O, 2);
     for (int th = 1; th <= 3; th++) {
         da_set_threads(th);
@@ -129,14 +153,14 @@ static void check_against_reference(const char *name, da_tensor *x, da_tensor *w
         CHECK(y->ndim == 4 && y->shape[0] == g.N && y->shape[1] == g.O && y->shape[2] == g.OH &&
               y->shape[3] == g.OW, "%s", what);
         snprintf(what, sizeof what, "%s, %d threads: forward", name, th);
-        tu_close(what, y->data, fy, (long)ny, tol, tol);
+        close_to(what, y->data, ry, my, 1, ny, tol);
         if (x->requires_grad) {
             snprintf(what, sizeof what, "%s, %d threads: d input (2 passes)", name, th);
-            tu_close(what, x->grad, fdx, (long)x->numel, tol, tol);
+            close_to(what, x->grad, rdx, mdx, 2, x->numel, tol);
         }
         if (w->requires_grad) {
             snprintf(what, sizeof what, "%s, %d threads: d weight (2 passes)", name, th);
-            tu_close(what, w->grad, fdw, (long)w->numel, tol, tol);
+            close_to(what, w->grad, rdw, mdw, 2, w->numel, tol);
         }
         if (b && b->requires_grad) {
             snprintf(what, sizeof what, "%s, %d threads: d bias (2 passes)", name, th);
@@ -145,7 +169,7 @@ static void check_against_reference(const char *name, da_tensor *x, da_tensor *w
         da_ctx_free(&ctx);
     }
     da_set_threads(0);
-    free(dy), free(ry), free(rdx), free(rdw), free(rdb), free(fy), free(fdx), free(fdw), free(fdb);
+    free(dy), free(ry), free(rdx), free(rdw), free(rdb), free(my), free(mdx), free(mdw), free(fdb);
 }
 
 /* ---- goldens ---------------------------------------------------------------------------- */

@@ -21,13 +21,18 @@
  * Memory trade-off in backward: dW needs the column matrix of the forward input. When the
  * whole batch's column matrix is at most KEEP_FLOATS (4 MiB) it is kept from the forward pass
  * (on the arena, for the step); otherwise backward recomputes im2col tile by tile, one pass
- * over memory per tile against about 2*O flops per column entry in the GEMMs. */
+ * over memory per tile against about 2*O flops per column entry in the GEMMs.
+ *
+ * Backends. da_conv_choose (conv_dispatch.c) may hand a convolution to oneDNN (conv_dnnl.c)
+ * instead; the tape entry remembers which backend ran the forward pass, and backward uses the
+ * same one. If oneDNN fails (it returns false), this file's BLAS path does the work. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
 #include "tensor/blas_threads.h"
 #include "tensor/ops.h"
+#include "tensor/ops/conv_backend.h"
 #include "tensor/ops/scratch.h"
 
 #define TILE_FLOATS ((int64_t)1 << 20)   /* the largest column tile (4 MiB per thread) */
@@ -233,6 +238,12 @@ static void forward_tile(const conv_geom *g, const conv_tile *t, const float *x,
 static void make_geom(conv_geom *g, const da_tensor *x, const da_tensor *w, int stride, int pt, int pb,
                       int pl, int pr);
 
+static da_conv_shape backend_shape(const conv_geom *g) {
+    da_conv_shape s = {g->N, g->C, g->H, g->W, g->O, g->kh, g->kw, g->OH, g->OW,
+                       (int)g->s, (int)g->pt, (int)g->pb, (int)g->pl, (int)g->pr};
+    return s;
+}
+
 /* One tile of backward: dW_t (O,K) += dY col^T ; dX += col2im(W^T dY). */
 static void backward_tile(const conv_geom *g, const conv_tile *t, const float *x, const float *w, const float *dy,
                           const float *kept, float *col, float *dyt, float *dcol, float *dw_t, float *dx) {
@@ -264,8 +275,21 @@ static void backward_tile(const conv_geom *g, const conv_tile *t, const float *x
     }
 }
 
+/* db (O) += dy (N,O,P) summed over images and positions, in double. */
+static void add_bias_grad(const conv_geom *g, const float *dy, float *db, int threads) {
+#pragma omp parallel for schedule(static) if (threads > 1)
+    for (int64_t o = 0; o < g->O; o++) {
+        double s = 0;
+        for (int64_t n = 0; n < g->N; n++) {
+            const float *r = dy + (n * g->O + o) * g->P;
+            for (int64_t p = 0; p < g->P; p++) s += r[p];
+        }
+        db[o] += (float)s;
+    }
+}
+
 /* in = {x, w, b?}; i[0..4] = stride, pad top, bottom, left, right; i[5] = threads the plan was
- * made for; saved = kept columns or NULL */
+ * made for; i[6] = the backend of the forward pass; saved = kept columns or NULL */
 static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
     da_tensor *x = e->in[0], *w = e->in[1], *b = e->n_in > 2 ? e->in[2] : NULL;
     conv_geom g;
@@ -278,18 +302,16 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
     float *db = b && b->requires_grad ? da_grad(ctx, b) : NULL;
 
     int threads = (int)e->i[5];   /* as in the forward pass: the kept columns follow its plan */
-    if (db) {
-#pragma omp parallel for schedule(static) if (threads > 1)
-        for (int64_t o = 0; o < g.O; o++) {
-            double s = 0;
-            for (int64_t n = 0; n < g.N; n++) {
-                const float *r = dy + (n * g.O + o) * g.P;
-                for (int64_t p = 0; p < g.P; p++) s += r[p];
-            }
-            db[o] += (float)s;
+    bool empty = e->out->numel == 0 || g.K == 0;
+    if (e->i[6] == DA_CONV_DNNL && !empty && (dx || dw)) {
+        da_conv_shape s = backend_shape(&g);
+        if (da_conv_dnnl_backward(ctx, &s, x->data, w->data, dy, dx, dw, dw ? db : NULL)) {
+            if (db && !dw) add_bias_grad(&g, dy, db, threads);
+            return;
         }
     }
-    if ((!dx && !dw) || e->out->numel == 0 || g.K == 0) return;
+    if (db) add_bias_grad(&g, dy, db, threads);
+    if ((!dx && !dw) || empty) return;
 
     conv_plan plan = make_plan(&g, threads);
     int64_t T = plan.imgs * plan.pc;
@@ -375,12 +397,18 @@ da_tensor *da_conv2d_ex(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, i
     bool record = da_needs_grad(ctx, n_in, in);
     /* Small convolutions (gradient checks, tiny layers) are not worth waking other threads. */
     int threads = g.O * g.K * g.N * g.P < SERIAL_MACS ? 1 : omp_get_max_threads();
+    da_conv_shape shape = backend_shape(&g);
+    da_conv_backend backend = DA_CONV_BLAS;
+    if (!empty && da_conv_choose(&shape) == DA_CONV_DNNL &&
+        da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data))
+        backend = DA_CONV_DNNL;
     /* Keep the whole batch's column matrix for dW when it is small (see the top of the file). */
     float *kept = NULL;
-    if (record && w->requires_grad && !g.direct && !empty && g.K * g.N * g.P <= KEEP_FLOATS)
+    if (backend == DA_CONV_BLAS && record && w->requires_grad && !g.direct && !empty &&
+        g.K * g.N * g.P <= KEEP_FLOATS)
         kept = da_arena_alloc(&ctx->arena, sizeof(float) * (size_t)(g.K * g.N * g.P));
 
-    if (!empty) {
+    if (!empty && backend == DA_CONV_BLAS) {
         conv_plan plan = make_plan(&g, threads);
         int64_t T = plan.imgs * plan.pc;
         bool one_direct = g.direct && plan.imgs == 1;
@@ -407,6 +435,7 @@ da_tensor *da_conv2d_ex(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, i
         da_tape_entry *e = da_record(ctx, conv2d_backward, y, n_in, in);
         e->i[0] = stride; e->i[1] = pad_top; e->i[2] = pad_bottom; e->i[3] = pad_left; e->i[4] = pad_right;
         e->i[5] = threads;
+        e->i[6] = backend;
         e->saved = kept;
     }
     return y;

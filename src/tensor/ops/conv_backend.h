@@ -1,0 +1,54 @@
+/* conv_backend.h — the two ways 2-D convolution is computed and how one is chosen.
+ *   blas: im2col + OpenBLAS sgemm (conv.c), always built;
+ *   dnnl: oneDNN's convolution primitives (conv_dnnl.c), built when CMake found libdnnl.
+ * da_conv_choose (conv_dispatch.c) picks one per call from the shape, the CPU and the
+ * DIFFADAPT_CONV environment variable (auto | blas | dnnl). */
+#ifndef DA_CONV_BACKEND_H
+#define DA_CONV_BACKEND_H
+
+#include <stdbool.h>
+
+#include "tensor/tensor.h"
+
+/* A convolution's sizes: input (N,C,H,W), weight (O,C,kh,kw), output (N,O,OH,OW). */
+typedef struct {
+    int64_t N, C, H, W;
+    int64_t O, kh, kw;
+    int64_t OH, OW;
+    int stride, pt, pb, pl, pr;   /* stride; zero padding top, bottom, left, right */
+} da_conv_shape;
+
+typedef enum { DA_CONV_BLAS = 0, DA_CONV_DNNL = 1 } da_conv_backend;
+
+/* The backend for this convolution (always DA_CONV_BLAS when oneDNN is not built in). */
+da_conv_backend da_conv_choose(const da_conv_shape *s);
+
+/* One line for benchmarks and --version: the switch's value and, when built in, oneDNN's ISA. */
+const char *da_conv_backend_describe(void);
+
+/* ---- conv_dnnl.c ------------------------------------------------------------------------ */
+
+/* Whether the oneDNN backend is compiled in. */
+bool da_conv_dnnl_available(void);
+
+/* The instruction set oneDNN runs ("avx2", "avx512_core_amx", ...; respects ONEDNN_MAX_CPU_ISA),
+ * or "none" when it is not built in. */
+const char *da_conv_dnnl_isa(void);
+
+/* Whether oneDNN's ISA has AVX-512 (false when it is not built in or held to AVX2). */
+bool da_conv_dnnl_has_avx512(void);
+
+/* y (N,O,OH,OW) = conv(x (N,C,H,W), w (O,C,kh,kw)) + b (O) (b may be NULL). Workspaces come
+ * from ctx's arena and are handed back. Returns false (y untouched) when oneDNN cannot do it;
+ * the caller then uses BLAS. */
+bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
+                          float *y);
+
+/* dx (N,C,H,W) += dL/dx, dw (O,C,kh,kw) += dL/dw and db (O) += dL/db from dy (N,O,OH,OW); any
+ * may be NULL, but db only with dw (oneDNN sums it in the weight-gradient pass). Returns false
+ * (nothing written) when oneDNN cannot do it or for db without dw; a failure after a gradient
+ * was written stops the program (da_check). */
+bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
+                           float *dx, float *dw, float *db);
+
+#endif

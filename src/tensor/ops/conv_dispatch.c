@@ -1,0 +1,74 @@
+/* conv_dispatch.c — which backend computes a convolution (conv_backend.h).
+ *
+ * DIFFADAPT_CONV=blas or =dnnl forces one backend (tests and benchmarks use it to reach every
+ * path); unset or =auto applies the measured rule below. Without oneDNN built in, or with an
+ * unknown value, it is BLAS. The variable is read on every call, so a program (a test) may
+ * change it between convolutions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cblas.h>
+
+#include "tensor/ops/conv_backend.h"
+
+typedef enum { WANT_AUTO, WANT_BLAS, WANT_DNNL } want;
+
+static want read_switch(void) {
+    const char *v = getenv("DIFFADAPT_CONV");
+    if (!v || !*v || strcmp(v, "auto") == 0) return WANT_AUTO;
+    if (strcmp(v, "blas") == 0) return WANT_BLAS;
+    if (strcmp(v, "dnnl") == 0) return WANT_DNNL;
+    static bool warned;
+    if (!warned) fprintf(stderr, "warning: DIFFADAPT_CONV='%s' is not auto, blas or dnnl; using auto\n", v);
+    warned = true;
+    return WANT_AUTO;
+}
+
+/* Whether OpenBLAS runs an AVX2 (or AVX-512) sgemm kernel. On a CPU its build does not know
+ * (this project's Xeon VM), OpenBLAS 0.3.21 falls back to the SSE3 "Prescott" kernel, 3-6x
+ * slower, unless OPENBLAS_CORETYPE names one. */
+static bool blas_has_avx2(void) {
+    static const char *const FAST[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
+    const char *core = openblas_get_corename();
+    for (size_t i = 0; core && i < sizeof FAST / sizeof FAST[0]; i++)
+        if (strcasecmp(core, FAST[i]) == 0) return true;
+    return false;
+}
+
+/* The measured rule (bench/run_conv_backends.sh; numbers in bench/results.md, "Convolution
+ * backends"), at 2 threads, AVX-512 and AVX2 alike:
+ *   - oneDNN is 1.1-2.2x faster on every 3x3 row (stride 1 and 2, batch 32 and batch 1);
+ *   - on the 1x1 stride-1 unpadded row OpenBLAS multiplies x in place (no im2col) and is
+ *     1.2-1.25x faster than oneDNN, whose layout reorders cost as much as the convolution,
+ *     unless OpenBLAS fell back to a pre-AVX2 kernel (then oneDNN is 1.7-3x faster);
+ *   - below SMALL_MACS multiply-adds (gradient checks, tiny layers) nothing was measured, and
+ *     BLAS, which runs them on one thread, is kept. */
+#define SMALL_MACS ((int64_t)1 << 20)
+
+static da_conv_backend auto_rule(const da_conv_shape *s) {
+    int64_t macs = s->N * s->O * s->OH * s->OW * s->C * s->kh * s->kw;
+    if (macs < SMALL_MACS) return DA_CONV_BLAS;
+    bool in_place_1x1 = s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pt == 0 && s->pb == 0 && s->pl == 0 &&
+                        s->pr == 0;
+    if (in_place_1x1 && blas_has_avx2()) return DA_CONV_BLAS;
+    return DA_CONV_DNNL;
+}
+
+da_conv_backend da_conv_choose(const da_conv_shape *s) {
+    if (!da_conv_dnnl_available()) return DA_CONV_BLAS;
+    switch (read_switch()) {
+    case WANT_BLAS: return DA_CONV_BLAS;
+    case WANT_DNNL: return DA_CONV_DNNL;
+    default: return auto_rule(s);
+    }
+}
+
+const char *da_conv_backend_describe(void) {
+    static char line[96];
+    const char *v = getenv("DIFFADAPT_CONV");
+    snprintf(line, sizeof line, "DIFFADAPT_CONV=%s, oneDNN %s", v && *v ? v : "auto",
+             da_conv_dnnl_available() ? da_conv_dnnl_isa() : "not built in");
+    return line;
+}

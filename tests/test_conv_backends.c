@@ -1,0 +1,167 @@
+/* test_conv_backends.c — the two conv2d backends (im2col + OpenBLAS, oneDNN) agree on the output
+ * and on the input, weight and bias gradients, on shapes chosen to be awkward for blocked
+ * kernels: batch 1, channel counts that are not multiples of 8 or 16, stride 2, padding 0 / 1 /
+ * asymmetric, 1x1, non-square kernels. Each backend is forced with DIFFADAPT_CONV, the tape
+ * entry is checked to have run on the backend asked for, and DIFFADAPT_CONV=auto must give
+ * one of the two. Skips (77) when the library was built without oneDNN.
+ *
+ * Tolerance: both backends sum the same float32 products in different orders. Each result is
+ * within a few float32 epsilons (2^-24) of the sum of the absolute values of its terms ("mag",
+ * computed here in double), so two results differ by at most twice that. The check allows
+ * 1e-5*(1 + |blas|) + 2^-20 * mag (16 epsilons of mag): generous for reordering, yet a wrong
+ * index, tap or padding changes an element by a whole term, which is far larger. */
+#include <stdlib.h>
+
+#include "tensor/ops.h"
+#include "tensor/ops/conv_backend.h"
+#include "tensor/rng.h"
+#include "test_util.h"
+
+static da_tensor *random_param(da_rng *rng, int ndim, const int64_t *shape, float scale) {
+    da_tensor *t = da_persistent(ndim, shape, true);
+    da_rng_normal(rng, t->data, t->numel, 0.0f, scale);
+    return t;
+}
+
+typedef struct {
+    const char *name;
+    int64_t N, C, H, W, O, kh, kw;
+    int stride, pt, pb, pl, pr;
+    bool bias;
+} conv_case;
+
+static const conv_case CASES[] = {
+    {"batch 1, 3->5 ch, 17x17, 3x3 pad 1", 1, 3, 17, 17, 5, 3, 3, 1, 1, 1, 1, 1, true},
+    {"20->12 ch, 15x15, 3x3 stride 2 pad 0", 2, 20, 15, 15, 12, 3, 3, 2, 0, 0, 0, 0, false},
+    {"17->19 ch, 9x11, 3x3 stride 2 pad (0,1,0,1)", 3, 17, 9, 11, 19, 3, 3, 2, 0, 1, 0, 1, true},
+    {"1x1 24->7 ch, 10x10", 2, 24, 10, 10, 7, 1, 1, 1, 0, 0, 0, 0, true},
+    {"1x1 stride 2, 8->16 ch, 9x9", 2, 8, 9, 9, 16, 1, 1, 2, 0, 0, 0, 0, false},
+    {"5x3 kernel, pad (2,2,1,1), 5->6 ch", 2, 5, 12, 10, 6, 5, 3, 1, 2, 2, 1, 1, true},
+    {"batch 1, 33->40 ch, 20x20, 3x3 pad 1", 1, 33, 20, 20, 40, 3, 3, 1, 1, 1, 1, 1, true},
+    {"4 images 64->48 ch, 16x16, 3x3 pad 1", 4, 64, 16, 16, 48, 3, 3, 1, 1, 1, 1, 1, false},
+};
+
+typedef struct {
+    float *y, *dx, *dw, *db;
+    int64_t ny, backend;
+} result;
+
+/* Forward + backward on the backend DIFFADAPT_CONV=`mode` picks; the upstream gradient is fixed. */
+static result run(const conv_case *c, const char *mode, da_tensor *x, da_tensor *w, da_tensor *b) {
+    setenv("DIFFADAPT_CONV", mode, 1);
+    memset(x->grad, 0, sizeof(float) * (size_t)x->numel);
+    memset(w->grad, 0, sizeof(float) * (size_t)w->numel);
+    if (b) memset(b->grad, 0, sizeof(float) * (size_t)b->numel);
+    da_ctx ctx;
+    da_ctx_init(&ctx);
+    da_tensor *y = da_conv2d_ex(&ctx, x, w, b, c->stride, c->pt, c->pb, c->pl, c->pr);
+    result r = {0};
+    r.backend = ctx.tape[ctx.tape_len - 1].i[6];   /* conv.c records the backend in i[6] */
+    r.ny = y->numel;
+    float *dy = da_grad(&ctx, y);
+    for (int64_t i = 0; i < y->numel; i++) dy[i] = (float)((37 * i) % 101 - 50) / 64.0f;
+    da_backward_from(&ctx, y);
+    r.y = malloc(sizeof(float) * (size_t)y->numel);
+    memcpy(r.y, y->data, sizeof(float) * (size_t)y->numel);
+    r.dx = malloc(sizeof(float) * (size_t)x->numel);
+    memcpy(r.dx, x->grad, sizeof(float) * (size_t)x->numel);
+    r.dw = malloc(sizeof(float) * (size_t)w->numel);
+    memcpy(r.dw, w->grad, sizeof(float) * (size_t)w->numel);
+    r.db = b ? malloc(sizeof(float) * (size_t)b->numel) : NULL;
+    if (b) memcpy(r.db, b->grad, sizeof(float) * (size_t)b->numel);
+    da_ctx_free(&ctx);
+    return r;
+}
+
+static void result_free(result *r) { free(r->y), free(r->dx), free(r->dw), free(r->db); }
+
+/* The sums of |terms| of every element of y, dx, dw and db (see the top of the file). */
+static void magnitudes(const conv_case *c, const da_tensor *x, const da_tensor *w, const da_tensor *b, int64_t OH,
+                       int64_t OW, double *my, double *mdx, double *mdw, double *mdb) {
+    int64_t ny = c->N * c->O * OH * OW;
+    memset(mdx, 0, sizeof(double) * (size_t)x->numel);
+    memset(mdw, 0, sizeof(double) * (size_t)w->numel);
+    memset(mdb, 0, sizeof(double) * (size_t)c->O);
+    for (int64_t i = 0; i < ny; i++) {
+        int64_t o = (i / (OH * OW)) % c->O;
+        my[i] = b ? fabs(b->data[o]) : 0.0;
+        mdb[o] += fabs((double)((37 * i) % 101 - 50) / 64.0);
+    }
+    for (int64_t n = 0; n < c->N; n++)
+        for (int64_t o = 0; o < c->O; o++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int64_t yi = ((n * c->O + o) * OH + oh) * OW + ow;
+                    double dy = fabs((double)((37 * yi) % 101 - 50) / 64.0);
+                    for (int64_t ch = 0; ch < c->C; ch++)
+                        for (int64_t ki = 0; ki < c->kh; ki++)
+                            for (int64_t kj = 0; kj < c->kw; kj++) {
+                                int64_t ih = oh * c->stride - c->pt + ki, iw = ow * c->stride - c->pl + kj;
+                                if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W) continue;
+                                int64_t xi = ((n * c->C + ch) * c->H + ih) * c->W + iw;
+                                int64_t wi = ((o * c->C + ch) * c->kh + ki) * c->kw + kj;
+                                my[yi] += fabs((double)x->data[xi] * w->data[wi]);
+                                mdx[xi] += fabs((double)w->data[wi]) * dy;
+                                mdw[wi] += fabs((double)x->data[xi]) * dy;
+                            }
+                }
+}
+
+static void agree(const char *what, const float *got, const float *want, const double *mag, int64_t n) {
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++)
+        if (!(fabs((double)got[i] - want[i]) <= 1e-5 * (1 + fabs((double)want[i])) + 0x1p-20 * mag[i])) bad = i;
+    CHECK(bad < 0, "%s: element %lld: dnnl %.8g, blas %.8g (sum of |terms| %.3g)", what, (long long)bad,
+          bad < 0 ? 0.0 : got[bad], bad < 0 ? 0.0 : want[bad], bad < 0 ? 0.0 : mag[bad]);
+}
+
+static bool same(const float *a, const float *b, int64_t n) { return memcmp(a, b, sizeof(float) * (size_t)n) == 0; }
+
+static void check_case(const conv_case *c, da_rng *rng) {
+    da_tensor *x = random_param(rng, DA_SHAPE(c->N, c->C, c->H, c->W), 1.0f);
+    da_tensor *w = random_param(rng, DA_SHAPE(c->O, c->C, c->kh, c->kw), 1.0f / sqrtf((float)(c->C * c->kh * c->kw)));
+    da_tensor *b = c->bias ? random_param(rng, DA_SHAPE(c->O), 0.5f) : NULL;
+    result rb = run(c, "blas", x, w, b), rd = run(c, "dnnl", x, w, b), ra = run(c, "auto", x, w, b);
+    char what[160];
+    snprintf(what, sizeof what, "%s: DIFFADAPT_CONV=blas ran BLAS", c->name);
+    CHECK(rb.backend == DA_CONV_BLAS, "%s", what);
+    snprintf(what, sizeof what, "%s: DIFFADAPT_CONV=dnnl ran oneDNN", c->name);
+    CHECK(rd.backend == DA_CONV_DNNL, "%s", what);
+
+    int64_t OH = (c->H + c->pt + c->pb - c->kh) / c->stride + 1, OW = (c->W + c->pl + c->pr - c->kw) / c->stride + 1;
+    double *my = malloc(sizeof(double) * (size_t)rb.ny), *mdx = malloc(sizeof(double) * (size_t)x->numel);
+    double *mdw = malloc(sizeof(double) * (size_t)w->numel), *mdb = malloc(sizeof(double) * (size_t)c->O);
+    magnitudes(c, x, w, b, OH, OW, my, mdx, mdw, mdb);
+    snprintf(what, sizeof what, "%s: forward", c->name);
+    agree(what, rd.y, rb.y, my, rb.ny);
+    snprintf(what, sizeof what, "%s: d input", c->name);
+    agree(what, rd.dx, rb.dx, mdx, x->numel);
+    snprintf(what, sizeof what, "%s: d weight", c->name);
+    agree(what, rd.dw, rb.dw, mdw, w->numel);
+    if (b) {
+        snprintf(what, sizeof what, "%s: d bias", c->name);
+        agree(what, rd.db, rb.db, mdb, c->O);
+    }
+    /* auto runs one of the two: bit for bit the same as forcing that one */
+    const result *forced = ra.backend == DA_CONV_DNNL ? &rd : &rb;
+    snprintf(what, sizeof what, "%s: DIFFADAPT_CONV=auto (%s) matches that backend forced", c->name,
+             ra.backend == DA_CONV_DNNL ? "dnnl" : "blas");
+    CHECK(same(ra.y, forced->y, rb.ny) && same(ra.dx, forced->dx, x->numel) && same(ra.dw, forced->dw, w->numel),
+          "%s", what);
+    free(my), free(mdx), free(mdw), free(mdb);
+    result_free(&rb), result_free(&rd), result_free(&ra);
+    da_tensor_free(x), da_tensor_free(w), da_tensor_free(b);
+}
+
+int main(void) {
+    if (!da_conv_dnnl_available()) tu_skip("built without oneDNN (DA_DNNL=OFF): only the BLAS backend exists");
+    printf("%s\n", da_conv_backend_describe());
+    da_rng rng;
+    da_rng_init(&rng, 15);
+    for (int th = 1; th <= 2; th++) {   /* one thread, and the benchmark's two */
+        da_set_threads(th);
+        for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case(&CASES[i], &rng);
+    }
+    da_set_threads(0);
+    return tu_finish("test_conv_backends");
+}
