@@ -12,13 +12,8 @@ cd "$(dirname "$0")/.."
 threads=${1:-2}
 rounds=${2:-3}
 build=${3:-build}
-core=${DA_BENCH_OPENBLAS_CORETYPE:-}
-run() {
-  if [ -n "$core" ]; then env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE="$core" OMP_NUM_THREADS="$threads" "$@"
-  else env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" "$@"; fi
-}
-echo "threads $threads, rounds $rounds, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-<unset>}," \
-     "OPENBLAS_CORETYPE=${core:-<unset>}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+. "$(dirname "$0")/bench_env.sh"
+echo "rounds $rounds"
 run env DIFFADAPT_CONV=dnnl "$build/bench_conv" "$threads" 0 none | head -n 2
 printf "%-24s | %10s %10s | %9s\n" "shape" "blas min" "dnnl min" "blas/dnnl"
 for s in $("$build/bench_conv" --list); do

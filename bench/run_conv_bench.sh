@@ -14,19 +14,7 @@ if [ ! -x "$build/bench_conv" ]; then
   cmake --build "$build" --target bench_conv -j "$(nproc)" > /dev/null
 fi
 
-# design.md: the machine's environment may force a slower OpenBLAS kernel (OPENBLAS_CORETYPE)
-# and cache size; this benchmark drops both for its own commands and reports the kernel used.
-echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-<unset>}" \
-     "(both unset for the benchmark unless DA_BENCH_OPENBLAS_CORETYPE), threads $threads, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-# DA_BENCH_OPENBLAS_CORETYPE (e.g. Haswell, with ONEDNN_MAX_CPU_ISA=AVX2 and
-# ATEN_CPU_CAPABILITY=avx2 for an AVX2-only machine) sets a kernel for both sides instead.
-core=${DA_BENCH_OPENBLAS_CORETYPE:-}
-run() {
-  if [ -n "$core" ]; then env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE="$core" OMP_NUM_THREADS="$threads" "$@"
-  else env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" "$@"; fi
-}
-echo "conv backend: DIFFADAPT_CONV=${DIFFADAPT_CONV:-<unset>}, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-<unset>}," \
-     "ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-<unset>}, OPENBLAS_CORETYPE for the run: ${core:-<unset>}"
+. "$(dirname "$0")/bench_env.sh"
 # One shape at a time, the two sides back to back, so that a change in the machine's load
 # during the run affects both alike.
 c_out="" t_out=""

@@ -17,19 +17,7 @@ if [ ! -x "$build/bench_unet" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null
   cmake --build "$build" --target bench_unet -j "$(nproc)" > /dev/null
 fi
-# design.md §3: drop the environment's forced OpenBLAS kernel for this benchmark; both sides
-# print the kernel they ran.
-echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-<unset>}" \
-     "(both unset for the benchmark unless DA_BENCH_OPENBLAS_CORETYPE), threads $threads, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-# DA_BENCH_OPENBLAS_CORETYPE (e.g. Haswell, with ONEDNN_MAX_CPU_ISA=AVX2 and
-# ATEN_CPU_CAPABILITY=avx2 for an AVX2-only machine) sets a kernel for both sides instead.
-core=${DA_BENCH_OPENBLAS_CORETYPE:-}
-run() {
-  if [ -n "$core" ]; then env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE="$core" OMP_NUM_THREADS="$threads" "$@"
-  else env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" "$@"; fi
-}
-echo "conv backend: DIFFADAPT_CONV=${DIFFADAPT_CONV:-<unset>}, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-<unset>}," \
-     "ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-<unset>}, OPENBLAS_CORETYPE for the run: ${core:-<unset>}"
+. "$(dirname "$0")/bench_env.sh"
 # one row at a time, the two sides back to back, so that a change of load hits both alike
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -51,8 +51,9 @@ static void on_progress(void *user, const da_set_progress *p) {
     a->fn(a->user, "translate", p->images_done, p->images_total);
 }
 
-int da_translate_check(const da_model *original, const da_model *finetuned, const da_translate_settings *s, char *err,
-                       size_t errlen) {
+/* Checks the settings against the two models and builds their schedules (sm, sf). */
+static int prepare(const da_model *original, const da_model *finetuned, const da_translate_settings *s,
+                   da_schedule *sm, da_schedule *sf, char *err, size_t errlen) {
     if (!original || !finetuned || !s) return da_api_fail(err, errlen, "da_translate_check: a model or the settings are missing");
     const da_unet *m = &original->unet, *ft = &finetuned->unet;
     if (m->cfg.in_channels != ft->cfg.in_channels || m->cfg.out_ch != ft->cfg.out_ch ||
@@ -62,13 +63,18 @@ int da_translate_check(const da_model *original, const da_model *finetuned, cons
                            ft->cfg.resolution, ft->cfg.in_channels);
     if (s->batch < 1) return da_api_fail(err, errlen, "the batch must be at least 1 image (got %d)", s->batch);
     if (da_eps_mix_check_ratio(s->ratio, err, errlen)) return -1;
-    da_schedule sm, sf;
-    return da_schedule_linear(&sm, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, errlen) ||
-                   da_schedule_linear(&sf, ft->cfg.num_timesteps, ft->cfg.beta_start, ft->cfg.beta_end, err, errlen) ||
-                   da_ddim_check_steps(&sm, s->inv_steps, s->t0, err, errlen) ||
-                   da_ddim_check_steps(&sf, s->gen_steps, s->t0, err, errlen)
+    return da_schedule_linear(sm, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, errlen) ||
+                   da_schedule_linear(sf, ft->cfg.num_timesteps, ft->cfg.beta_start, ft->cfg.beta_end, err, errlen) ||
+                   da_ddim_check_steps(sm, s->inv_steps, s->t0, err, errlen) ||
+                   da_ddim_check_steps(sf, s->gen_steps, s->t0, err, errlen)
                ? -1
                : 0;
+}
+
+int da_translate_check(const da_model *original, const da_model *finetuned, const da_translate_settings *s, char *err,
+                       size_t errlen) {
+    da_schedule sm, sf;
+    return prepare(original, finetuned, s, &sm, &sf, err, errlen);
 }
 
 int da_translate_batches(const da_model *original, const da_model *finetuned, const da_translate_settings *s,
@@ -76,11 +82,9 @@ int da_translate_batches(const da_model *original, const da_model *finetuned, co
                          da_progress_fn progress, void *user, char *err, size_t errlen) {
     if (!original || !finetuned || !s || (!src && n > 0) || n < 0)
         return da_api_fail(err, errlen, "da_translate_batches: a model, the settings or the images are missing");
-    if (da_translate_check(original, finetuned, s, err, errlen)) return -1;
-    const da_unet *m = &original->unet, *ft = &finetuned->unet;
     da_schedule sm, sf;
-    da_schedule_linear(&sm, m->cfg.num_timesteps, m->cfg.beta_start, m->cfg.beta_end, err, errlen);
-    da_schedule_linear(&sf, ft->cfg.num_timesteps, ft->cfg.beta_start, ft->cfg.beta_end, err, errlen);
+    if (prepare(original, finetuned, s, &sm, &sf, err, errlen)) return -1;
+    const da_unet *m = &original->unet, *ft = &finetuned->unet;
     da_set_job job = da_set_job_plain(da_unet_eps, (void *)m, &sm);
     da_eps_mix mix = {da_unet_eps, (void *)ft, da_unet_eps, (void *)m, s->ratio};
     da_eps_mix_use(&mix, &job.gen.eps, &job.gen.user);

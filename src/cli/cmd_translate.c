@@ -16,8 +16,6 @@
 #include "cli/diffusion_cli.h"
 #include "cli/option_fragments.h"
 #include "data/image.h"
-#include "diffusion/ddim.h"
-#include "diffusion/ddim_set.h"
 #include "diffusion/finetune.h"
 #include "io/safetensors.h"
 #include "util/atomic.h"
