@@ -81,10 +81,13 @@ static double bench_train(int batch, int iters, int warmup) {
     return batch / dt;
 }
 
+static da_precision forward_precision = DA_PRECISION_FP32;   /* --precision */
+
 static double bench_forward(const da_unet_config *c, int batch, int iters, int warmup) {
     da_unet m;
     char err[256];
     if (da_unet_init(&m, c, 0, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    m.infer_precision = forward_precision;
     da_unet_requires_grad(&m, false);
     da_ctx ctx;
     da_ctx_init(&ctx);
@@ -119,7 +122,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rows")) rows = argv[i + 1];
-        else { fprintf(stderr, "usage: bench_unet [--threads N] [--iters N] [--warmup N] [--rows train,forward,celeba]\n"); return 2; }
+        else if (!strcmp(argv[i], "--precision") && !strcmp(argv[i + 1], "bf16")) forward_precision = DA_PRECISION_BF16;
+        else if (!strcmp(argv[i], "--precision") && !strcmp(argv[i + 1], "fp32")) forward_precision = DA_PRECISION_FP32;
+        else { fprintf(stderr, "usage: bench_unet [--threads N] [--iters N] [--warmup N] [--rows train,forward,celeba] [--precision fp32|bf16]\n"); return 2; }
     }
     da_set_threads(threads);
     fprintf(stderr, "diffadapt: %d threads, OpenBLAS %s\n", da_get_threads(), openblas_get_config());

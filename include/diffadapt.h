@@ -86,6 +86,18 @@ void da_clip_model_free(da_clip_model *c);
 /* The number of timesteps T of the model's noise schedule (1000 for the public models). */
 int da_model_timesteps(const da_model *m);
 
+/* The arithmetic of the model's convolutions in inversion, generation and translation (never in
+ * fine-tuning, which differentiates through them; attention and linear layers stay float32):
+ *   "fp32"  float32 throughout: what a loaded model does until this is called;
+ *   "bf16"  bfloat16 inputs and weights, float32 sums and outputs (oneDNN; AVX-512 CPUs). Its
+ *           error against fp32 is bounded and tested (docs/precision.md);
+ *   "auto"  bf16 where the CPU has AMX tiles (the only place it measured faster), else fp32.
+ * Errors: an unknown name; "bf16" where this build or CPU cannot run it (no oneDNN, AVX2 only). */
+int da_model_set_precision(da_model *m, const char *precision, char *err, size_t errlen);
+
+/* The precision in effect: "fp32" or "bf16" (a static string). */
+const char *da_model_precision(const da_model *m);
+
 /* ---- DDIM inversion and generation ------------------------------------------------------ */
 
 typedef struct {

@@ -37,7 +37,7 @@ int cmd_edit(int argc, char **argv) {
         .seed = "seed of eta's noise", .force = "overwrite existing outputs"};
     const da_fragments shared = {
         .common = &co, .words = &words,
-        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE,
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_PRECISION | DA_COPT_FORCE,
         .method = &cfg, .method_parts = DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE,
         .data = &dd, .data_parts = DA_DATA_ALL};
     da_fragments_add(&shared, opts);
@@ -65,8 +65,8 @@ int cmd_edit(int argc, char **argv) {
     if (da_check_output(out, co.force) || (!grid_in_out && da_check_output(grid, co.force))) return 1;
     da_set_threads(co.threads);
     da_model *m = NULL, *m2 = NULL;
-    if (da_cli_load_model(model, co.config, &m)) return 1;
-    if (model_gen && da_cli_load_model(model_gen, config_gen, &m2)) { da_model_free(m); return 1; }
+    if (da_cli_load_model(model, co.config, co.precision, &m)) return 1;
+    if (model_gen && da_cli_load_model(model_gen, config_gen, co.precision, &m2)) { da_model_free(m); return 1; }
     const da_model *gen = model_gen ? m2 : m;
     da_dataset d;
     memset(&d, 0, sizeof d);

@@ -123,7 +123,7 @@ int cmd_experiment(int argc, char **argv) {
     static const da_common_words words = {.force = "overwrite the outputs of an earlier run in --out"};
     /* and the method's options, as finetune and translate declare them (the run's with --ft-) */
     const da_fragments shared = {
-        .common = &co, .words = &words, .common_parts = DA_COPT_THREADS | DA_COPT_FORCE,
+        .common = &co, .words = &words, .common_parts = DA_COPT_THREADS | DA_COPT_PRECISION | DA_COPT_FORCE,
         .method = &c.ft, .method_parts = DA_MOPT_TEXTS | DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE | DA_MOPT_TRAIN,
         .naming = DA_MOPT_EXPERIMENT};
     da_fragments_add(&shared, opts);
@@ -146,6 +146,11 @@ int cmd_experiment(int argc, char **argv) {
     if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
     c.threads = co.threads;
     c.force = co.force;
+    char perr[256];
+    if (da_precision_from_name(da_common_precision_name(co.precision), &c.precision, perr, sizeof perr)) {
+        fprintf(stderr, "diffadapt experiment: --precision: %s\n", perr);
+        return 2;
+    }
     if (scan) scan_default = strcmp(scan, "default") == 0;
     if (c.seeds < 1 || c.epochs < 1 || c.train_n < 2 || c.test_n < 2 || c.val_n < 2 || c.pool_n < 0 || c.data_seed < 0 ||
         c.size < 0 || c.threads < 0 || (c.channels != 0 && c.channels != 1 && c.channels != 3) || c.batch < 1 ||

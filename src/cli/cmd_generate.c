@@ -34,7 +34,7 @@ int cmd_generate(int argc, char **argv) {
         .seed = "seed of eta's noise"};
     const da_fragments shared = {
         .common = &co, .words = &words,
-        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE};
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_PRECISION | DA_COPT_FORCE};
     da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         CMD, "--model M --latents L --out DIR|Y.safetensors [--t0 T] [--steps N]",
@@ -90,7 +90,7 @@ int cmd_generate(int argc, char **argv) {
         labels = malloc(sizeof(int64_t) * (size_t)n);
         if (st_read_i64(&f, lab, labels, err, sizeof err)) { fprintf(stderr, "error: %s: %s\n", latents, err); goto done; }
     }
-    if (da_cli_load_model(model, config, &m)) goto done;
+    if (da_cli_load_model(model, config, co.precision, &m)) goto done;
     int channels, side;
     da_model_image_shape(m, &channels, &side);
     if (C != channels || H != side || W != side) {
@@ -99,7 +99,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if (ratio < 1) {
-        if (da_cli_load_model(original, config, &m0)) goto done;
+        if (da_cli_load_model(original, config, co.precision, &m0)) goto done;
         if (da_cli_check_same_models(m0, "--original", m, "--model", "pass the model --model was fine-tuned from"))
             goto done;
     }

@@ -27,7 +27,7 @@ int cmd_invert(int argc, char **argv) {
         .out_metavar = "L.safetensors", .out = "latents (N,C,H,W), labels when the data have them"};
     const da_fragments shared = {
         .common = &co, .words = &words,
-        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE,
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_PRECISION | DA_COPT_FORCE,
         .method = &cfg, .method_parts = DA_MOPT_T0,
         .data = &dd, .data_parts = DA_DATA_ALL};
     da_fragments_add(&shared, opts);
@@ -46,7 +46,7 @@ int cmd_invert(int argc, char **argv) {
     if (da_check_output(out, co.force)) return 1;
     da_set_threads(co.threads);
     da_model *m = NULL;
-    if (da_cli_load_model(model, co.config, &m)) return 1;
+    if (da_cli_load_model(model, co.config, co.precision, &m)) return 1;
     da_dataset d;
     if (da_cli_load_data(CMD, "--input", input, &dd, &d)) {
         da_model_free(m);

@@ -32,7 +32,7 @@ int cmd_sample(int argc, char **argv) {
         .seed = "seed of the starting noise (and of eta's noise)"};
     const da_fragments shared = {
         .common = &co, .words = &words,
-        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_FORCE};
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_SEED | DA_COPT_BATCH | DA_COPT_THREADS | DA_COPT_PRECISION | DA_COPT_FORCE};
     da_fragments_add(&shared, opts);
     static const da_cmd_info info = {
         CMD, "--model M --out grid.png|X.safetensors [--n N] [--steps S] [--eta E]",
@@ -55,7 +55,7 @@ int cmd_sample(int argc, char **argv) {
     if (da_check_output(out, co.force)) return 1;
     da_set_threads(co.threads);
     da_model *m = NULL;
-    if (da_cli_load_model(model, co.config, &m)) return 1;
+    if (da_cli_load_model(model, co.config, co.precision, &m)) return 1;
     int channels, side;
     da_model_image_shape(m, &channels, &side);
     int64_t C = channels, R = side, per = C * R * R;

@@ -50,7 +50,7 @@ static char *file_meta(const char *path, const char *key) {
  * thread count is one of them: the UNet's sums split differently over 1 and 2 threads
  * (docs/determinism.md), which can move a pixel by one level. */
 static const char *const KEYS[] = {"model_hash", "finetuned_hash", "data_hash", "images", "t0", "inv_steps", "gen_steps",
-                                   "batch", "threads"};
+                                   "batch", "threads", "precision"};
 
 /* 0 when an existing manifest agrees with `now` (or there is none); else prints the difference. */
 static int check_manifest(const char *path, const cJSON *now) {
@@ -65,6 +65,7 @@ static int check_manifest(const char *path, const cJSON *now) {
     }
     for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(old, KEYS[i]), *b = cJSON_GetObjectItemCaseSensitive(now, KEYS[i]);
+        if (!a && !b) continue;   /* a key written only when it differs from the default */
         if (!a || !cJSON_Compare(a, b, true)) {
             char *sa = a ? cJSON_PrintUnformatted(a) : NULL, *sb = cJSON_PrintUnformatted(b);
             fprintf(stderr,
@@ -262,6 +263,8 @@ static cJSON *build_manifest(const manifest_inputs *in) {
     cJSON_AddNumberToObject(man, "eta", 0);
     cJSON_AddNumberToObject(man, "batch", in->cfg->ddim_batch);
     cJSON_AddNumberToObject(man, "threads", da_get_threads());
+    /* only when it is not float32: a float32 manifest stays as it was */
+    if (strcmp(da_model_precision(in->m), "fp32") != 0) cJSON_AddStringToObject(man, "precision", da_model_precision(in->m));
     cJSON_AddNumberToObject(man, "images", (double)d->n);
     cJSON *sz = cJSON_AddArrayToObject(man, "image_shape");
     cJSON_AddItemToArray(sz, cJSON_CreateNumber((double)d->c));
@@ -398,7 +401,7 @@ int cmd_translate(int argc, char **argv) {
         .force = "translate again even when the folder holds other settings or finished images"};
     const da_fragments shared = {
         .common = &co, .words = &words,
-        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_THREADS | DA_COPT_FORCE,
+        .common_parts = DA_COPT_MODEL | DA_COPT_OUT | DA_COPT_THREADS | DA_COPT_PRECISION | DA_COPT_FORCE,
         .method = &cfg, .method_parts = DA_MOPT_T0 | DA_MOPT_INVERT | DA_MOPT_GENERATE,
         .data = &dd, .data_parts = DA_DATA_ALL};
     da_fragments_add(&shared, opts);
@@ -432,7 +435,8 @@ int cmd_translate(int argc, char **argv) {
     cJSON *man = NULL;
     char err[4096];
     const da_translate_settings ts = {cfg.t0, cfg.inv_steps, cfg.gen_steps, cfg.ddim_batch, cfg.model_ratio};
-    if (da_cli_load_model(model, config, &m) || da_cli_load_model(finetuned, config, &ft)) goto done;
+    if (da_cli_load_model(model, config, co.precision, &m) || da_cli_load_model(finetuned, config, co.precision, &ft))
+        goto done;
     if (da_translate_check(m, ft, &ts, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         goto done;

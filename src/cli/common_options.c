@@ -32,6 +32,9 @@ static const common_option OPTIONS[] = {
     {DA_COPT_SEED, "--seed", DA_OPT_INT, F(seed), W(seed), "N", "random seed", false, 0},
     {DA_COPT_BATCH, "--batch", DA_OPT_INT, F(batch), W(batch), "N", "images per model call", false, 1},
     {DA_COPT_THREADS, "--threads", DA_OPT_INT, F(threads), 0, "N", "worker threads (0 = all cores)", false, NO_MIN},
+    {DA_COPT_PRECISION, "--precision", DA_OPT_CHOICE, F(precision), 0, DA_PRECISION_CHOICES,
+     "convolution arithmetic of inversion and generation: fp32; bf16 products with fp32 sums (AVX-512); "
+     "auto = bf16 where the CPU has AMX, else fp32 (docs/precision.md)", false, NO_MIN},
     {DA_COPT_FORCE, "--force", DA_OPT_FLAG, F(force), W(force), NULL, "overwrite an existing --out", false, NO_MIN},
 };
 
@@ -40,6 +43,11 @@ static const common_option OPTIONS[] = {
 /* The command's words for o when it gave some (0 as words_offset: the option has no own words). */
 static const char *own_words(const da_common_words *words, size_t offset) {
     return words && offset ? *(const char *const *)((const char *)words + offset) : NULL;
+}
+
+const char *da_common_precision_name(int precision) {
+    static const char *const NAMES[] = {"auto", "fp32", "bf16"};
+    return precision >= 0 && precision < 3 ? NAMES[precision] : "auto";
 }
 
 int da_common_options(da_common *c, unsigned parts, const da_common_words *words, da_option *out) {

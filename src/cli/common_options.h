@@ -17,7 +17,13 @@ typedef struct {
     const char *out;              /* --out */
     int seed, batch, threads;     /* --seed (>= 0), --batch (>= 1), --threads (0 = all cores) */
     bool force;                   /* --force */
+    int precision;                /* --precision: an index into DA_PRECISION_CHOICES (0 = auto) */
 } da_common;
+
+/* The names --precision takes, in index order (da_model_set_precision's names). */
+#define DA_PRECISION_CHOICES "auto|fp32|bf16"
+/* The name of a --precision index. */
+const char *da_common_precision_name(int precision);
 
 /* The parts, or-ed together. */
 enum {
@@ -28,8 +34,9 @@ enum {
     DA_COPT_BATCH = 1 << 4,     /* --batch */
     DA_COPT_THREADS = 1 << 5,   /* --threads */
     DA_COPT_FORCE = 1 << 6,     /* --force */
+    DA_COPT_PRECISION = 1 << 7, /* --precision */
 };
-#define DA_COPT_MAX 9           /* the most entries da_common_options writes */
+#define DA_COPT_MAX 10           /* the most entries da_common_options writes */
 
 /* A command's own words for what a shared option means there; NULL keeps the shared words. */
 typedef struct {

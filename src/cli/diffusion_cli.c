@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/common_options.h"
 #include "cli/outputs.h"
 #include "data/image.h"
 #include "diffusion/ddim.h"
@@ -16,13 +17,21 @@
 #include "util/files.h"
 #include "util/progress.h"
 
-int da_cli_load_model(const char *path, const char *config_path, da_model **m) {
+int da_cli_load_model(const char *path, const char *config_path, int precision, da_model **m) {
     char err[4096], desc[512];
     if (da_model_load(path, config_path, m, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         return -1;
     }
-    fprintf(stderr, "model %s: %s\n", path, da_model_describe(*m, desc, sizeof desc));
+    const char *want = da_common_precision_name(precision);
+    if (da_model_set_precision(*m, want, err, sizeof err)) {
+        fprintf(stderr, "error: --precision %s: %s\n", want, err);
+        da_model_free(*m);
+        *m = NULL;
+        return -1;
+    }
+    fprintf(stderr, "model %s: %s; convolutions in %s%s\n", path, da_model_describe(*m, desc, sizeof desc),
+            da_model_precision(*m), precision == 0 ? " (--precision auto)" : "");
     return 0;
 }
 

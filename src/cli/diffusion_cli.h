@@ -28,9 +28,9 @@ int da_cli_check_images_shape(const da_dataset *d, int channels, int side);
 int da_cli_write_images(const char *out, const float *images, int64_t n, int64_t c, int64_t h, int64_t w,
                         const int64_t *labels, const char *const *meta);
 
-/* Loads a model through the library (diffadapt.h) and prints what it is; prints the error and
- * returns -1. */
-int da_cli_load_model(const char *path, const char *config_path, da_model **m);
+/* Loads a model through the library (diffadapt.h), sets its inference precision (a --precision
+ * index, da_common.precision) and prints what it is; prints the error and returns -1. */
+int da_cli_load_model(const char *path, const char *config_path, int precision, da_model **m);
 /* The images must be what the model takes; prints both shapes and how to change the images'. */
 int da_cli_check_images_fit_model(const da_dataset *d, const da_model *m);
 /* Two models that work on the same images: prints "error: A_NAME takes ... but B_NAME ...[; advice]". */

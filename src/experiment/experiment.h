@@ -77,6 +77,7 @@ typedef struct {
     bool quick;               /* the scaled-down run (for the record in the report) */
     const char *level;        /* "default", "quick", "smoke": for the report */
     int threads;
+    da_precision precision;   /* of the translation's convolutions (resolved from --precision) */
 } da_exp_config;
 
 void da_exp_defaults(da_exp_config *c);

@@ -244,6 +244,7 @@ static cJSON *settings_json(const da_experiment *e) {
     cJSON_AddNumberToObject(s, "train_gen_steps", c->ft.train_steps);
     cJSON_AddNumberToObject(s, "gen_steps", c->ft.gen_steps);
     cJSON_AddNumberToObject(s, "model_ratio", c->ft.model_ratio);
+    cJSON_AddStringToObject(s, "translation_precision", da_precision_name(c->precision));
     cJSON_AddNumberToObject(s, "ft_images", c->ft.images);
     cJSON_AddNumberToObject(s, "ft_epochs", c->ft.epochs);
     cJSON_AddNumberToObject(s, "ft_batch", c->ft.batch);

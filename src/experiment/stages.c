@@ -604,11 +604,21 @@ static int save_partial(void *user, int64_t first, int64_t n, const float *x, ch
 }
 
 /* The set job of translation with the experiment's models and settings. */
-static da_set_job translate_job(const da_experiment *e, const da_schedule *s, da_eps_mix *mix) {
+/* The models as a translation runs them: copies of the handles (the weights are shared and only
+ * read) that compute in the run's precision, and their mix. */
+typedef struct {
+    da_unet model, finetuned;
+    da_eps_mix mix;
+} translate_models;
+
+static da_set_job translate_job(const da_experiment *e, const da_schedule *s, translate_models *tm) {
     const da_ft_config *f = &e->cfg.ft;
-    da_set_job job = da_set_job_plain(da_unet_eps, (void *)&e->model, s);
-    *mix = (da_eps_mix){da_unet_eps, (void *)&e->finetuned, da_unet_eps, (void *)&e->model, f->model_ratio};
-    da_eps_mix_use(mix, &job.gen.eps, &job.gen.user);
+    tm->model = e->model;
+    tm->finetuned = e->finetuned;
+    tm->model.infer_precision = tm->finetuned.infer_precision = e->cfg.precision;
+    da_set_job job = da_set_job_plain(da_unet_eps, &tm->model, s);
+    tm->mix = (da_eps_mix){da_unet_eps, &tm->finetuned, da_unet_eps, &tm->model, f->model_ratio};
+    da_eps_mix_use(&tm->mix, &job.gen.eps, &job.gen.user);
     job.t0 = f->t0;
     job.inv_steps = f->inv_steps;
     job.gen_steps = f->gen_steps;
@@ -653,8 +663,8 @@ static int compute_translation(void *user, da_exp_cache_job *cj, char *err, size
     cj->time_is_partial = done > 0;
     da_schedule sched;
     if (unet_schedule(&j->e->model, &sched, err, errlen) != 0) goto fail;
-    da_eps_mix mix;
-    da_set_job job = translate_job(j->e, &sched, &mix);
+    translate_models tm;
+    da_set_job job = translate_job(j->e, &sched, &tm);
     job.first_batch = done / f->ddim_batch;
     partial_saver ps = {partial, cj->key, out};
     job.on_batch = save_partial;
@@ -687,7 +697,9 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
                       f->t0, f->inv_steps, f->gen_steps);
     /* appended only when used, so earlier caches stay valid */
     if (f->model_ratio != 1.0f) dl += snprintf(desc + dl, sizeof desc - dl, "|ratio %.9g", (double)f->model_ratio);
-    if (f->ddim_batch != 50) snprintf(desc + dl, sizeof desc - dl, "|batch %d", f->ddim_batch);
+    if (f->ddim_batch != 50) dl += snprintf(desc + dl, sizeof desc - dl, "|batch %d", f->ddim_batch);
+    if (e->cfg.precision != DA_PRECISION_FP32)
+        snprintf(desc + dl, sizeof desc - dl, "|precision %s", da_precision_name(e->cfg.precision));
     translate_job_state j = {e, src, stem, out};
     if (da_exp_cached(e, stem, desc, "computed", compute_translation, &j, path, path_len, NULL, source, err, errlen) != 0)
         return -1;
@@ -697,8 +709,8 @@ static int translate_set(da_experiment *e, const da_dataset *src, const char *st
 int da_exp_reconstruct(const da_experiment *e, const float *x, int64_t n, float *out, char *err, size_t errlen) {
     da_schedule sched;
     if (unet_schedule(&e->model, &sched, err, errlen) != 0) return -1;
-    da_eps_mix mix;
-    da_set_job job = translate_job(e, &sched, &mix);
+    translate_models tm;
+    da_set_job job = translate_job(e, &sched, &tm);
     job.gen = job.inv;   /* the source model both ways */
     const int64_t shape[4] = {n, e->train.c, e->train.h, e->train.w};
     return da_set_run(&job, x, out, shape, err, errlen);

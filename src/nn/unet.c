@@ -304,8 +304,7 @@ static da_tensor *attnblock(da_ctx *ctx, const da_unet_attn *a, da_tensor *x) {
     return da_add(ctx, x, h);
 }
 
-da_tensor *da_unet_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const float *t) {
-    if (m->adm) return da_adm_forward(ctx, m->adm, x, t);
+static da_tensor *ddpm_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const float *t) {
     const da_unet_config *c = &m->cfg;
     da_check(x->ndim == 4 && x->shape[1] == c->in_channels && x->shape[2] == c->resolution &&
              x->shape[3] == c->resolution, "unet", "input must be (B,%d,%d,%d)", c->in_channels, c->resolution,
@@ -355,6 +354,14 @@ da_tensor *da_unet_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const fl
     da_check(n_hs == 0, "unet", "skip bookkeeping is off (%d left)", n_hs);
     h = norm_silu(ctx, &m->norm_out, h);
     return da_conv2d(ctx, h, m->conv_out.w, m->conv_out.b, 1, 1);
+}
+
+da_tensor *da_unet_forward(da_ctx *ctx, const da_unet *m, da_tensor *x, const float *t) {
+    da_precision old = ctx->precision;
+    if (!ctx->grad_enabled) ctx->precision = m->infer_precision;
+    da_tensor *y = m->adm ? da_adm_forward(ctx, m->adm, x, t) : ddpm_forward(ctx, m, x, t);
+    ctx->precision = old;
+    return y;
 }
 
 /* ε: the DDPM UNet's output, or the first in_channels channels of the ADM's (the rest is the

@@ -98,6 +98,9 @@ typedef struct {
     /* every parameter under its state_dict key, in the reference state_dict order */
     da_params params;
     da_adm_unet *adm;             /* the ADM family's layers (its parameters are in params), or NULL */
+    /* Convolution precision of forward passes that record no gradient (DDIM inversion and
+     * generation); FP32 unless set. Passes that keep a tape are always FP32. */
+    da_precision infer_precision;
 } da_unet;
 
 /* Builds the parameters for cfg (validated first) with PyTorch's default initialisation drawn

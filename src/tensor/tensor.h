@@ -40,6 +40,19 @@ typedef struct da_tape_entry {
     int64_t i[16];                /* small integer arguments (axes, strides, pads, ...) */
 } da_tape_entry;
 
+/* How convolution products are computed where no gradient is recorded (inference):
+ *   FP32: float32 throughout (always; the only mode when a tape is kept);
+ *   BF16: bfloat16 inputs and weights, float32 accumulation and output (oneDNN, on CPUs with
+ *         native bf16 instructions: AVX512-BF16 or AMX); elsewhere it falls back to FP32. */
+typedef enum { DA_PRECISION_FP32 = 0, DA_PRECISION_BF16 = 1 } da_precision;
+/* The precision a name asks for: "fp32", "bf16" (an error where bf16 cannot run), or "auto":
+ * bf16 where oneDNN has AMX (the only place it measured faster, docs/precision.md), else fp32.
+ * Returns 0, or -1 with a message for an unknown name or bf16 that cannot run
+ * (tensor/ops/conv_dispatch.c, beside the rule that picks convolution backends). */
+int da_precision_from_name(const char *name, da_precision *out, char *err, size_t errlen);
+/* "fp32" or "bf16". */
+const char *da_precision_name(da_precision p);
+
 /* The context of one step: all activations live in `arena`; `tape` lists the ops to replay. */
 typedef struct da_ctx {
     da_arena arena;
@@ -49,6 +62,7 @@ typedef struct da_ctx {
     bool training;                /* dropout active */
     uint64_t seed;                /* for dropout masks; advanced per dropout call */
     uint64_t dropout_calls;
+    da_precision precision;       /* of convolutions that record nothing (FP32 by default) */
 } da_ctx;
 
 /* ---- context ---------------------------------------------------------------------------- */

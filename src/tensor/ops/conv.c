@@ -399,8 +399,12 @@ da_tensor *da_conv2d_ex(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, i
     int threads = g.O * g.K * g.N * g.P < SERIAL_MACS ? 1 : omp_get_max_threads();
     da_conv_shape shape = backend_shape(&g);
     da_conv_backend backend = DA_CONV_BLAS;
-    if (!empty && da_conv_choose(&shape) == DA_CONV_DNNL &&
-        da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data))
+    /* bf16 products only where nothing is differentiated (see da_precision) */
+    bool bf16 = !record && ctx->precision == DA_PRECISION_BF16;
+    if (!empty && bf16 && da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data, true))
+        backend = DA_CONV_DNNL;
+    else if (!empty && da_conv_choose(&shape) == DA_CONV_DNNL &&
+             da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data, false))
         backend = DA_CONV_DNNL;
     /* Keep the whole batch's column matrix for dW when it is small (see the top of the file). */
     float *kept = NULL;

@@ -38,11 +38,22 @@ const char *da_conv_dnnl_isa(void);
 /* Whether oneDNN's ISA has AVX-512 (false when it is not built in or held to AVX2). */
 bool da_conv_dnnl_has_avx512(void);
 
-/* y (N,O,OH,OW) = conv(x (N,C,H,W), w (O,C,kh,kw)) + b (O) (b may be NULL). Workspaces come
- * from ctx's arena and are handed back. Returns false (y untouched) when oneDNN cannot do it;
- * the caller then uses BLAS. */
+/* Whether oneDNN's ISA has bf16 dot-product instructions (AVX512-BF16; AMX includes them) and
+ * AMX tiles; false without oneDNN or when ONEDNN_MAX_CPU_ISA holds it below. Without AMX, bf16
+ * products are no faster than float32 ones (one bf16 dot-product port against two FMA ports:
+ * measured in docs/conv-backends.md), so only AMX makes bf16 worth its error. */
+bool da_conv_dnnl_has_bf16(void);
+bool da_conv_dnnl_has_amx(void);
+/* Whether oneDNN can make a bf16 convolution here at all (natively or emulated on AVX-512):
+ * tried once on a small shape. */
+bool da_conv_dnnl_bf16_works(void);
+
+/* y (N,O,OH,OW) = conv(x (N,C,H,W), w (O,C,kh,kw)) + b (O) (b may be NULL). With bf16, x and
+ * w are rounded to bfloat16 on the way in (products in bf16, sums and y in float32; inference
+ * only). Workspaces come from ctx's arena and are handed back. Returns false (y untouched) when
+ * oneDNN cannot do it; the caller then uses BLAS (in float32). */
 bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
-                          float *y);
+                          float *y, bool bf16);
 
 /* dx (N,C,H,W) += dL/dx, dw (O,C,kh,kw) += dL/dw and db (O) += dL/db from dy (N,O,OH,OW); any
  * may be NULL, but db only with dw (oneDNN sums it in the weight-gradient pass). Returns false

@@ -47,6 +47,7 @@ typedef struct {
     bool used;
     da_conv_shape s;
     bool bias;
+    bool bf16;                /* forward only: bf16 x and w, float32 y */
     int threads;
     conv_op fwd;
     layout fwd_x, fwd_w, fwd_y;
@@ -141,15 +142,16 @@ typedef struct {
     dnnl_dims_t strides, pad_l, pad_r;
 } descs;
 
-static void make_descs(descs *d, const da_conv_shape *s) {
+static void make_descs(descs *d, const da_conv_shape *s, bool bf16) {
+    dnnl_data_type_t in = bf16 ? dnnl_bf16 : dnnl_f32;   /* what the products read */
     dnnl_dims_t xd = {s->N, s->C, s->H, s->W}, wd = {s->O, s->C, s->kh, s->kw}, yd = {s->N, s->O, s->OH, s->OW},
                 bd = {s->O};
     dnnl_memory_desc_init_by_tag(&d->x, 4, xd, dnnl_f32, dnnl_nchw);
     dnnl_memory_desc_init_by_tag(&d->w, 4, wd, dnnl_f32, dnnl_oihw);
     dnnl_memory_desc_init_by_tag(&d->y, 4, yd, dnnl_f32, dnnl_nchw);
     dnnl_memory_desc_init_by_tag(&d->b, 1, bd, dnnl_f32, dnnl_x);
-    dnnl_memory_desc_init_by_tag(&d->x_any, 4, xd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&d->w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&d->x_any, 4, xd, in, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&d->w_any, 4, wd, in, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&d->y_any, 4, yd, dnnl_f32, dnnl_format_tag_any);
     d->strides[0] = d->strides[1] = s->stride;
     d->pad_l[0] = s->pt, d->pad_l[1] = s->pl;
@@ -174,9 +176,10 @@ static void free_entry(entry *e) {
 
 static bool make_forward(entry *e) {
     descs d;
-    make_descs(&d, &e->s);
+    make_descs(&d, &e->s, e->bf16);
     dnnl_convolution_desc_t cd;
-    return ok(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &d.x_any,
+    /* the plain float32 x and w reach the bf16 layouts through reorders, which round them */
+    return ok(dnnl_convolution_forward_desc_init(&cd, e->bf16 ? dnnl_forward_inference : dnnl_forward_training, dnnl_convolution_direct, &d.x_any,
                                                  &d.w_any, e->bias ? &d.b : NULL, &d.y_any, d.strides, d.pad_l,
                                                  d.pad_r)) &&
            make_op(&e->fwd, &cd, NULL) &&
@@ -187,7 +190,7 @@ static bool make_forward(entry *e) {
 
 static bool make_backward(entry *e) {
     descs d;
-    make_descs(&d, &e->s);
+    make_descs(&d, &e->s, false);
     dnnl_convolution_desc_t bd, bw;
     return ok(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &d.x_any, &d.w_any, &d.y_any,
                                                        d.strides, d.pad_l, d.pad_r)) &&
@@ -213,19 +216,19 @@ static bool same_shape(const da_conv_shape *a, const da_conv_shape *b) {
 }
 
 /* The cached entry of this convolution at the current thread count, or NULL. */
-static entry *lookup(const da_conv_shape *s, bool bias) {
+static entry *lookup(const da_conv_shape *s, bool bias, bool bf16) {
     int threads = omp_get_max_threads();
     for (int i = 0; i < CACHE_SIZE; i++) {
         entry *e = &cache[i];
-        if (e->used && e->bias == bias && e->threads == threads && same_shape(&e->s, s)) return e;
+        if (e->used && e->bias == bias && e->bf16 == bf16 && e->threads == threads && same_shape(&e->s, s)) return e;
     }
     return NULL;
 }
 
 /* The cached entry of this convolution, made (forward primitives only) when missing; NULL when
  * oneDNN cannot make it. */
-static entry *find(const da_conv_shape *s, bool bias) {
-    entry *found = lookup(s, bias);
+static entry *find(const da_conv_shape *s, bool bias, bool bf16) {
+    entry *found = lookup(s, bias, bf16);
     if (found) return found;
     int threads = omp_get_max_threads();
     entry *e = &cache[next_victim];
@@ -234,6 +237,7 @@ static entry *find(const da_conv_shape *s, bool bias) {
     e->used = true;
     e->s = *s;
     e->bias = bias;
+    e->bf16 = bf16;
     e->threads = threads;
     if (!make_forward(e)) {
         free_entry(e);
@@ -305,13 +309,13 @@ static float *take_workspace(da_ctx *ctx, size_t bytes, da_scratch_mark *mark) {
 }
 
 bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
-                          float *y) {
+                          float *y, bool bf16) {
     pthread_mutex_lock(&lock);
-    entry *e = start() ? find(s, b != NULL) : NULL;
+    entry *e = start() ? find(s, b != NULL, bf16) : NULL;
     bool good = e != NULL;
     if (good) {
         descs d;
-        make_descs(&d, s);
+        make_descs(&d, s, false);   /* the caller's plain float32 buffers */
         size_t scratch = max_size(max_size(e->fwd.scratch, e->fwd_x.scratch), max_size(e->fwd_w.scratch, e->fwd_y.scratch));
         size_t bytes = round_up(e->fwd_x.bytes) + round_up(e->fwd_w.bytes) + round_up(e->fwd_y.bytes) + scratch;
         da_scratch_mark mark;
@@ -340,7 +344,7 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
     if (db && !dw) return false;   /* db is summed by the weight-gradient pass */
     pthread_mutex_lock(&lock);
     /* the forward pass made the entry (it may have been dropped since, and is then remade) */
-    entry *e = start() ? find(s, db != NULL) : NULL;
+    entry *e = start() ? find(s, db != NULL, false) : NULL;
     if (e && !e->bwd_tried) {
         e->bwd_tried = true;
         e->bwd_ok = make_backward(e);
@@ -348,7 +352,7 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
     bool good = e && e->bwd_ok;
     if (good) {
         descs d;
-        make_descs(&d, s);
+        make_descs(&d, s, false);
         const layout *ls[] = {&e->bd_dy, &e->bd_w, &e->bd_dx, &e->bw_x, &e->bw_dy, &e->bw_dw};
         size_t scratch = max_size(e->bwd_data.scratch, e->bwd_w.scratch), bytes = 0;
         for (int i = 0; i < 6; i++) {
@@ -429,14 +433,41 @@ bool da_conv_dnnl_has_avx512(void) {
     return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
 }
 
+bool da_conv_dnnl_has_bf16(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+}
+
+bool da_conv_dnnl_has_amx(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_amx) == (unsigned)dnnl_cpu_isa_avx512_core_amx;
+}
+
+bool da_conv_dnnl_bf16_works(void) {
+    static int answer = -1;   /* not asked yet */
+    pthread_mutex_lock(&lock);
+    if (answer < 0) {
+        entry e = {.s = {.N = 1, .C = 16, .H = 8, .W = 8, .O = 16, .kh = 3, .kw = 3, .OH = 8, .OW = 8, .stride = 1,
+                         .pt = 1, .pb = 1, .pl = 1, .pr = 1},
+                   .bias = true, .bf16 = true};
+        answer = start() && make_forward(&e);
+        free_entry(&e);
+    }
+    pthread_mutex_unlock(&lock);
+    return answer;
+}
+
 #else /* built without oneDNN: every call says "use BLAS" */
 
 bool da_conv_dnnl_available(void) { return false; }
 const char *da_conv_dnnl_isa(void) { return "none"; }
 bool da_conv_dnnl_has_avx512(void) { return false; }
+bool da_conv_dnnl_has_bf16(void) { return false; }
+bool da_conv_dnnl_has_amx(void) { return false; }
+bool da_conv_dnnl_bf16_works(void) { return false; }
 
 bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
-                          float *y) {
+                          float *y, bool bf16) {
     return false;
 }
 
