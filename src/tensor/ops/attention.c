@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/ops/gemm.h"
 #include "tensor/blas_threads.h"
 #include "tensor/ops.h"
 
@@ -101,9 +102,9 @@ static void attn_rows_forward(const attn_plan *a, const float *q, const float *k
                               float *o, int64_t i0, int64_t i1) {
     int m = (int)(i1 - i0), Tk = (int)a->Tk, D = (int)a->D, Dv = (int)a->Dv;
     int kn = (int)attn_valid(a, i1 - 1);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kn, D, a->scale, q + i0 * D, D, k, D, 0.0f, p, Tk);
+    da_sgemm(false, true, m, kn, D, a->scale, q + i0 * D, D, k, D, 0.0f, p, Tk);
     for (int64_t i = i0; i < i1; i++) softmax_row(p + (i - i0) * Tk, Tk, attn_valid(a, i));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, Dv, kn, 1.0f, p, Tk, v, Dv, 0.0f, o + i0 * Dv, Dv);
+    da_sgemm(false, false, m, Dv, kn, 1.0f, p, Tk, v, Dv, 0.0f, o + i0 * Dv, Dv);
 }
 
 /* Backward, phase 1, query rows [i0,i1) of one head: dS = softmax'(dO V^T) into ds (the whole
@@ -113,14 +114,14 @@ static void attn_rows_backward(const attn_plan *a, const float *k, const float *
     int m = (int)(i1 - i0), Tk = (int)a->Tk, D = (int)a->D, Dv = (int)a->Dv;
     int kn = (int)attn_valid(a, i1 - 1);
     float *dsb = ds + i0 * Tk;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kn, Dv, 1.0f, dout + i0 * Dv, Dv, v, Dv, 0.0f, dsb, Tk);
+    da_sgemm(false, true, m, kn, Dv, 1.0f, dout + i0 * Dv, Dv, v, Dv, 0.0f, dsb, Tk);
     for (int64_t i = i0; i < i1; i++) {
         int64_t nv = attn_valid(a, i);
         softmax_row_backward(p + i * Tk, dsb + (i - i0) * Tk, nv);
         memset(dsb + (i - i0) * Tk + nv, 0, sizeof(float) * (size_t)(Tk - nv));
     }
     if (dq)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, kn, a->scale, dsb, Tk, k, D, 1.0f, dq + i0 * D, D);
+        da_sgemm(false, false, m, D, kn, a->scale, dsb, Tk, k, D, 1.0f, dq + i0 * D, D);
 }
 
 /* Backward, phase 2, key rows [j0,j1) of one head: dV += P^T dO and dK += scale dS^T Q over
@@ -131,10 +132,10 @@ static void attn_cols_backward(const attn_plan *a, const float *q, const float *
     if (r0 >= a->Tq) return;
     int n = (int)(j1 - j0), rows = (int)(a->Tq - r0), Tk = (int)a->Tk, D = (int)a->D, Dv = (int)a->Dv;
     if (dv)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, Dv, rows, 1.0f, p + r0 * Tk + j0, Tk,
+        da_sgemm(true, false, n, Dv, rows, 1.0f, p + r0 * Tk + j0, Tk,
                     dout + r0 * Dv, Dv, 1.0f, dv + j0 * Dv, Dv);
     if (dk)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, rows, a->scale, ds + r0 * Tk + j0, Tk,
+        da_sgemm(true, false, n, D, rows, a->scale, ds + r0 * Tk + j0, Tk,
                     q + r0 * D, D, 1.0f, dk + j0 * D, D);
 }
 

@@ -30,6 +30,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/ops/gemm.h"
 #include "tensor/blas_threads.h"
 #include "tensor/ops.h"
 #include "tensor/ops/conv_backend.h"
@@ -193,8 +194,7 @@ static const float *tile_cols(const conv_geom *g, const conv_tile *t, const floa
 
 static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    da_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- forward tile ----------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
  * Work is cut into chunks of whole images, wide enough for efficient GEMMs; chunks run
  * in parallel, each thread calling single-threaded sgemm (OpenBLAS is set to one thread for
  * the duration of the op and restored afterwards). */
+#include "tensor/ops/gemm.h"
 #include "tensor/fused_ops.h"
 
 #include <cblas.h>
@@ -346,7 +347,7 @@ static void prod_forward(const blk_geom *g, const float *U, const float *vc, int
         const float *u = U + xi * g->O * g->C, *v = vc + xi * vstride(g, Tc);
         float *m = mc + xi * mstride(g, Tc);
         if (g->C > SMALL_C) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->O, (int)Tc, (int)g->C, 1.0f, u, (int)g->C,
+            da_sgemm(false, false, (int)g->O, (int)Tc, (int)g->C, 1.0f, u, (int)g->C,
                         v, (int)Tc, 0.0f, m, (int)Tc);
             continue;
         }
@@ -369,7 +370,7 @@ static void prod_grad_u(const blk_geom *g, const float *dm, const float *vc, int
         const float *d = dm + xi * mstride(g, Tc), *v = vc + xi * vstride(g, Tc);
         float *du = dU + xi * g->O * g->C;
         if (g->C > SMALL_C) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->O, (int)g->C, (int)Tc, 1.0f, d, (int)Tc, v,
+            da_sgemm(false, true, (int)g->O, (int)g->C, (int)Tc, 1.0f, d, (int)Tc, v,
                         (int)Tc, 1.0f, du, (int)g->C);
             continue;
         }
@@ -393,7 +394,7 @@ static void prod_grad_v(const blk_geom *g, const float *U, const float *dm, int6
         const float *u = U + xi * g->O * g->C, *d = dm + xi * mstride(g, Tc);
         float *v = dv + xi * vstride(g, Tc);
         if (g->C > SMALL_C) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->C, (int)Tc, (int)g->O, 1.0f, u, (int)g->C, d,
+            da_sgemm(true, false, (int)g->C, (int)Tc, (int)g->O, 1.0f, u, (int)g->C, d,
                         (int)Tc, 0.0f, v, (int)Tc);
             continue;
         }

@@ -9,9 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <cblas.h>
-
 #include "tensor/ops/conv_backend.h"
+#include "tensor/ops/gemm.h"
 
 typedef enum { WANT_AUTO, WANT_BLAS, WANT_DNNL } want;
 
@@ -26,23 +25,13 @@ static want read_switch(void) {
     return WANT_AUTO;
 }
 
-/* Whether OpenBLAS runs an AVX2 (or AVX-512) sgemm kernel. On a CPU its build does not know
- * (this project's Xeon VM), OpenBLAS 0.3.21 falls back to the SSE3 "Prescott" kernel, 3-6x
- * slower, unless OPENBLAS_CORETYPE names one. */
-static bool blas_has_avx2(void) {
-    static const char *const FAST[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
-    const char *core = openblas_get_corename();
-    for (size_t i = 0; core && i < sizeof FAST / sizeof FAST[0]; i++)
-        if (strcasecmp(core, FAST[i]) == 0) return true;
-    return false;
-}
-
-/* The measured rule (bench/run_conv_backends.sh; numbers in bench/results.md, "Convolution
- * backends"), at 2 threads, AVX-512 and AVX2 alike:
+/* The measured rule (bench/run_conv_backends.sh; numbers in docs/conv-backends.md), at 2
+ * threads, AVX-512 and AVX2 alike:
  *   - oneDNN is 1.1-2.2x faster on every 3x3 row (stride 1 and 2, batch 32 and batch 1);
- *   - on the 1x1 stride-1 unpadded row OpenBLAS multiplies x in place (no im2col) and is
- *     1.2-1.25x faster than oneDNN, whose layout reorders cost as much as the convolution,
- *     unless OpenBLAS fell back to a pre-AVX2 kernel (then oneDNN is 1.7-3x faster);
+ *   - on the 1x1 stride-1 unpadded row the gemm path multiplies x in place (no im2col) and is
+ *     1.2-1.25x faster than oneDNN's convolution, whose layout reorders cost as much as the
+ *     product, unless the gemm runs a pre-AVX2 kernel (OpenBLAS's fallback without oneDNN's
+ *     sgemm: then the convolution is 1.7-3x faster);
  *   - below SMALL_MACS multiply-adds (gradient checks, tiny layers) nothing was measured, and
  *     BLAS, which runs them on one thread, is kept. */
 #define SMALL_MACS ((int64_t)1 << 20)
@@ -52,7 +41,7 @@ static da_conv_backend auto_rule(const da_conv_shape *s) {
     if (macs < SMALL_MACS) return DA_CONV_BLAS;
     bool in_place_1x1 = s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pt == 0 && s->pb == 0 && s->pl == 0 &&
                         s->pr == 0;
-    if (in_place_1x1 && blas_has_avx2()) return DA_CONV_BLAS;
+    if (in_place_1x1 && da_gemm_is_fast()) return DA_CONV_BLAS;
     return DA_CONV_DNNL;
 }
 

@@ -5,13 +5,13 @@
 #include <omp.h>
 #include <string.h>
 
+#include "tensor/ops/gemm.h"
 #include "tensor/blas_threads.h"
 #include "tensor/ops.h"
 
 static void sgemm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    da_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* Below this many multiply-adds a product runs on the calling thread. */
