@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "tensor/ops/conv_backend.h"
+#include "tensor/ops/gemm.h"
 #include "version_info.h"
 
 const char *da_version(void) { return DA_VERSION_STRING; }
@@ -63,6 +65,11 @@ size_t da_build_info(char *buf, size_t len) {
         }
     add(buf, len, &used, "%s\n", flags[0] ? (found ? "" : " none of avx2 fma avx512f avx512_bf16 amx") : " unknown (no /proc/cpuinfo)");
     add(buf, len, &used, "openblas: core %s; %s\n", openblas_get_corename(), openblas_get_config());
+    da_precision auto_p = DA_PRECISION_FP32;
+    char perr[160];
+    da_precision_from_name("auto", &auto_p, perr, sizeof perr);
+    add(buf, len, &used, "convolutions: %s\nmatrix products: %s\ninference precision (--precision auto): %s\n",
+        da_conv_backend_describe(), da_gemm_backend_describe(), da_precision_name(auto_p));
     add(buf, len, &used, "threads: %d (of %d cores)\n", omp_get_max_threads(), omp_get_num_procs());
     return used;
 }
