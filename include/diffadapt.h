@@ -378,6 +378,73 @@ int da_classifier_model_train(const char *train_spec, const da_classifier_settin
 int da_classifier_model_evaluate(const da_classifier_model *c, const char *data_spec, double *accuracy, char *err,
                                  size_t errlen);
 
+/* Labelled (or unlabelled) images in memory. */
+typedef struct {
+    const float *images;      /* n×c×h×w */
+    const int64_t *labels;    /* n label values, or NULL */
+    int64_t n;
+    int c, h, w;
+} da_image_set;
+
+/* A set evaluated after every epoch of a training. */
+typedef struct {
+    const char *name;         /* its name in reports and metrics.csv: non-empty, no commas or quotes */
+    da_image_set set;         /* labelled, the training images' shape, labels among the training labels */
+} da_classifier_eval;
+
+#define DA_CLASSIFIER_MAX_EVAL 16
+/* The columns of the metrics CSV (accuracy in percent). */
+#define DA_CLASSIFIER_METRICS_HEADER "train_set,seed,epoch,train_loss,train_acc,eval_set,eval_acc"
+
+/* What a finished epoch of a classifier training reports. */
+typedef struct {
+    int epoch, epochs;        /* 1-based */
+    double train_loss;        /* mean loss per image over the epoch's batches */
+    double train_acc;         /* accuracy in percent on the epoch's training batches */
+    int n_eval;
+    const double *eval_acc;   /* (n_eval) accuracy in percent of each eval set after the epoch */
+    double seconds;           /* the epoch's wall time, evaluation included */
+    double elapsed;           /* the training's wall time so far */
+} da_classifier_epoch_report;
+
+/* What a training does besides training; every field is optional (zero: nothing). */
+typedef struct {
+    const da_classifier_eval *evals;   /* n_eval (at most DA_CLASSIFIER_MAX_EVAL) sets to evaluate */
+    int n_eval;
+    const char *train_name;            /* the train_set column of the metrics ("train") */
+    /* a CSV that gets n_eval rows after every epoch: created with DA_CLASSIFIER_METRICS_HEADER,
+     * or appended to when it starts with that header (several trainings may share it); every
+     * write replaces the file atomically */
+    const char *metrics_path;
+    void (*on_epoch)(void *user, const da_classifier_epoch_report *r);   /* after every epoch */
+    void *user;
+} da_classifier_train_options;
+
+/* Trains the reference CNN on labelled images in memory as da_classifier_model_train does, with
+ * eval sets, metrics and a report after every epoch (o may be NULL). The images are only read.
+ * *out receives a new handle. Errors: those of da_classifier_model_train, eval sets without
+ * labels, of another shape, with unknown labels or bad names, a metrics file with another header
+ * or that cannot be written, a training loss that became NaN/inf. */
+int da_classifier_model_train_set(const da_image_set *train, const da_classifier_settings *s,
+                                  const da_classifier_train_options *o, da_classifier_model **out, char *err,
+                                  size_t errlen);
+
+/* The label values behind the classifier's classes, in class order: writes min(max, count) of
+ * them to values (may be NULL) and returns the count. */
+int da_classifier_model_classes(const da_classifier_model *c, int64_t *values, int max);
+
+/* Saves the classifier to a .safetensors file, atomically: weights, architecture and the
+ * metadata "classes", a comma-separated name per class (class_names, e.g. "5,7" or
+ * "shirt,sneaker"; NULL: the label values). */
+int da_classifier_model_save(const da_classifier_model *c, const char *path, const char *class_names, char *err,
+                             size_t errlen);
+
+/* Loads a classifier saved by da_classifier_model_save (or `diffadapt train-classifier`). Its
+ * label values come from the "classes" metadata when that lists one integer per class, else
+ * they are 0..K-1. *out receives a new handle. Errors: unreadable file, not a classifier,
+ * tensors of another shape. */
+int da_classifier_model_load(const char *path, da_classifier_model **out, char *err, size_t errlen);
+
 void da_classifier_model_free(da_classifier_model *c);
 
 #ifdef __cplusplus
