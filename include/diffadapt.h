@@ -7,8 +7,9 @@
  *   - Functions that can fail return 0 on success and -1 on failure; then err (errlen bytes, may
  *     be NULL when errlen is 0) holds a one-line message that names the file or setting at
  *     fault. Nothing is printed.
- *   - Handles are opaque; a handle returned through an out-pointer belongs to the caller and is
- *     released with its _free function (which accepts NULL). On failure *out is set to NULL.
+ *   - Handles are opaque (da_model, da_clip_model, da_finetune_run, da_classifier_model); a handle
+ *     returned through an out-pointer belongs to the caller and is released with its _free
+ *     function (which accepts NULL). On failure *out is set to NULL.
  *   - Images are float arrays N×C×H×W, row-major, values in [-1, 1].
  *   - A data set is named by a spec: a folder of PNG/JPEG (+ optional labels.csv), an IDX file,
  *     fashion-mnist[:train|:test], a .safetensors file with `images` (+ `labels`), or celeba:DIR.
@@ -259,8 +260,9 @@ typedef struct {
  * identity network used when settings.id_weight > 0; may be NULL otherwise; its tokenizer is not
  * needed) are only read and must outlive the run. The run copies the images and the texts. The
  * model's hash is taken here: it names the original in the settings text. *out receives a new
- * handle. Errors: a missing argument, bad settings (the message names the setting), images of
- * another shape than the model's, no images, texts whose directions cancel. */
+ * handle. Errors: a missing argument, bad settings (the message names the setting), no images,
+ * target images given twice or of another shape, a CLIP model without a tokenizer, id_weight
+ * without an identity model, text and image directions that cancel. */
 int da_finetune_run_create(da_model *model, const da_clip_model *clip, const da_clip_model *id_model,
                            const char *src_text, const char *tgt_text, const da_finetune_data *data,
                            const da_finetune_settings *s, da_finetune_run **out, char *err, size_t errlen);
@@ -324,7 +326,7 @@ int da_finetune_run_direction(const da_finetune_run *run, float *dir, int len);
 
 /* What a saved state must agree with to be loaded: the method's settings (not the epoch count, the
  * threads or recompute), the hashes of the original model, the images, CLIP and the identity
- * network. A static string of the run, valid until it is freed. */
+ * network. Owned by the run, valid until it is freed. */
 const char *da_finetune_run_settings_text(const da_finetune_run *run);
 
 /* Generates n images in place from latents x (n×C×H×W, e.g. of held-back images) with the model
