@@ -58,24 +58,47 @@ void da_model_free(da_model *m) {
     free(m);
 }
 
-int da_clip_model_load(const char *path, da_clip_model **out, char *err, size_t errlen) {
+/* A CLIP handle; with_tokenizer: its vocabulary from vocab_path (NULL: the model's own). */
+static int load_clip(const char *fn, const char *path, bool with_tokenizer, const char *vocab_path, da_clip_model **out,
+                     char *err, size_t errlen) {
+    if (!out) return da_api_fail(err, errlen, "%s: no place for the model (out is NULL)", fn);
     *out = NULL;
-    if (!path) return da_api_fail(err, errlen, "da_clip_model_load: no path");
+    if (!path) return da_api_fail(err, errlen, "%s: no path", fn);
     da_clip_model *c = calloc(1, sizeof *c);
     if (!c) return da_api_fail(err, errlen, "out of memory");
     if (da_clip_load(&c->clip, path, err, errlen)) {
         free(c);
         return -1;
     }
-    c->bpe = da_clip_vocab(&c->clip, NULL, err, errlen);
-    if (!c->bpe) {
-        da_clip_free(&c->clip);
-        free(c);
-        return -1;
+    if (with_tokenizer) {
+        c->bpe = da_clip_vocab(&c->clip, vocab_path, err, errlen);
+        if (!c->bpe) {
+            da_clip_free(&c->clip);
+            free(c);
+            return -1;
+        }
     }
     *out = c;
     return 0;
 }
+
+int da_clip_model_load(const char *path, da_clip_model **out, char *err, size_t errlen) {
+    return load_clip("da_clip_model_load", path, true, NULL, out, err, errlen);
+}
+
+int da_clip_model_load_vocab(const char *path, const char *vocab_path, da_clip_model **out, char *err, size_t errlen) {
+    return load_clip("da_clip_model_load_vocab", path, true, vocab_path, out, err, errlen);
+}
+
+int da_clip_model_load_image_only(const char *path, da_clip_model **out, char *err, size_t errlen) {
+    return load_clip("da_clip_model_load_image_only", path, false, NULL, out, err, errlen);
+}
+
+const char *da_clip_model_describe(const da_clip_model *c, char *buf, size_t len) {
+    return da_clip_config_str(&c->clip.cfg, buf, len);
+}
+
+void da_clip_model_hash(const da_clip_model *c, char out[17]) { da_params_hash(&c->clip.params, out); }
 
 void da_clip_model_free(da_clip_model *c) {
     if (!c) return;

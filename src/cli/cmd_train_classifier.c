@@ -1,21 +1,20 @@
 /* cmd_train_classifier.c — `diffadapt train-classifier`: trains the reference CNN on one data
- * set, evaluates named sets every epoch, writes metrics.csv, accuracy.png and the model. */
+ * set through the library (diffadapt.h), evaluates named sets every epoch, writes metrics.csv,
+ * accuracy.png and the model. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "diffadapt.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/option_fragments.h"
 #include "data/dataset.h"
-#include "tensor/tensor.h"
-#include "train/classifier_train.h"
-#include "util/atomic.h"
 #include "util/files.h"
 #include "util/plot.h"
 
 /* "5,7" + class values {0,1} -> "5,7"; without --classes the values themselves. */
-static void classes_meta(const char *classes_opt, const da_clf_result *r, char *out, size_t len) {
+static void classes_meta(const char *classes_opt, const da_classifier_model *m, char *out, size_t len) {
     const char *items[256];
     int n_items = 0;
     char buf[1024];
@@ -23,10 +22,12 @@ static void classes_meta(const char *classes_opt, const da_clf_result *r, char *
         snprintf(buf, sizeof buf, "%s", classes_opt);
         for (char *tok = strtok(buf, ","); tok && n_items < 256; tok = strtok(NULL, ",")) items[n_items++] = tok;
     }
+    int64_t values[256];
+    int n_classes = da_classifier_model_classes(m, values, 256);
     size_t o = 0;
     out[0] = 0;
-    for (int i = 0; i < r->n_classes && o < len; i++) {
-        int64_t v = r->class_values[i];
+    for (int i = 0; i < n_classes && o < len; i++) {
+        int64_t v = values[i];
         if (v >= 0 && v < n_items) o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "," : "", items[v]);
         else o += (size_t)snprintf(out + o, len - o, "%s%lld", i ? "," : "", (long long)v);
     }
@@ -41,8 +42,8 @@ static int parse_evals(const da_strlist *evals, char name_buf[][128], const char
         fprintf(stderr, "diffadapt " CMD ": give at least one --eval NAME=DATA (e.g. --eval test=fashion-mnist:test)\n");
         return 2;
     }
-    if (evals->n > DA_CLF_MAX_EVAL) {
-        fprintf(stderr, "diffadapt " CMD ": at most %d --eval sets\n", DA_CLF_MAX_EVAL);
+    if (evals->n > DA_CLASSIFIER_MAX_EVAL) {
+        fprintf(stderr, "diffadapt " CMD ": at most %d --eval sets\n", DA_CLASSIFIER_MAX_EVAL);
         return 2;
     }
     for (int i = 0; i < evals->n; i++) {
@@ -63,13 +64,13 @@ static int parse_evals(const da_strlist *evals, char name_buf[][128], const char
 
 /* accuracy.png: the accuracy of every eval set per epoch. Returns 0, or 1 after printing. */
 static int write_plot(const char *path, const char *train_name, int seed, int epochs, int n_evals,
-                      const char *const *names, const da_clf_result *res) {
+                      const char *const *names, const double *eval_acc) {
     double *ep = malloc(sizeof(double) * (size_t)epochs), *acc = malloc(sizeof(double) * (size_t)epochs * (size_t)n_evals);
     da_plot_series series[DA_PLOT_MAX_SERIES];
     int n_series = n_evals < DA_PLOT_MAX_SERIES ? n_evals : DA_PLOT_MAX_SERIES;
     for (int e = 0; e < epochs; e++) ep[e] = e + 1;
     for (int k = 0; k < n_series; k++) {
-        for (int e = 0; e < epochs; e++) acc[k * epochs + e] = res->eval_acc[e * n_evals + k];
+        for (int e = 0; e < epochs; e++) acc[k * epochs + e] = eval_acc[e * n_evals + k];
         series[k] = (da_plot_series){names[k], epochs, ep, acc + k * epochs, NULL};
     }
     char title[256], err[2048];
@@ -83,6 +84,28 @@ static int write_plot(const char *path, const char *train_name, int seed, int ep
         return 1;
     }
     return 0;
+}
+
+/* What the command keeps of every epoch: its line on stderr and the eval accuracies for the plot. */
+typedef struct {
+    const char *train_name;
+    int seed;
+    const char *const *names;
+    double *eval_acc;         /* (epochs, n_eval) */
+    double elapsed;
+} epoch_log;
+
+static void on_epoch(void *user, const da_classifier_epoch_report *r) {
+    epoch_log *l = user;
+    memcpy(l->eval_acc + (size_t)(r->epoch - 1) * (size_t)r->n_eval, r->eval_acc, sizeof(double) * (size_t)r->n_eval);
+    l->elapsed = r->elapsed;
+    char line[1024];   /* one write per line */
+    int len = snprintf(line, sizeof line, "%s seed %llu epoch %d/%d  loss %.4f  train %.1f%%", l->train_name,
+                       (unsigned long long)l->seed, r->epoch, r->epochs, r->train_loss, r->train_acc);
+    for (int j = 0; j < r->n_eval && len < (int)sizeof line; j++)
+        len += snprintf(line + len, sizeof line - (size_t)len, "  %s %.1f%%", l->names[j], r->eval_acc[j]);
+    if (len < (int)sizeof line) snprintf(line + len, sizeof line - (size_t)len, "  (%.1f s)", r->seconds);
+    fprintf(stderr, "%s\n", line);
 }
 
 int cmd_train_classifier(int argc, char **argv) {
@@ -115,14 +138,14 @@ int cmd_train_classifier(int argc, char **argv) {
         "Trains the reference CNN (3 conv layers 32/64/128 with max-pool, FC 512, output) with Adam.\n"
         "Two classes: one logit with sigmoid + BCE; more: softmax + cross-entropy. After every epoch\n"
         "every --eval set is evaluated and one row per set is appended to DIR/metrics.csv\n"
-        "(" DA_METRICS_HEADER ", accuracy in percent).\n"
+        "(" DA_CLASSIFIER_METRICS_HEADER ", accuracy in percent).\n"
         "Writes DIR/accuracy.png (accuracy per epoch, a line per eval set) and DIR/model.safetensors.\n"
         "The data options apply to every set; --eval-take and --eval-skip replace --take and --skip for the eval sets.",
         NULL};
     int rc;
     if (!da_fragments_parse(&info, opts, &shared, argc, argv, &rc)) return rc;
-    const char *names[DA_CLF_MAX_EVAL], *specs[DA_CLF_MAX_EVAL];
-    char name_buf[DA_CLF_MAX_EVAL][128];
+    const char *names[DA_CLASSIFIER_MAX_EVAL], *specs[DA_CLASSIFIER_MAX_EVAL];
+    char name_buf[DA_CLASSIFIER_MAX_EVAL][128];
     if ((rc = parse_evals(&evals, name_buf, names, specs))) return rc;
     if (eval_take < 0 || eval_skip < 0) {
         fprintf(stderr, "diffadapt " CMD ": --eval-take and --eval-skip must not be negative\n");
@@ -143,7 +166,7 @@ int cmd_train_classifier(int argc, char **argv) {
             fprintf(stderr, "error: %s already exists; pass --force to overwrite it (metrics.csv is appended to)\n", p);
             return 1;
         }
-    da_set_threads(co.threads);
+    da_threads_set(co.threads);
 
     char err[2048];
     if (da_mkdirs(out_dir, err, sizeof err) != 0) {
@@ -153,52 +176,56 @@ int cmd_train_classifier(int argc, char **argv) {
     da_cli_data eval_dd = dd;
     eval_dd.take = eval_take;
     eval_dd.skip = eval_skip;
-    da_dataset train, sets[DA_CLF_MAX_EVAL];
+    da_dataset train, sets[DA_CLASSIFIER_MAX_EVAL];
     memset(&train, 0, sizeof train);
     memset(sets, 0, sizeof sets);
     int n_loaded = 0, status = 1;
-    da_clf_result res;
-    memset(&res, 0, sizeof res);
-    da_cnn model;
-    memset(&model, 0, sizeof model);
+    da_classifier_model *model = NULL;
+    epoch_log log = {train_name, co.seed, names, NULL, 0};
     if (da_cli_load_data(CMD, "training set", train_spec, &dd, &train)) goto done;
-    da_eval_set ev[DA_CLF_MAX_EVAL];
+    da_classifier_eval ev[DA_CLASSIFIER_MAX_EVAL];
     for (; n_loaded < evals.n; n_loaded++) {
         char what[160];
         snprintf(what, sizeof what, "eval set %s", names[n_loaded]);
+        const da_dataset *e = &sets[n_loaded];
         if (da_cli_load_data(CMD, what, specs[n_loaded], &eval_dd, &sets[n_loaded])) goto done;
-        ev[n_loaded].name = names[n_loaded];
-        ev[n_loaded].data = &sets[n_loaded];
+        ev[n_loaded] = (da_classifier_eval){names[n_loaded], {e->images, e->labels, e->n, (int)e->c, (int)e->h, (int)e->w}};
     }
     fprintf(stderr, "training on %s: %lld images %lldx%lldx%lld (CxHxW), %d eval set(s)\n", train_spec,
             (long long)train.n, (long long)train.c, (long long)train.h, (long long)train.w, evals.n);
 
-    da_clf_opts o = da_clf_defaults();
-    o.epochs = epochs;
-    o.batch = co.batch;
-    o.lr = lr;
-    o.seed = (uint64_t)co.seed;
-    o.train_name = train_name;
-    o.metrics_path = metrics;
-    if (da_classifier_train(&train, evals.n, ev, &o, &model, &res, err, sizeof err) != 0) {
+    log.eval_acc = calloc((size_t)(epochs > 0 ? epochs : 1) * (size_t)evals.n, sizeof(double));
+    if (!log.eval_acc) {
+        fprintf(stderr, "error: out of memory\n");
+        goto done;
+    }
+    da_classifier_settings s;
+    da_classifier_defaults(&s);
+    s.epochs = epochs;
+    s.batch = co.batch;
+    s.lr = lr;
+    s.seed = (uint64_t)co.seed;
+    const da_image_set train_set = {train.images, train.labels, train.n, (int)train.c, (int)train.h, (int)train.w};
+    const da_classifier_train_options o = {ev, evals.n, train_name, metrics, on_epoch, &log};
+    if (da_classifier_model_train_set(&train_set, &s, &o, &model, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
 
     char cls[2048];
-    classes_meta(dd.classes, &res, cls, sizeof cls);
-    if (da_cnn_save(&model, model_path, cls, err, sizeof err) != 0) {
+    classes_meta(dd.classes, model, cls, sizeof cls);
+    if (da_classifier_model_save(model, model_path, cls, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         goto done;
     }
-    if (write_plot(plot_path, train_name, co.seed, epochs, evals.n, names, &res)) goto done;
-    printf("trained %d epochs in %.1f s; final accuracy:", epochs, res.seconds);
-    for (int k = 0; k < evals.n; k++) printf(" %s %.2f%%", names[k], res.eval_acc[(epochs - 1) * evals.n + k]);
+    if (write_plot(plot_path, train_name, co.seed, epochs, evals.n, names, log.eval_acc)) goto done;
+    printf("trained %d epochs in %.1f s; final accuracy:", epochs, log.elapsed);
+    for (int k = 0; k < evals.n; k++) printf(" %s %.2f%%", names[k], log.eval_acc[(epochs - 1) * evals.n + k]);
     printf("\nwrote %s, %s, %s\n", metrics, plot_path, model_path);
     status = 0;
 done:
-    da_clf_result_free(&res);
-    da_cnn_free(&model);
+    free(log.eval_acc);
+    da_classifier_model_free(model);
     for (int i = 0; i < n_loaded; i++) da_dataset_free(&sets[i]);
     da_dataset_free(&train);
     return status;

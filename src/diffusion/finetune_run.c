@@ -72,42 +72,55 @@ static void add_terms(da_ft_terms *acc, const da_ft_terms *t, double w) {
     acc->id += t->id * w;
 }
 
-int da_ft_run(da_finetuner *f, da_adam *opt, const float *x0, const float *lat, int64_t n, int start_epoch,
-              const da_ft_hooks *hooks, char *err, size_t errlen) {
+int da_ft_run_epoch(da_finetuner *f, da_adam *opt, da_ctx *ctx, const float *x0, const float *lat, int64_t n, int epoch,
+                    const da_ft_hooks *hooks, da_ft_epoch_report *report, char *err, size_t errlen) {
     const da_ft_config *c = &f->cfg;
-    if (n < 1 || start_epoch < 0) {
+    if (n < 1 || epoch < 0) {
         snprintf(err, errlen, "a fine-tuning run needs at least one image (got %lld)", (long long)n);
         return -1;
     }
     const int64_t per = f->model->cfg.in_channels * (int64_t)f->model->cfg.resolution * f->model->cfg.resolution;
     static const da_ft_hooks none = {0};
     if (!hooks) hooks = &none;
+    opt->cfg.lr = da_ft_epoch_lr(c, epoch);
+    da_ft_terms sum = {0};
+    double t_epoch = da_now();
+    for (int64_t b0 = 0; b0 < n; b0 += c->batch) {
+        int64_t nb = n - b0 < c->batch ? n - b0 : c->batch;
+        double t_batch = da_now();
+        da_ft_terms t;
+        char e2[DA_ERR_LEN];
+        if (da_ft_train_batch(f, opt, ctx, x0 + b0 * per, lat + b0 * per, nb, da_ft_batch_seed(c, epoch, n, b0), NULL, &t,
+                              e2, sizeof e2)) {
+            snprintf(err, errlen, "epoch %d, image %lld: %s", epoch + 1, (long long)b0 + 1, e2);
+            return -1;
+        }
+        add_terms(&sum, &t, (double)nb);
+        if (hooks->on_batch) {
+            da_ft_batch_report r = {epoch + 1, c->epochs, b0, nb, n, t, opt->cfg.lr, da_now() - t_batch};
+            hooks->on_batch(hooks->user, &r);
+        }
+    }
+    const double dn = (double)n;
+    da_ft_terms mean = {sum.loss / dn, sum.clip / dn, sum.dir / dn, sum.l1 / dn, sum.id / dn};
+    *report = (da_ft_epoch_report){epoch + 1, c->epochs, mean, opt->cfg.lr, da_now() - t_epoch, ctx->arena.peak};
+    return 0;
+}
+
+int da_ft_run(da_finetuner *f, da_adam *opt, const float *x0, const float *lat, int64_t n, int start_epoch,
+              const da_ft_hooks *hooks, char *err, size_t errlen) {
+    if (n < 1 || start_epoch < 0) {
+        snprintf(err, errlen, "a fine-tuning run needs at least one image (got %lld)", (long long)n);
+        return -1;
+    }
+    static const da_ft_hooks none = {0};
+    if (!hooks) hooks = &none;
     da_ctx ctx;
     da_ctx_init(&ctx);
     int rc = -1;
-    for (int e = start_epoch; e < c->epochs; e++) {
-        opt->cfg.lr = da_ft_epoch_lr(c, e);
-        da_ft_terms sum = {0};
-        double t_epoch = da_now();
-        for (int64_t b0 = 0; b0 < n; b0 += c->batch) {
-            int64_t nb = n - b0 < c->batch ? n - b0 : c->batch;
-            double t_batch = da_now();
-            da_ft_terms t;
-            char e2[DA_ERR_LEN];
-            if (da_ft_train_batch(f, opt, &ctx, x0 + b0 * per, lat + b0 * per, nb, da_ft_batch_seed(c, e, n, b0), NULL,
-                                  &t, e2, sizeof e2)) {
-                snprintf(err, errlen, "epoch %d, image %lld: %s", e + 1, (long long)b0 + 1, e2);
-                goto done;
-            }
-            add_terms(&sum, &t, (double)nb);
-            if (hooks->on_batch) {
-                da_ft_batch_report r = {e + 1, c->epochs, b0, nb, n, t, opt->cfg.lr, da_now() - t_batch};
-                hooks->on_batch(hooks->user, &r);
-            }
-        }
-        const double dn = (double)n;
-        da_ft_terms mean = {sum.loss / dn, sum.clip / dn, sum.dir / dn, sum.l1 / dn, sum.id / dn};
-        da_ft_epoch_report r = {e + 1, c->epochs, mean, opt->cfg.lr, da_now() - t_epoch, ctx.arena.peak};
+    for (int e = start_epoch; e < f->cfg.epochs; e++) {
+        da_ft_epoch_report r;
+        if (da_ft_run_epoch(f, opt, &ctx, x0, lat, n, e, hooks, &r, err, errlen)) goto done;
         if (hooks->on_epoch && hooks->on_epoch(hooks->user, &r, err, errlen)) goto done;
     }
     rc = 0;

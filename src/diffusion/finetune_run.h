@@ -59,6 +59,14 @@ typedef struct {
     void *user;
 } da_ft_hooks;
 
+/* Epoch `epoch` (0-based) of a run over n images x0 (n,C,H,W) with their latents lat (n,C,H,W),
+ * f->cfg.batch at a time in order, on the step arena ctx (kept by the caller across epochs):
+ * sets the epoch's learning rate, calls hooks->on_batch (hooks may be NULL; on_epoch is not
+ * called) and fills *report. Returns -1 with err naming the epoch and image when a step fails
+ * (the model is then left as before that optimiser step). */
+int da_ft_run_epoch(da_finetuner *f, da_adam *opt, da_ctx *ctx, const float *x0, const float *lat, int64_t n, int epoch,
+                    const da_ft_hooks *hooks, da_ft_epoch_report *report, char *err, size_t errlen);
+
 /* Epochs start_epoch .. f->cfg.epochs-1 over n images x0 (n,C,H,W) with their latents lat
  * (n,C,H,W), f->cfg.batch at a time in order. Returns -1 with err naming the epoch and image when
  * a step fails (the model is then left as before that optimiser step) or a hook stops the run. */

@@ -336,6 +336,7 @@ int da_classifier_train(const da_dataset *train, int n_eval, const da_eval_set *
             if (len < (int)sizeof line) snprintf(line + len, sizeof line - (size_t)len, "  (%.1f s)", da_now() - te);
             fprintf(stderr, "%s\n", line);
         }
+        if (o->on_epoch) o->on_epoch(o->user, res, ep, da_now() - te, da_now() - t0);
         if (!isfinite(res->train_loss[ep])) {
             snprintf(err, errlen, "the training loss became %g in epoch %d; try a smaller --lr",
                      res->train_loss[ep], ep + 1);

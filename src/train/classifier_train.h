@@ -8,15 +8,19 @@
 #include <stdint.h>
 
 #include "data/dataset.h"
+#include "diffadapt.h"
 #include "nn/cnn.h"
 
-#define DA_METRICS_HEADER "train_set,seed,epoch,train_loss,train_acc,eval_set,eval_acc"
-#define DA_CLF_MAX_EVAL 16
+/* the public API names them (diffadapt.h) */
+#define DA_METRICS_HEADER DA_CLASSIFIER_METRICS_HEADER
+#define DA_CLF_MAX_EVAL DA_CLASSIFIER_MAX_EVAL
 
 typedef struct {
     const char *name;             /* the eval_set column, e.g. "source" */
     const da_dataset *data;       /* labelled, same (C,H,W) as the training set */
 } da_eval_set;
+
+struct da_clf_result;
 
 typedef struct {
     int epochs;                   /* 10 */
@@ -27,12 +31,16 @@ typedef struct {
     const char *metrics_path;     /* NULL, or a CSV that gets n_eval rows after every epoch */
     bool verbose;                 /* one progress line per epoch on stderr */
     int c1, c2, c3, hidden;       /* CNN widths; 0 = the reference 32/64/128/512 */
+    /* optional: called after every epoch (0-based `epoch`) once its row of res is filled and the
+     * metrics written, with the epoch's and the training's wall time so far */
+    void (*on_epoch)(void *user, const struct da_clf_result *res, int epoch, double seconds, double elapsed);
+    void *user;
 } da_clf_opts;
 
 /* torch/reference defaults: 10 epochs, batch 32, lr 1e-3, seed 0, name "train", verbose. */
 da_clf_opts da_clf_defaults(void);
 
-typedef struct {
+typedef struct da_clf_result {
     int epochs, n_eval;
     int n_classes;                /* 2 = binary (one logit) */
     int64_t class_values[256];    /* the training label behind each class index 0..n_classes-1 */
