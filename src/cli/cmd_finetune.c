@@ -293,7 +293,8 @@ static void inputs_free(run_inputs *in) {
 static int load_inputs(run_inputs *in, const da_common *co, const char *id_path, const char *data_spec,
                        const char *tgt_images, const da_cli_data *dd, const da_ft_config *cfg) {
     char err[4096];
-    if (da_cli_load_model(co->model, co->config, &in->m)) return -1;
+    /* float32 inversion: the latents are where the fine-tuning gradients start (docs/precision.md) */
+    if (da_cli_load_model(co->model, co->config, DA_CLI_PRECISION_FP32, &in->m)) return -1;
     if (da_clip_model_load_vocab(co->clip, co->vocab, &in->clip, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         return -1;

@@ -22,6 +22,7 @@ typedef struct {
 
 /* The names --precision takes, in index order (da_model_set_precision's names). */
 #define DA_PRECISION_CHOICES "auto|fp32|bf16"
+enum { DA_CLI_PRECISION_AUTO, DA_CLI_PRECISION_FP32, DA_CLI_PRECISION_BF16 };
 /* The name of a --precision index. */
 const char *da_common_precision_name(int precision);
 
