@@ -69,6 +69,11 @@ commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "- OpenBLAS: $blas (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)"
     echo "- PyTorch: $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo unavailable); compiler: $(cc --version | head -1)"
     echo "- commit: $commit"
+    # what the engine will run here: CPU extensions, convolution and gemm paths, precision
+    echo "- diffadapt --version (kernel paths on this machine):"
+    "$BUILD/diffadapt" --version 2>/dev/null | sed -n 's/^\(cpu extensions\|openblas\|convolutions\|matrix products\|inference precision[^:]*\): */  - \1: /p'
+    [ -n "${ONEDNN_MAX_CPU_ISA:-}${ATEN_CPU_CAPABILITY:-}${DA_BENCH_OPENBLAS_CORETYPE:-}" ] &&
+        echo "- held back for this run: ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-<unset>} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-<unset>} DA_BENCH_OPENBLAS_CORETYPE=${DA_BENCH_OPENBLAS_CORETYPE:-<unset>}"
     echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
 } > "$RESULTS"
