@@ -3,13 +3,13 @@
 # benchmark. Packages already present are left alone, so a second run is quick.
 # Usage: install-deps.sh [--run]
 #   --run: only what building and running the program needs (scripts/run.sh): no clang/compiler-rt
-#          (the fuzzer) and no python3-torch (golden files and benchmarks), which is large.
+#          (the fuzzer) and no python3-torch / python3-pil (golden files and benchmarks), which are large.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libstb-dev zlib1g-dev libcjson-dev
       libyaml-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist)
 case "${1:-}" in
   --run) ;;
-  "") pkgs+=(clang libclang-rt-14-dev python3-torch) ;;
+  "") pkgs+=(clang libclang-rt-14-dev python3-torch python3-pil) ;;
   *) echo "usage: install-deps.sh [--run]" >&2; exit 2 ;;
 esac
 missing=()
