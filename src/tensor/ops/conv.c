@@ -1,5 +1,5 @@
-/* conv.c — 2-D convolution with zero padding and any stride: im2col + OpenBLAS sgemm, forward
- * and backward. A 1x1 stride-1 unpadded convolution multiplies the (C,H*W) view directly.
+/* conv.c — 2-D convolution with zero padding and any stride: im2col + sgemm (da_sgemm: oneDNN's
+ * or OpenBLAS's, gemm.h), forward and backward. A 1x1 stride-1 unpadded convolution multiplies the (C,H*W) view directly.
  *
  * Layout. A column matrix has K = C*kh*kw rows (row k = (c,ki,kj)) and one column per output
  * position. The work is cut into tiles of at most TILE_FLOATS column entries:

@@ -1,5 +1,5 @@
 /* conv_backend.h — the two ways 2-D convolution is computed and how one is chosen.
- *   blas: im2col + OpenBLAS sgemm (conv.c), always built;
+ *   blas: im2col + da_sgemm (conv.c; oneDNN's or OpenBLAS's sgemm, gemm.h), always built;
  *   dnnl: oneDNN's convolution primitives (conv_dnnl.c), built when CMake found libdnnl.
  * da_conv_choose (conv_dispatch.c) picks one per call from the shape, the CPU and the
  * DIFFADAPT_CONV environment variable (auto | blas | dnnl). */
