@@ -12,6 +12,13 @@
  * entry is dropped. Entries hold primitives only, never data: scratchpads are user-provided
  * (arena), so memory stays bounded. One mutex guards the table and the calls using it.
  *
+ * Algorithm. Primitives are made with oneDNN's "auto" algorithm, which takes its Winograd kernels
+ * (F(4x4, 3x3), AVX-512 only) for the 3x3 stride-1 shapes where oneDNN deems them faster, and
+ * direct convolution everywhere else; DIFFADAPT_CONV_ALGO=direct forces direct convolution (read
+ * at every call, part of the cache key). Measured on this project's Xeon, batch-32 3x3 rows of
+ * bench_conv: 1.4-2.0x faster, forward error at most 2^-19.8 of Σ|x·w| against 2^-22 for direct
+ * (docs/conv-backends.md); tests/test_conv_backends.c bounds it.
+ *
  * Threads. libdnnl is built on the same OpenMP runtime (libgomp) as the engine, so it runs with
  * omp_get_max_threads(), which da_set_threads sets: one thread pool for every op. */
 #include "tensor/ops/conv_backend.h"
@@ -21,6 +28,7 @@
 #include <dnnl.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/ops/scratch.h"
@@ -48,6 +56,7 @@ typedef struct {
     da_conv_shape s;
     bool bias;
     bool bf16;                /* forward only: bf16 x and w, float32 y */
+    bool direct;              /* direct convolution forced (else oneDNN's "auto" algorithm) */
     int threads;
     conv_op fwd;
     layout fwd_x, fwd_w, fwd_y;
@@ -174,12 +183,16 @@ static void free_entry(entry *e) {
     memset(e, 0, sizeof *e);
 }
 
+static dnnl_alg_kind_t algorithm(const entry *e) {
+    return e->direct ? dnnl_convolution_direct : dnnl_convolution_auto;
+}
+
 static bool make_forward(entry *e) {
     descs d;
     make_descs(&d, &e->s, e->bf16);
     dnnl_convolution_desc_t cd;
     /* the plain float32 x and w reach the bf16 layouts through reorders, which round them */
-    return ok(dnnl_convolution_forward_desc_init(&cd, e->bf16 ? dnnl_forward_inference : dnnl_forward_training, dnnl_convolution_direct, &d.x_any,
+    return ok(dnnl_convolution_forward_desc_init(&cd, e->bf16 ? dnnl_forward_inference : dnnl_forward_training, algorithm(e), &d.x_any,
                                                  &d.w_any, e->bias ? &d.b : NULL, &d.y_any, d.strides, d.pad_l,
                                                  d.pad_r)) &&
            make_op(&e->fwd, &cd, NULL) &&
@@ -192,14 +205,14 @@ static bool make_backward(entry *e) {
     descs d;
     make_descs(&d, &e->s, false);
     dnnl_convolution_desc_t bd, bw;
-    return ok(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &d.x_any, &d.w_any, &d.y_any,
+    return ok(dnnl_convolution_backward_data_desc_init(&bd, algorithm(e), &d.x_any, &d.w_any, &d.y_any,
                                                        d.strides, d.pad_l, d.pad_r)) &&
            make_op(&e->bwd_data, &bd, e->fwd.pd) &&
            make_layout(&e->bd_dy, &d.y, chosen_md(&e->bwd_data, dnnl_query_diff_dst_md), true, false) &&
            make_layout(&e->bd_w, &d.w, chosen_md(&e->bwd_data, dnnl_query_weights_md), true, false) &&
            make_layout(&e->bd_dx, &d.x, chosen_md(&e->bwd_data, dnnl_query_diff_src_md), false, true) &&
            /* with a bias, the weight-gradient pass sums its gradient too (no extra pass over dy) */
-           ok(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &d.x_any, &d.w_any,
+           ok(dnnl_convolution_backward_weights_desc_init(&bw, algorithm(e), &d.x_any, &d.w_any,
                                                           e->bias ? &d.b : NULL, &d.y_any, d.strides, d.pad_l,
                                                           d.pad_r)) &&
            make_op(&e->bwd_w, &bw, e->fwd.pd) &&
@@ -216,11 +229,13 @@ static bool same_shape(const da_conv_shape *a, const da_conv_shape *b) {
 }
 
 /* The cached entry of this convolution at the current thread count, or NULL. */
-static entry *lookup(const da_conv_shape *s, bool bias, bool bf16) {
+static entry *lookup(const da_conv_shape *s, bool bias, bool bf16, bool direct) {
     int threads = omp_get_max_threads();
     for (int i = 0; i < CACHE_SIZE; i++) {
         entry *e = &cache[i];
-        if (e->used && e->bias == bias && e->bf16 == bf16 && e->threads == threads && same_shape(&e->s, s)) return e;
+        if (e->used && e->bias == bias && e->bf16 == bf16 && e->direct == direct && e->threads == threads &&
+            same_shape(&e->s, s))
+            return e;
     }
     return NULL;
 }
@@ -228,7 +243,9 @@ static entry *lookup(const da_conv_shape *s, bool bias, bool bf16) {
 /* The cached entry of this convolution, made (forward primitives only) when missing; NULL when
  * oneDNN cannot make it. */
 static entry *find(const da_conv_shape *s, bool bias, bool bf16) {
-    entry *found = lookup(s, bias, bf16);
+    const char *algo = getenv("DIFFADAPT_CONV_ALGO");
+    bool direct = algo && strcmp(algo, "direct") == 0;
+    entry *found = lookup(s, bias, bf16, direct);
     if (found) return found;
     int threads = omp_get_max_threads();
     entry *e = &cache[next_victim];
@@ -238,6 +255,7 @@ static entry *find(const da_conv_shape *s, bool bias, bool bf16) {
     e->s = *s;
     e->bias = bias;
     e->bf16 = bf16;
+    e->direct = direct;
     e->threads = threads;
     if (!make_forward(e)) {
         free_entry(e);
