@@ -124,6 +124,28 @@ static void agree(const char *what, const float *got, const float *want, const d
           bad < 0 ? 0.0 : got[bad], bad < 0 ? 0.0 : want[bad], bad < 0 ? 0.0 : mag[bad]);
 }
 
+/* The sums of |terms| behind each result (see magnitudes). */
+typedef struct {
+    const double *y, *dx, *dw, *db;
+} mags;
+
+/* Every output of `got` (oneDNN, labelled `label`) against `want` (BLAS): y, dx, dw and, when
+ * with_db, db. */
+static void agree_all(const conv_case *c, const char *label, const result *got, const result *want, const mags *m,
+                      int64_t nx, int64_t nw, bool with_db) {
+    char what[192];
+    snprintf(what, sizeof what, "%s%s: forward", c->name, label);
+    agree(what, got->y, want->y, m->y, want->ny);
+    snprintf(what, sizeof what, "%s%s: d input", c->name, label);
+    agree(what, got->dx, want->dx, m->dx, nx);
+    snprintf(what, sizeof what, "%s%s: d weight", c->name, label);
+    agree(what, got->dw, want->dw, m->dw, nw);
+    if (with_db) {
+        snprintf(what, sizeof what, "%s%s: d bias", c->name, label);
+        agree(what, got->db, want->db, m->db, c->O);
+    }
+}
+
 static bool same(const float *a, const float *b, int64_t n) { return memcmp(a, b, sizeof(float) * (size_t)n) == 0; }
 
 static void check_case(const conv_case *c, da_rng *rng) {
@@ -141,27 +163,14 @@ static void check_case(const conv_case *c, da_rng *rng) {
     double *my = malloc(sizeof(double) * (size_t)rb.ny), *mdx = malloc(sizeof(double) * (size_t)x->numel);
     double *mdw = malloc(sizeof(double) * (size_t)w->numel), *mdb = malloc(sizeof(double) * (size_t)c->O);
     magnitudes(c, x, w, b, OH, OW, my, mdx, mdw, mdb);
-    snprintf(what, sizeof what, "%s: forward", c->name);
-    agree(what, rd.y, rb.y, my, rb.ny);
-    snprintf(what, sizeof what, "%s: d input", c->name);
-    agree(what, rd.dx, rb.dx, mdx, x->numel);
-    snprintf(what, sizeof what, "%s: d weight", c->name);
-    agree(what, rd.dw, rb.dw, mdw, w->numel);
-    if (b) {
-        snprintf(what, sizeof what, "%s: d bias", c->name);
-        agree(what, rd.db, rb.db, mdb, c->O);
-    }
+    const mags m = {my, mdx, mdw, mdb};
+    agree_all(c, "", &rd, &rb, &m, x->numel, w->numel, b != NULL);
     if (c->winograd) {
         /* oneDNN held to direct convolution meets the ordinary bound */
         setenv("DIFFADAPT_CONV_ALGO", "direct", 1);
         result rdd = run(c, "dnnl", x, w, b);
         unsetenv("DIFFADAPT_CONV_ALGO");
-        snprintf(what, sizeof what, "%s, direct: forward", c->name);
-        agree(what, rdd.y, rb.y, my, rb.ny);
-        snprintf(what, sizeof what, "%s, direct: d input", c->name);
-        agree(what, rdd.dx, rb.dx, mdx, x->numel);
-        snprintf(what, sizeof what, "%s, direct: d weight", c->name);
-        agree(what, rdd.dw, rb.dw, mdw, w->numel);
+        agree_all(c, ", direct", &rdd, &rb, &m, x->numel, w->numel, false);
         if (da_conv_dnnl_has_avx512())
             CHECK(!same(rdd.y, rd.y, rb.ny) && !same(rdd.dw, rd.dw, w->numel),
                   "%s: the auto algorithm gave direct convolution's bits on AVX-512: Winograd did not run", c->name);

@@ -31,7 +31,7 @@ int da_cli_load_model(const char *path, const char *config_path, int precision, 
         return -1;
     }
     fprintf(stderr, "model %s: %s; convolutions in %s%s\n", path, da_model_describe(*m, desc, sizeof desc),
-            da_model_precision(*m), precision == 0 ? " (--precision auto)" : "");
+            da_model_precision(*m), precision == DA_CLI_PRECISION_AUTO ? " (--precision auto)" : "");
     return 0;
 }
 

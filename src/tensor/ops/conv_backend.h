@@ -38,11 +38,9 @@ const char *da_conv_dnnl_isa(void);
 /* Whether oneDNN's ISA has AVX-512 (false when it is not built in or held to AVX2). */
 bool da_conv_dnnl_has_avx512(void);
 
-/* Whether oneDNN's ISA has bf16 dot-product instructions (AVX512-BF16; AMX includes them) and
- * AMX tiles; false without oneDNN or when ONEDNN_MAX_CPU_ISA holds it below. Without AMX, bf16
- * products are no faster than float32 ones (one bf16 dot-product port against two FMA ports:
- * measured in docs/conv-backends.md), so only AMX makes bf16 worth its error. */
-bool da_conv_dnnl_has_bf16(void);
+/* Whether oneDNN's ISA has AMX tiles; false without oneDNN or when ONEDNN_MAX_CPU_ISA holds it
+ * below. Without AMX, bf16 products are no faster than float32 ones (one bf16 dot-product port
+ * against two FMA ports: measured in docs/precision.md), so only AMX makes bf16 worth its error. */
 bool da_conv_dnnl_has_amx(void);
 /* Whether oneDNN can make a bf16 convolution here at all (natively or emulated on AVX-512):
  * tried once on a small shape. */

@@ -445,21 +445,15 @@ const char *da_conv_dnnl_isa(void) {
     }
 }
 
-bool da_conv_dnnl_has_avx512(void) {
-    /* the avx512_core bits are set in every later AVX-512 ISA value */
-    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
+/* Whether the ISA oneDNN runs includes `level`: each ISA value holds the bits of those below it. */
+static bool isa_includes(dnnl_cpu_isa_t level) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & (unsigned)level) == (unsigned)level;
 }
 
-bool da_conv_dnnl_has_bf16(void) {
-    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
-}
+bool da_conv_dnnl_has_avx512(void) { return isa_includes(dnnl_cpu_isa_avx512_core); }
 
-bool da_conv_dnnl_has_amx(void) {
-    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_amx) == (unsigned)dnnl_cpu_isa_avx512_core_amx;
-}
+bool da_conv_dnnl_has_amx(void) { return isa_includes(dnnl_cpu_isa_avx512_core_amx); }
 
 bool da_conv_dnnl_bf16_works(void) {
     static int answer = -1;   /* not asked yet */
@@ -480,7 +474,6 @@ bool da_conv_dnnl_bf16_works(void) {
 bool da_conv_dnnl_available(void) { return false; }
 const char *da_conv_dnnl_isa(void) { return "none"; }
 bool da_conv_dnnl_has_avx512(void) { return false; }
-bool da_conv_dnnl_has_bf16(void) { return false; }
 bool da_conv_dnnl_has_amx(void) { return false; }
 bool da_conv_dnnl_bf16_works(void) { return false; }
 
