@@ -23,9 +23,10 @@
  * (on the arena, for the step); otherwise backward recomputes im2col tile by tile, one pass
  * over memory per tile against about 2*O flops per column entry in the GEMMs.
  *
- * Backends. da_conv_choose (conv_dispatch.c) may hand a convolution to oneDNN (conv_dnnl.c)
- * instead; the tape entry remembers which backend ran the forward pass, and backward uses the
- * same one. If oneDNN fails (it returns false), this file's BLAS path does the work. */
+ * Backends. da_conv_choose (conv_dispatch.c) may hand a convolution to oneDNN (conv_dnnl.c) or
+ * to Winograd (conv_winograd.c) instead; the tape entry remembers which backend ran the forward
+ * pass, and backward uses the same one. If oneDNN fails (it returns false), this file's BLAS
+ * path does the work. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -303,6 +304,12 @@ static void conv2d_backward(da_ctx *ctx, da_tape_entry *e) {
 
     int threads = (int)e->i[5];   /* as in the forward pass: the kept columns follow its plan */
     bool empty = e->out->numel == 0 || g.K == 0;
+    if (e->i[6] == DA_CONV_WINO && !empty && (dx || dw)) {
+        da_conv_shape s = backend_shape(&g);
+        if (db) add_bias_grad(&g, dy, db, threads);
+        da_conv_wino_backward(ctx, &s, x->data, w->data, dy, dx, dw);
+        return;
+    }
     if (e->i[6] == DA_CONV_DNNL && !empty && (dx || dw)) {
         da_conv_shape s = backend_shape(&g);
         if (da_conv_dnnl_backward(ctx, &s, x->data, w->data, dy, dx, dw, dw ? db : NULL)) {
@@ -401,11 +408,16 @@ da_tensor *da_conv2d_ex(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, i
     da_conv_backend backend = DA_CONV_BLAS;
     /* bf16 products only where nothing is differentiated (see da_precision) */
     bool bf16 = !record && ctx->precision == DA_PRECISION_BF16;
-    if (!empty && bf16 && da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data, true))
+    da_conv_backend chosen = empty ? DA_CONV_BLAS : da_conv_choose(&shape);
+    if (!empty && bf16 && da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data, true)) {
         backend = DA_CONV_DNNL;
-    else if (!empty && da_conv_choose(&shape) == DA_CONV_DNNL &&
-             da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data, false))
+    } else if (chosen == DA_CONV_WINO) {
+        da_conv_wino_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data);
+        backend = DA_CONV_WINO;
+    } else if (chosen == DA_CONV_DNNL &&
+               da_conv_dnnl_forward(ctx, &shape, x->data, w->data, b ? b->data : NULL, y->data, false)) {
         backend = DA_CONV_DNNL;
+    }
     /* Keep the whole batch's column matrix for dW when it is small (see the top of the file). */
     float *kept = NULL;
     if (backend == DA_CONV_BLAS && record && w->requires_grad && !g.direct && !empty &&

@@ -1,8 +1,9 @@
-/* conv_backend.h — the two ways 2-D convolution is computed and how one is chosen.
+/* conv_backend.h — the three ways 2-D convolution is computed and how one is chosen.
  *   blas: im2col + da_sgemm (conv.c; oneDNN's or OpenBLAS's sgemm, gemm.h), always built;
- *   dnnl: oneDNN's convolution primitives (conv_dnnl.c), built when CMake found libdnnl.
+ *   dnnl: oneDNN's convolution primitives (conv_dnnl.c), built when CMake found libdnnl;
+ *   wino: Winograd F(4x4,3x3) on da_sgemm (conv_winograd.c), 3x3 stride 1 only, always built.
  * da_conv_choose (conv_dispatch.c) picks one per call from the shape, the CPU and the
- * DIFFADAPT_CONV environment variable (auto | blas | dnnl). */
+ * DIFFADAPT_CONV environment variable (auto | blas | dnnl | wino). */
 #ifndef DA_CONV_BACKEND_H
 #define DA_CONV_BACKEND_H
 
@@ -18,9 +19,10 @@ typedef struct {
     int stride, pt, pb, pl, pr;   /* stride; zero padding top, bottom, left, right */
 } da_conv_shape;
 
-typedef enum { DA_CONV_BLAS = 0, DA_CONV_DNNL = 1 } da_conv_backend;
+typedef enum { DA_CONV_BLAS = 0, DA_CONV_DNNL = 1, DA_CONV_WINO = 2 } da_conv_backend;
 
-/* The backend for this convolution (always DA_CONV_BLAS when oneDNN is not built in). */
+/* The backend for this convolution (never DA_CONV_DNNL when oneDNN is not built in, never
+ * DA_CONV_WINO for a shape da_conv_wino_fits refuses). */
 da_conv_backend da_conv_choose(const da_conv_shape *s);
 
 /* One line for benchmarks and --version: the switch's value and, when built in, oneDNN's ISA. */
@@ -59,5 +61,18 @@ bool da_conv_dnnl_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, c
  * was written stops the program (da_check). */
 bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
                            float *dx, float *dw, float *db);
+
+/* ---- conv_winograd.c -------------------------------------------------------------------- */
+
+/* Whether Winograd can compute this shape: a 3x3 kernel, stride 1, padding at most 2 per side. */
+bool da_conv_wino_fits(const da_conv_shape *s);
+
+/* y (N,O,OH,OW) = conv(x, w) + b (b may be NULL); workspaces from ctx's arena, handed back. */
+void da_conv_wino_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
+                          float *y);
+
+/* dx += dL/dx and dw += dL/dw from dy (either may be NULL; the bias gradient is the caller's). */
+void da_conv_wino_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
+                           float *dx, float *dw);
 
 #endif

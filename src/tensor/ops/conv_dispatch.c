@@ -12,15 +12,16 @@
 #include "tensor/ops/conv_backend.h"
 #include "tensor/ops/gemm.h"
 
-typedef enum { WANT_AUTO, WANT_BLAS, WANT_DNNL } want;
+typedef enum { WANT_AUTO, WANT_BLAS, WANT_DNNL, WANT_WINO } want;
 
 static want read_switch(void) {
     const char *v = getenv("DIFFADAPT_CONV");
     if (!v || !*v || strcmp(v, "auto") == 0) return WANT_AUTO;
     if (strcmp(v, "blas") == 0) return WANT_BLAS;
     if (strcmp(v, "dnnl") == 0) return WANT_DNNL;
+    if (strcmp(v, "wino") == 0) return WANT_WINO;
     static bool warned;
-    if (!warned) fprintf(stderr, "warning: DIFFADAPT_CONV='%s' is not auto, blas or dnnl; using auto\n", v);
+    if (!warned) fprintf(stderr, "warning: DIFFADAPT_CONV='%s' is not auto, blas, dnnl or wino; using auto\n", v);
     warned = true;
     return WANT_AUTO;
 }
@@ -36,9 +37,27 @@ static want read_switch(void) {
  *     BLAS, which runs them on one thread, is kept. */
 #define SMALL_MACS ((int64_t)1 << 20)
 
+static bool direct_forced(void) {
+    const char *algo = getenv("DIFFADAPT_CONV_ALGO");
+    return algo && strcmp(algo, "direct") == 0;
+}
+
+/* Our Winograd (conv_winograd.c) where oneDNN has none: below AVX-512 (or without oneDNN), for
+ * 3x3 stride-1 layers with a batch of WINO_MIN_N+ images and WINO_MIN_CH+ channels each way.
+ * DIFFADAPT_CONV_ALGO=direct turns it off with oneDNN's. */
+#define WINO_MIN_N 16
+#define WINO_MIN_CH 32
+
+static bool wino_wanted(const da_conv_shape *s) {
+    return !direct_forced() && !da_conv_dnnl_has_avx512() && da_conv_wino_fits(s) && s->N >= WINO_MIN_N &&
+           s->C >= WINO_MIN_CH && s->O >= WINO_MIN_CH;
+}
+
 static da_conv_backend auto_rule(const da_conv_shape *s) {
     int64_t macs = s->N * s->O * s->OH * s->OW * s->C * s->kh * s->kw;
     if (macs < SMALL_MACS) return DA_CONV_BLAS;
+    if (wino_wanted(s)) return DA_CONV_WINO;
+    if (!da_conv_dnnl_available()) return DA_CONV_BLAS;
     bool in_place_1x1 = s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pt == 0 && s->pb == 0 && s->pl == 0 &&
                         s->pr == 0;
     if (in_place_1x1 && da_gemm_is_fast()) return DA_CONV_BLAS;
@@ -46,10 +65,10 @@ static da_conv_backend auto_rule(const da_conv_shape *s) {
 }
 
 da_conv_backend da_conv_choose(const da_conv_shape *s) {
-    if (!da_conv_dnnl_available()) return DA_CONV_BLAS;
     switch (read_switch()) {
     case WANT_BLAS: return DA_CONV_BLAS;
-    case WANT_DNNL: return DA_CONV_DNNL;
+    case WANT_DNNL: return da_conv_dnnl_available() ? DA_CONV_DNNL : DA_CONV_BLAS;
+    case WANT_WINO: return da_conv_wino_fits(s) ? DA_CONV_WINO : DA_CONV_BLAS;
     default: return auto_rule(s);
     }
 }
