@@ -2,9 +2,12 @@
  * PyTorch side, bench/bench_conv_torch.py, on the same shapes and thread count): conv2d forward
  * and backward (dX, dW, db) at UNet-like shapes. Prints `RESULT name fwd_ms bwd_ms gflop` (medians)
  * and `MIN name fwd_ms bwd_ms` (fastest passes).
- * Usage: bench_conv [threads] [min_seconds_per_shape] [shape name]   (threads <= 0: all cores)
- *        bench_conv --list   (the shape names) */
+ * Usage: bench_conv [threads] [min_seconds_per_shape] [shape name | N,C,H,W,O]   (threads <= 0: all cores)
+ *        bench_conv --list   (the shape names)
+ * N,C,H,W,O times one more shape, a 3x3 stride-1 convolution with padding 1 (the rule in
+ * conv_dispatch.c was set on such shapes). */
 #include <cblas.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +23,16 @@ typedef struct {
     int stride, pt, pb, pl, pr;
 } shape;
 
-static const shape SHAPES[] = {
+static shape SHAPES[] = {
     {"b32_64ch_32x32_3x3", 32, 64, 32, 32, 64, 3, 1, 1, 1, 1, 1},
     {"b32_128ch_16x16_3x3", 32, 128, 16, 16, 128, 3, 1, 1, 1, 1, 1},
     {"b32_128ch_8x8_3x3", 32, 128, 8, 8, 128, 3, 1, 1, 1, 1, 1},
     {"b32_1x1_128to64_32x32", 32, 128, 32, 32, 64, 1, 1, 0, 0, 0, 0},
     {"b32_64ch_32x32_down_s2", 32, 64, 32, 32, 64, 3, 2, 0, 1, 0, 1},
     {"b1_128ch_256x256_3x3", 1, 128, 256, 256, 128, 3, 1, 1, 1, 1, 1},
+    {NULL, 0, 0, 0, 0, 0, 3, 1, 1, 1, 1, 1},   /* N,C,H,W,O from the command line */
 };
+#define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
 
 static double now(void) {
     struct timespec ts;
@@ -44,10 +49,16 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--list") == 0) {
-        for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) printf("%s\n", SHAPES[s].name);
+        for (size_t s = 0; s + 1 < N_SHAPES; s++) printf("%s\n", SHAPES[s].name);
         return 0;
     }
     const char *only = argc > 3 ? argv[3] : NULL;
+    static char custom[64];
+    shape *own = &SHAPES[N_SHAPES - 1];
+    if (only && sscanf(only, "%" SCNd64 ",%" SCNd64 ",%" SCNd64 ",%" SCNd64 ",%" SCNd64, &own->N, &own->C, &own->H, &own->W, &own->O) == 5) {
+        snprintf(custom, sizeof custom, "b%" PRId64 "_%" PRId64 "ch_%" PRId64 "x%" PRId64 "_to%" PRId64, own->N, own->C, own->H, own->W, own->O);
+        own->name = only = custom;
+    }
     int threads = argc > 1 ? atoi(argv[1]) : 0;
     double min_s = argc > 2 ? atof(argv[2]) : 2.0;
     da_set_threads(threads);
@@ -55,9 +66,9 @@ int main(int argc, char **argv) {
     printf("OpenBLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
     da_rng rng;
     da_rng_init(&rng, 3);
-    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+    for (size_t s = 0; s < N_SHAPES; s++) {
         const shape *sh = &SHAPES[s];
-        if (only && strcmp(only, sh->name) != 0) continue;
+        if (!sh->name || (only && strcmp(only, sh->name) != 0)) continue;
         da_tensor *x = da_persistent(DA_SHAPE(sh->N, sh->C, sh->H, sh->W), true);
         da_tensor *w = da_persistent(DA_SHAPE(sh->O, sh->C, sh->k, sh->k), true);
         da_tensor *b = da_persistent(DA_SHAPE(sh->O), true);

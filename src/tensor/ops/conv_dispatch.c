@@ -42,15 +42,26 @@ static bool direct_forced(void) {
     return algo && strcmp(algo, "direct") == 0;
 }
 
-/* Our Winograd (conv_winograd.c) where oneDNN has none: below AVX-512 (or without oneDNN), for
- * 3x3 stride-1 layers with a batch of WINO_MIN_N+ images and WINO_MIN_CH+ channels each way.
- * DIFFADAPT_CONV_ALGO=direct turns it off with oneDNN's. */
-#define WINO_MIN_N 16
+/* Our Winograd (conv_winograd.c) on 3x3 stride-1 layers with WINO_MIN_CH+ channels each way
+ * and enough 4x4 output tiles to pay for transforming every filter on each call
+ * (bench_conv N,C,H,W,O sweep in docs/conv-backends.md, 2 threads):
+ *   - below AVX-512 oneDNN has only direct convolution: Winograd is 1.1-1.8x faster from 128
+ *     tiles (batch 32 at 8x8, batch 1 at 64x64 and up), 1.3-10x slower below (batch 1 at
+ *     32x32 and smaller with 256-512 channels: the filter transform dominates);
+ *   - on AVX-512 oneDNN runs its own Winograd from batch 16, about 2x faster than ours, and its
+ *     direct convolution elsewhere, which ours beats only from 1024 tiles (batch 1 at 128x128
+ *     and up, 5-15 %).
+ * DIFFADAPT_CONV_ALGO=direct turns Winograd off, ours with oneDNN's. */
 #define WINO_MIN_CH 32
+#define WINO_MIN_TILES_AVX2 128
+#define WINO_MIN_TILES_AVX512 1024
+#define DNNL_WINO_MIN_N 16   /* oneDNN 2.6's auto algorithm picks its Winograd from here (AVX-512) */
 
 static bool wino_wanted(const da_conv_shape *s) {
-    return !direct_forced() && !da_conv_dnnl_has_avx512() && da_conv_wino_fits(s) && s->N >= WINO_MIN_N &&
-           s->C >= WINO_MIN_CH && s->O >= WINO_MIN_CH;
+    if (direct_forced() || !da_conv_wino_fits(s) || s->C < WINO_MIN_CH || s->O < WINO_MIN_CH) return false;
+    int64_t tiles = s->N * ((s->OH + 3) / 4) * ((s->OW + 3) / 4);
+    if (!da_conv_dnnl_has_avx512()) return tiles >= WINO_MIN_TILES_AVX2;
+    return s->N < DNNL_WINO_MIN_N && tiles >= WINO_MIN_TILES_AVX512;
 }
 
 static da_conv_backend auto_rule(const da_conv_shape *s) {
