@@ -17,12 +17,13 @@
  *
  * Work layout. Tiles (n, ty, tx) are cut into blocks of `tb` tiles; each OpenMP thread takes
  * whole blocks with its own workspace, sized to stay in the L2 cache:
- *   V (36, tb, C)  transformed inputs      — channels contiguous, vectorised 8 at a time;
+ *   V (36, tb, C)  transformed inputs      — channels contiguous, transformed 8 at a time;
  *   M (36, tb, K)  products V[p] · U[p]     — 36 calls of da_sgemm (tb x C)·(C x K);
  * and the outputs are transformed back and written to y (N, K, OH, OW). The transformed filters
  * U (36, C, K) are made once per call. For the weight gradient each thread sums
  * dU (36, K, C) += Ydy[p]^T · V[p] over its blocks (static schedule: the same bits on every run
  * with the same thread count); the sums are added in thread order and turned back by G^T·G. */
+#include <immintrin.h>
 #include <omp.h>
 #include <string.h>
 
@@ -32,48 +33,109 @@
 #include "tensor/ops/scratch.h"
 #include "tensor/blas_threads.h"
 
-#define LANES 8                                 /* channels transformed together (one AVX2 vector) */
-#define BLOCK_FLOATS ((int64_t)1 << 18)         /* V + M of one block: 1 MiB, half this CPU's L2 */
+#define BLOCK_FLOATS ((int64_t)1 << 19)         /* V + M of one block: 2 MiB, this CPU's L2 (1 MiB measured slower) */
 
-/* ---- the transforms, on 6 (or 4, or 3) rows of LANES channels --------------------------- */
+/* Eight channels of one tile position: the unit every transform works on (one AVX2 register;
+ * the build targets x86-64-v3). Arithmetic uses GCC's vector operators. */
+typedef __m256 v8;
+
+/* ---- the transforms, on 6 (or 4) rows of eight channels --------------------------------- */
 
 /* v = B^T d (6 -> 6) */
-static inline void input_1d(const float d[6][LANES], float v[6][LANES]) {
-    for (int l = 0; l < LANES; l++) {
-        float d0 = d[0][l], d1 = d[1][l], d2 = d[2][l], d3 = d[3][l], d4 = d[4][l], d5 = d[5][l];
-        v[0][l] = d0 - 1.5f * (d1 - d3) - 2.0f * d2 + d4;
-        v[1][l] = -d1 + 0.5f * d2 + 2.5f * d3 + d4;
-        v[2][l] = d1 - 2.5f * d2 + 0.5f * d3 + d4;
-        v[3][l] = 2.0f * (d3 - d1) - d2 + d4;
-        v[4][l] = 0.5f * (d1 - d3) - d2 + d4;
-        v[5][l] = d1 - 1.5f * (d2 - d4) - 2.0f * d3 + d5;
-    }
+static inline void input_1d(const v8 d[6], v8 v[6]) {
+    v8 d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], d4 = d[4], d5 = d[5];
+    v[0] = d0 - 1.5f * (d1 - d3) - 2.0f * d2 + d4;
+    v[1] = -d1 + 0.5f * d2 + 2.5f * d3 + d4;
+    v[2] = d1 - 2.5f * d2 + 0.5f * d3 + d4;
+    v[3] = 2.0f * (d3 - d1) - d2 + d4;
+    v[4] = 0.5f * (d1 - d3) - d2 + d4;
+    v[5] = d1 - 1.5f * (d2 - d4) - 2.0f * d3 + d5;
 }
 
 /* o = A^T m (6 -> 4) */
-static inline void output_1d(const float m[6][LANES], float o[4][LANES]) {
-    for (int l = 0; l < LANES; l++) {
-        float m0 = m[0][l], m1 = m[1][l], m2 = m[2][l], m3 = m[3][l], m4 = m[4][l], m5 = m[5][l];
-        float s12 = m1 + m2, d12 = m1 - m2;
-        o[0][l] = m0 + s12 + m3 + m4;
-        o[1][l] = d12 + 0.5f * m3 - 2.0f * m4;
-        o[2][l] = s12 + 0.25f * m3 + 4.0f * m4;
-        o[3][l] = d12 + 0.125f * m3 - 8.0f * m4 + m5;
-    }
+static inline void output_1d(const v8 m[6], v8 o[4]) {
+    v8 s12 = m[1] + m[2], d12 = m[1] - m[2];
+    o[0] = m[0] + s12 + m[3] + m[4];
+    o[1] = d12 + 0.5f * m[3] - 2.0f * m[4];
+    o[2] = s12 + 0.25f * m[3] + 4.0f * m[4];
+    o[3] = d12 + 0.125f * m[3] - 8.0f * m[4] + m[5];
 }
 
 /* p = A dy (4 -> 6): the transpose of output_1d */
-static inline void grad_1d(const float g[4][LANES], float p[6][LANES]) {
-    for (int l = 0; l < LANES; l++) {
-        float g0 = g[0][l], g1 = g[1][l], g2 = g[2][l], g3 = g[3][l];
-        float s02 = g0 + g2, s13 = g1 + g3;
-        p[0][l] = g0;
-        p[1][l] = s02 + s13;
-        p[2][l] = s02 - s13;
-        p[3][l] = g0 + 0.5f * g1 + 0.25f * g2 + 0.125f * g3;
-        p[4][l] = g0 - 2.0f * g1 + 4.0f * g2 - 8.0f * g3;
-        p[5][l] = g3;
+static inline void grad_1d(const v8 g[4], v8 p[6]) {
+    v8 s02 = g[0] + g[2], s13 = g[1] + g[3];
+    p[0] = g[0];
+    p[1] = s02 + s13;
+    p[2] = s02 - s13;
+    p[3] = g[0] + 0.5f * g[1] + 0.25f * g[2] + 0.125f * g[3];
+    p[4] = g[0] - 2.0f * g[1] + 4.0f * g[2] - 8.0f * g[3];
+    p[5] = g[3];
+}
+
+/* ---- moving eight channels between planes and vectors ----------------------------------- */
+
+/* The first n lanes on (all ones), the rest off. */
+static inline __m256i first_lanes(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Lanes s with 0 <= x0 + s < W on. */
+static inline __m256i columns_inside(int64_t x0, int64_t W) {
+    __m256i at = _mm256_add_epi32(_mm256_set1_epi32((int)x0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), at),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)W), at));
+}
+
+/* r[i] (8 floats each) -> r[j] lane i = old r[i] lane j */
+static inline void transpose8(v8 r[8]) {
+    v8 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
     }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* Four vectors q[s] (8 lanes) -> lane l's four values q[0..3][l] as one 4-float vector out[l]. */
+static inline void lanes_to_rows(const v8 q[4], __m128 out[8]) {
+    v8 t0 = _mm256_unpacklo_ps(q[0], q[1]), t1 = _mm256_unpackhi_ps(q[0], q[1]);
+    v8 t2 = _mm256_unpacklo_ps(q[2], q[3]), t3 = _mm256_unpackhi_ps(q[2], q[3]);
+    v8 u[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+               _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+    for (int l = 0; l < 4; l++) {
+        out[l] = _mm256_castps256_ps128(u[l]);
+        out[l + 4] = _mm256_extractf128_ps(u[l], 1);
+    }
+}
+
+/* The inverse of lanes_to_rows: rows[l] (4 floats of lane l) -> q[s] lane l = rows[l][s]. */
+static inline void rows_to_lanes(const __m128 rows[8], v8 q[4]) {
+    v8 u[4];
+    for (int l = 0; l < 4; l++) u[l] = _mm256_set_m128(rows[l + 4], rows[l]);
+    v8 t0 = _mm256_unpacklo_ps(u[0], u[1]), t1 = _mm256_unpackhi_ps(u[0], u[1]);
+    v8 t2 = _mm256_unpacklo_ps(u[2], u[3]), t3 = _mm256_unpackhi_ps(u[2], u[3]);
+    q[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    q[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    q[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    q[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+static inline v8 load_lanes(const float *p, int lanes, __m256i mask) {
+    return lanes == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+}
+
+static inline void store_lanes(float *p, v8 v, int lanes, __m256i mask) {
+    if (lanes == 8) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, mask, v);
 }
 
 /* u = G g (3 -> 6), computed in double and rounded once */
@@ -131,37 +193,37 @@ static void tile_origin(const wino_geom *g, int64_t t, int64_t *n, int64_t *oy, 
 
 /* ---- block stages ----------------------------------------------------------------------- */
 
-/* V (36, tb, C) for tiles [t0, t0+nt): input patches turned by B^T · B. */
+/* V (36, tb, C) for tiles [t0, t0+nt): input patches turned by B^T · B. Each row of a 6x6
+ * patch is read for eight channels at once (masked where it leaves the image: zero padding)
+ * and transposed so that a vector holds one pixel of eight channels. */
 static void transform_inputs(const wino_geom *g, const float *x, int64_t t0, int64_t nt, float *V) {
     int64_t HW = g->H * g->W, ldp = g->tb * g->C;
     for (int64_t i = 0; i < nt; i++) {
         int64_t n, oy, ox;
         tile_origin(g, t0 + i, &n, &oy, &ox);
         int64_t y0 = oy - g->pt, x0 = ox - g->pl;
-        bool inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= g->H && x0 + 6 <= g->W;
-        for (int64_t c0 = 0; c0 < g->C; c0 += LANES) {
-            int lanes = g->C - c0 < LANES ? (int)(g->C - c0) : LANES;
-            float d[6][6][LANES], t[6][6][LANES], v[6][6][LANES];   /* [row][col][channel] */
-            memset(d, 0, sizeof d);
+        __m256i cols = columns_inside(x0, g->W);
+        for (int64_t c0 = 0; c0 < g->C; c0 += 8) {
+            int lanes = g->C - c0 < 8 ? (int)(g->C - c0) : 8;
             const float *xc = x + (n * g->C + c0) * HW;
-            for (int l = 0; l < lanes; l++)
-                for (int r = 0; r < 6; r++) {
-                    int64_t yy = y0 + r;
-                    if (!inside && (yy < 0 || yy >= g->H)) continue;
-                    const float *row = xc + l * HW + yy * g->W + x0;
-                    for (int s = 0; s < 6; s++)
-                        if (inside || (x0 + s >= 0 && x0 + s < g->W)) d[r][s][l] = row[s];
-                }
-            /* columns (B^T d), then rows ((B^T d) B) */
-            for (int s = 0; s < 6; s++) {
-                float col[6][LANES], out[6][LANES];
-                for (int r = 0; r < 6; r++) memcpy(col[r], d[r][s], sizeof col[r]);
-                input_1d(col, out);
-                for (int r = 0; r < 6; r++) memcpy(t[r][s], out[r], sizeof out[r]);
+            v8 d[6][6], t[6][6], v[6][6];   /* [row][col], eight channels each */
+            for (int r = 0; r < 6; r++) {
+                int64_t yy = y0 + r;
+                v8 row[8];
+                for (int l = 0; l < 8; l++)
+                    row[l] = l < lanes && yy >= 0 && yy < g->H ? _mm256_maskload_ps(xc + l * HW + yy * g->W + x0, cols)
+                                                               : _mm256_setzero_ps();
+                transpose8(row);
+                for (int c = 0; c < 6; c++) d[c][r] = row[c];   /* d[col][row]: columns first */
             }
-            for (int r = 0; r < 6; r++) input_1d(t[r], v[r]);
+            for (int c = 0; c < 6; c++) input_1d(d[c], t[c]);   /* t[col][row'] = (B^T d)[row'][col] */
+            for (int r = 0; r < 6; r++) {
+                v8 across[6] = {t[0][r], t[1][r], t[2][r], t[3][r], t[4][r], t[5][r]};
+                input_1d(across, v[r]);
+            }
+            __m256i mask = first_lanes(lanes);
             float *dst = V + i * g->C + c0;
-            for (int p = 0; p < 36; p++) memcpy(dst + p * ldp, v[p / 6][p % 6], sizeof(float) * (size_t)lanes);
+            for (int p = 0; p < 36; p++) store_lanes(dst + p * ldp, v[p / 6][p % 6], lanes, mask);
         }
     }
 }
@@ -174,29 +236,32 @@ static void transform_outputs(const wino_geom *g, const float *M, int64_t t0, in
         int64_t n, oy, ox;
         tile_origin(g, t0 + i, &n, &oy, &ox);
         int rows = g->OH - oy < 4 ? (int)(g->OH - oy) : 4, cols = g->OW - ox < 4 ? (int)(g->OW - ox) : 4;
-        for (int64_t k0 = 0; k0 < g->K; k0 += LANES) {
-            int lanes = g->K - k0 < LANES ? (int)(g->K - k0) : LANES;
-            float m[6][6][LANES], t[4][6][LANES], o[4][4][LANES];
+        __m128i colmask = _mm256_castsi256_si128(first_lanes(cols));
+        for (int64_t k0 = 0; k0 < g->K; k0 += 8) {
+            int lanes = g->K - k0 < 8 ? (int)(g->K - k0) : 8;
+            __m256i mask = first_lanes(lanes);
+            v8 m[6][6], t[6][4], o[4][4];   /* m[row][col]; t[col][row']; o[row][col] */
             const float *src = M + i * g->K + k0;
-            for (int p = 0; p < 36; p++) {
-                memcpy(m[p / 6][p % 6], src + p * ldp, sizeof(float) * (size_t)lanes);
-                for (int l = lanes; l < LANES; l++) m[p / 6][p % 6][l] = 0.0f;
+            for (int p = 0; p < 36; p++) m[p % 6][p / 6] = load_lanes(src + p * ldp, lanes, mask);   /* m[col][row] */
+            for (int c = 0; c < 6; c++) output_1d(m[c], t[c]);
+            for (int r = 0; r < 4; r++) {
+                v8 across[6] = {t[0][r], t[1][r], t[2][r], t[3][r], t[4][r], t[5][r]};
+                output_1d(across, o[r]);
             }
-            for (int s = 0; s < 6; s++) {
-                float col[6][LANES], out[4][LANES];
-                for (int r = 0; r < 6; r++) memcpy(col[r], m[r][s], sizeof col[r]);
-                output_1d(col, out);
-                for (int r = 0; r < 4; r++) memcpy(t[r][s], out[r], sizeof out[r]);
-            }
-            for (int r = 0; r < 4; r++) output_1d(t[r], o[r]);
-            for (int l = 0; l < lanes; l++) {
-                float *yk = y + (n * g->K + k0 + l) * P + oy * g->OW + ox;
-                float b = bias ? bias[k0 + l] : 0.0f;
-                for (int r = 0; r < rows; r++)
-                    for (int s = 0; s < cols; s++) {
-                        if (add) yk[r * g->OW + s] += o[r][s][l];
-                        else yk[r * g->OW + s] = o[r][s][l] + b;
+            v8 b = bias && !add ? load_lanes(bias + k0, lanes, mask) : _mm256_setzero_ps();
+            for (int r = 0; r < rows; r++) {
+                v8 q[4] = {o[r][0] + b, o[r][1] + b, o[r][2] + b, o[r][3] + b};
+                __m128 out[8];
+                lanes_to_rows(q, out);
+                for (int l = 0; l < lanes; l++) {
+                    float *dst = y + (n * g->K + k0 + l) * P + (oy + r) * g->OW + ox;
+                    if (cols == 4) {
+                        _mm_storeu_ps(dst, add ? _mm_add_ps(_mm_loadu_ps(dst), out[l]) : out[l]);
+                    } else {
+                        __m128 val = add ? _mm_add_ps(_mm_maskload_ps(dst, colmask), out[l]) : out[l];
+                        _mm_maskstore_ps(dst, colmask, val);
                     }
+                }
             }
         }
     }
@@ -210,24 +275,28 @@ static void transform_grads(const wino_geom *g, const float *dy, int64_t t0, int
         int64_t n, oy, ox;
         tile_origin(g, t0 + i, &n, &oy, &ox);
         int rows = g->OH - oy < 4 ? (int)(g->OH - oy) : 4, cols = g->OW - ox < 4 ? (int)(g->OW - ox) : 4;
-        for (int64_t k0 = 0; k0 < g->K; k0 += LANES) {
-            int lanes = g->K - k0 < LANES ? (int)(g->K - k0) : LANES;
-            float d[4][4][LANES], t[6][4][LANES], v[6][6][LANES];
-            memset(d, 0, sizeof d);
-            for (int l = 0; l < lanes; l++) {
-                const float *dk = dy + (n * g->K + k0 + l) * P + oy * g->OW + ox;
-                for (int r = 0; r < rows; r++)
-                    for (int s = 0; s < cols; s++) d[r][s][l] = dk[r * g->OW + s];
+        __m128i colmask = _mm256_castsi256_si128(first_lanes(cols));
+        for (int64_t k0 = 0; k0 < g->K; k0 += 8) {
+            int lanes = g->K - k0 < 8 ? (int)(g->K - k0) : 8;
+            v8 d[4][4], t[4][6], v[6][6];   /* d[col][row]; t[col][row']; v[row][col] */
+            for (int r = 0; r < 4; r++) {
+                __m128 in[8];
+                for (int l = 0; l < 8; l++)
+                    in[l] = l < lanes && r < rows
+                                ? _mm_maskload_ps(dy + (n * g->K + k0 + l) * P + (oy + r) * g->OW + ox, colmask)
+                                : _mm_setzero_ps();
+                v8 q[4];
+                rows_to_lanes(in, q);
+                for (int c = 0; c < 4; c++) d[c][r] = q[c];
             }
-            for (int s = 0; s < 4; s++) {
-                float col[4][LANES], out[6][LANES];
-                for (int r = 0; r < 4; r++) memcpy(col[r], d[r][s], sizeof col[r]);
-                grad_1d(col, out);
-                for (int r = 0; r < 6; r++) memcpy(t[r][s], out[r], sizeof out[r]);
+            for (int c = 0; c < 4; c++) grad_1d(d[c], t[c]);
+            for (int r = 0; r < 6; r++) {
+                v8 across[4] = {t[0][r], t[1][r], t[2][r], t[3][r]};
+                grad_1d(across, v[r]);
             }
-            for (int r = 0; r < 6; r++) grad_1d(t[r], v[r]);
+            __m256i mask = first_lanes(lanes);
             float *dst = D + i * g->K + k0;
-            for (int p = 0; p < 36; p++) memcpy(dst + p * ldp, v[p / 6][p % 6], sizeof(float) * (size_t)lanes);
+            for (int p = 0; p < 36; p++) store_lanes(dst + p * ldp, v[p / 6][p % 6], lanes, mask);
         }
     }
 }
