@@ -64,7 +64,8 @@ bool da_conv_dnnl_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, 
 
 /* ---- conv_winograd.c -------------------------------------------------------------------- */
 
-/* Whether Winograd can compute this shape: a 3x3 kernel, stride 1, padding at most 2 per side. */
+/* Whether Winograd can compute this shape on this CPU: AVX2 and FMA, a 3x3 kernel, stride 1,
+ * padding at most 2 per side. */
 bool da_conv_wino_fits(const da_conv_shape *s);
 
 /* y (N,O,OH,OW) = conv(x, w) + b (b may be NULL); workspaces from ctx's arena, handed back. */

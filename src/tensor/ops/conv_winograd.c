@@ -36,13 +36,16 @@
 #define BLOCK_FLOATS ((int64_t)1 << 19)         /* V + M of one block: 2 MiB, this CPU's L2 (1 MiB measured slower) */
 
 /* Eight channels of one tile position: the unit every transform works on (one AVX2 register;
- * the build targets x86-64-v3). Arithmetic uses GCC's vector operators. */
+ * arithmetic with the compiler's vector operators). Every function here is compiled for AVX2 +
+ * FMA whatever the build's -march, and the backend is offered only where the CPU has both
+ * (da_conv_wino_fits), so one binary still runs on older x86-64 CPUs. */
 typedef __m256 v8;
+#define AVX2 __attribute__((target("avx2,fma")))
 
 /* ---- the transforms, on 6 (or 4) rows of eight channels --------------------------------- */
 
 /* v = B^T d (6 -> 6) */
-static inline void input_1d(const v8 d[6], v8 v[6]) {
+AVX2 static inline void input_1d(const v8 d[6], v8 v[6]) {
     v8 d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], d4 = d[4], d5 = d[5];
     v[0] = d0 - 1.5f * (d1 - d3) - 2.0f * d2 + d4;
     v[1] = -d1 + 0.5f * d2 + 2.5f * d3 + d4;
@@ -53,7 +56,7 @@ static inline void input_1d(const v8 d[6], v8 v[6]) {
 }
 
 /* o = A^T m (6 -> 4) */
-static inline void output_1d(const v8 m[6], v8 o[4]) {
+AVX2 static inline void output_1d(const v8 m[6], v8 o[4]) {
     v8 s12 = m[1] + m[2], d12 = m[1] - m[2];
     o[0] = m[0] + s12 + m[3] + m[4];
     o[1] = d12 + 0.5f * m[3] - 2.0f * m[4];
@@ -62,7 +65,7 @@ static inline void output_1d(const v8 m[6], v8 o[4]) {
 }
 
 /* p = A dy (4 -> 6): the transpose of output_1d */
-static inline void grad_1d(const v8 g[4], v8 p[6]) {
+AVX2 static inline void grad_1d(const v8 g[4], v8 p[6]) {
     v8 s02 = g[0] + g[2], s13 = g[1] + g[3];
     p[0] = g[0];
     p[1] = s02 + s13;
@@ -75,19 +78,19 @@ static inline void grad_1d(const v8 g[4], v8 p[6]) {
 /* ---- moving eight channels between planes and vectors ----------------------------------- */
 
 /* The first n lanes on (all ones), the rest off. */
-static inline __m256i first_lanes(int64_t n) {
+AVX2 static inline __m256i first_lanes(int64_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /* Lanes s with 0 <= x0 + s < W on. */
-static inline __m256i columns_inside(int64_t x0, int64_t W) {
+AVX2 static inline __m256i columns_inside(int64_t x0, int64_t W) {
     __m256i at = _mm256_add_epi32(_mm256_set1_epi32((int)x0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), at),
                                _mm256_cmpgt_epi32(_mm256_set1_epi32((int)W), at));
 }
 
 /* r[i] (8 floats each) -> r[j] lane i = old r[i] lane j */
-static inline void transpose8(v8 r[8]) {
+AVX2 static inline void transpose8(v8 r[8]) {
     v8 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
@@ -106,7 +109,7 @@ static inline void transpose8(v8 r[8]) {
 }
 
 /* Four vectors q[s] (8 lanes) -> lane l's four values q[0..3][l] as one 4-float vector out[l]. */
-static inline void lanes_to_rows(const v8 q[4], __m128 out[8]) {
+AVX2 static inline void lanes_to_rows(const v8 q[4], __m128 out[8]) {
     v8 t0 = _mm256_unpacklo_ps(q[0], q[1]), t1 = _mm256_unpackhi_ps(q[0], q[1]);
     v8 t2 = _mm256_unpacklo_ps(q[2], q[3]), t3 = _mm256_unpackhi_ps(q[2], q[3]);
     v8 u[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
@@ -118,7 +121,7 @@ static inline void lanes_to_rows(const v8 q[4], __m128 out[8]) {
 }
 
 /* The inverse of lanes_to_rows: rows[l] (4 floats of lane l) -> q[s] lane l = rows[l][s]. */
-static inline void rows_to_lanes(const __m128 rows[8], v8 q[4]) {
+AVX2 static inline void rows_to_lanes(const __m128 rows[8], v8 q[4]) {
     v8 u[4];
     for (int l = 0; l < 4; l++) u[l] = _mm256_set_m128(rows[l + 4], rows[l]);
     v8 t0 = _mm256_unpacklo_ps(u[0], u[1]), t1 = _mm256_unpackhi_ps(u[0], u[1]);
@@ -129,17 +132,17 @@ static inline void rows_to_lanes(const __m128 rows[8], v8 q[4]) {
     q[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-static inline v8 load_lanes(const float *p, int lanes, __m256i mask) {
+AVX2 static inline v8 load_lanes(const float *p, int lanes, __m256i mask) {
     return lanes == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
 }
 
-static inline void store_lanes(float *p, v8 v, int lanes, __m256i mask) {
+AVX2 static inline void store_lanes(float *p, v8 v, int lanes, __m256i mask) {
     if (lanes == 8) _mm256_storeu_ps(p, v);
     else _mm256_maskstore_ps(p, mask, v);
 }
 
 /* u = G g (3 -> 6), computed in double and rounded once */
-static inline void filter_1d(const double g[3], double u[6]) {
+AVX2 static inline void filter_1d(const double g[3], double u[6]) {
     u[0] = g[0];
     u[1] = (g[0] + g[1] + g[2]) / 3.0;
     u[2] = -(g[0] - g[1] + g[2]) / 3.0;
@@ -149,7 +152,7 @@ static inline void filter_1d(const double g[3], double u[6]) {
 }
 
 /* g = G^T u (6 -> 3): the transpose of filter_1d */
-static inline void filter_grad_1d(const double u[6], double g[3]) {
+AVX2 static inline void filter_grad_1d(const double u[6], double g[3]) {
     g[0] = u[0] + (u[1] - u[2]) / 3.0 + (u[4] - 16.0 * u[3]) / 15.0;
     g[1] = (u[1] + u[2]) / 3.0 - (8.0 * u[3] + 2.0 * u[4]) / 15.0;
     g[2] = (u[1] - u[2]) / 3.0 + (4.0 * u[4] - 4.0 * u[3]) / 15.0 + u[5];
@@ -166,7 +169,7 @@ typedef struct {
     int64_t tb, blocks;                /* tiles per block, number of blocks */
 } wino_geom;
 
-static wino_geom make_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t OH, int64_t OW, int64_t pt,
+AVX2 static wino_geom make_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t OH, int64_t OW, int64_t pt,
                            int64_t pl, int64_t width_ch, int threads) {
     wino_geom g = {N, C, H, W, K, OH, OW, pt, pl, 0, 0, 0, 0, 0};
     g.tiles_h = (OH + 3) / 4;
@@ -183,7 +186,7 @@ static wino_geom make_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K
 }
 
 /* The tile's image and the top-left corner of its outputs. */
-static void tile_origin(const wino_geom *g, int64_t t, int64_t *n, int64_t *oy, int64_t *ox) {
+AVX2 static void tile_origin(const wino_geom *g, int64_t t, int64_t *n, int64_t *oy, int64_t *ox) {
     int64_t per_image = g->tiles_h * g->tiles_w;
     *n = t / per_image;
     int64_t r = t % per_image;
@@ -196,7 +199,7 @@ static void tile_origin(const wino_geom *g, int64_t t, int64_t *n, int64_t *oy, 
 /* V (36, tb, C) for tiles [t0, t0+nt): input patches turned by B^T · B. Each row of a 6x6
  * patch is read for eight channels at once (masked where it leaves the image: zero padding)
  * and transposed so that a vector holds one pixel of eight channels. */
-static void transform_inputs(const wino_geom *g, const float *x, int64_t t0, int64_t nt, float *V) {
+AVX2 static void transform_inputs(const wino_geom *g, const float *x, int64_t t0, int64_t nt, float *V) {
     int64_t HW = g->H * g->W, ldp = g->tb * g->C;
     for (int64_t i = 0; i < nt; i++) {
         int64_t n, oy, ox;
@@ -229,7 +232,7 @@ static void transform_inputs(const wino_geom *g, const float *x, int64_t t0, int
 }
 
 /* y (or y +=) from M (36, tb, K) for tiles [t0, t0+nt): A^T · A, plus the bias when given. */
-static void transform_outputs(const wino_geom *g, const float *M, int64_t t0, int64_t nt, const float *bias,
+AVX2 static void transform_outputs(const wino_geom *g, const float *M, int64_t t0, int64_t nt, const float *bias,
                               bool add, float *y) {
     int64_t P = g->OH * g->OW, ldp = g->tb * g->K;
     for (int64_t i = 0; i < nt; i++) {
@@ -269,7 +272,7 @@ static void transform_outputs(const wino_geom *g, const float *M, int64_t t0, in
 
 /* D (36, tb, K) for tiles [t0, t0+nt): output-gradient tiles turned by A · A^T (zero beyond the
  * output's edge). */
-static void transform_grads(const wino_geom *g, const float *dy, int64_t t0, int64_t nt, float *D) {
+AVX2 static void transform_grads(const wino_geom *g, const float *dy, int64_t t0, int64_t nt, float *D) {
     int64_t P = g->OH * g->OW, ldp = g->tb * g->K;
     for (int64_t i = 0; i < nt; i++) {
         int64_t n, oy, ox;
@@ -303,7 +306,7 @@ static void transform_grads(const wino_geom *g, const float *dy, int64_t t0, int
 
 /* U (36, C, K) = G f G^T for every filter; `flip` reads w (C,K,3,3) turned 180° with its two
  * channel axes swapped (the input-gradient pass), otherwise w is (K,C,3,3). */
-static void transform_filters(const float *w, int64_t C, int64_t K, bool flip, float *U) {
+AVX2 static void transform_filters(const float *w, int64_t C, int64_t K, bool flip, float *U) {
 #pragma omp parallel for schedule(static) if (C * K >= 4096)
     for (int64_t c = 0; c < C; c++)
         for (int64_t k = 0; k < K; k++) {
@@ -324,7 +327,7 @@ static void transform_filters(const float *w, int64_t C, int64_t K, bool flip, f
 /* ---- the three passes ------------------------------------------------------------------- */
 
 /* y = conv(x, filters U) (+ bias), or y += it when `add`. */
-static void run_forward(da_ctx *ctx, const wino_geom *g, const float *x, const float *U, const float *bias, bool add,
+AVX2 static void run_forward(da_ctx *ctx, const wino_geom *g, const float *x, const float *U, const float *bias, bool add,
                         float *y) {
     int threads = omp_get_max_threads();
     int64_t per = 36 * g->tb * (g->C + g->K);
@@ -349,11 +352,13 @@ static void run_forward(da_ctx *ctx, const wino_geom *g, const float *x, const f
 }
 
 bool da_conv_wino_fits(const da_conv_shape *s) {
-    return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->pt <= 2 && s->pb <= 2 && s->pl <= 2 && s->pr <= 2 &&
+    static int cpu = -1;   /* whether this CPU has AVX2 and FMA */
+    if (cpu < 0) cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cpu && s->kh == 3 && s->kw == 3 && s->stride == 1 && s->pt <= 2 && s->pb <= 2 && s->pl <= 2 && s->pr <= 2 &&
            s->OH > 0 && s->OW > 0 && s->C > 0 && s->O > 0;
 }
 
-void da_conv_wino_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
+AVX2 void da_conv_wino_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
                           float *y) {
     wino_geom g = make_geom(s->N, s->C, s->H, s->W, s->O, s->OH, s->OW, s->pt, s->pl, s->C + s->O,
                             omp_get_max_threads());
@@ -365,7 +370,7 @@ void da_conv_wino_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, c
 }
 
 /* dU (36, K, C) summed over all tiles, then dw += G^T dU G. */
-static void weight_grad(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *dy, float *dw) {
+AVX2 static void weight_grad(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *dy, float *dw) {
     int threads = omp_get_max_threads();
     wino_geom g = make_geom(s->N, s->C, s->H, s->W, s->O, s->OH, s->OW, s->pt, s->pl, s->C + s->O, threads);
     int64_t nu = 36 * g.K * g.C;
@@ -414,7 +419,7 @@ static void weight_grad(da_ctx *ctx, const da_conv_shape *s, const float *x, con
     da_scratch_give_back(ctx, &mark);
 }
 
-void da_conv_wino_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
+AVX2 void da_conv_wino_backward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *dy,
                            float *dx, float *dw) {
     if (dx) {
         /* dx += conv(dy, w turned 180° with channels swapped), padding 2 - p: its output is (N,C,H,W) */
