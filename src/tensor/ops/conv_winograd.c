@@ -175,10 +175,15 @@ AVX2 static wino_geom make_geom(int64_t N, int64_t C, int64_t H, int64_t W, int6
     g.tiles_h = (OH + 3) / 4;
     g.tiles_w = (OW + 3) / 4;
     g.tiles = N * g.tiles_h * g.tiles_w;
-    /* blocks that fit the cache, and at least four per thread so that the threads stay busy */
+    /* blocks that fit the cache, at least four per thread so that the threads stay busy, and
+     * evened out so that every thread gets the same number (the weight gradient deals them
+     * out statically) */
     int64_t tb = BLOCK_FLOATS / (36 * width_ch);
     int64_t per_thread = (g.tiles + 4 * threads - 1) / (4 * threads);
     if (tb > per_thread) tb = per_thread;
+    if (tb < 4) tb = 4;
+    int64_t rounds = (g.tiles + tb * threads - 1) / (tb * threads);   /* blocks per thread */
+    tb = (g.tiles + threads * rounds - 1) / (threads * rounds);
     if (tb < 4) tb = 4;
     g.tb = tb;
     g.blocks = (g.tiles + tb - 1) / tb;
