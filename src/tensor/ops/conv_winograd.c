@@ -199,6 +199,23 @@ AVX2 static void tile_origin(const wino_geom *g, int64_t t, int64_t *n, int64_t 
     *ox = 4 * (r % g->tiles_w);
 }
 
+/* A tile's 4x4 outputs: image n, corner (oy, ox), how many of its rows and columns lie inside
+ * the output, and those columns as a 4-lane mask. */
+typedef struct {
+    int64_t n, oy, ox;
+    int rows, cols;
+    __m128i colmask;
+} out_tile;
+
+AVX2 static out_tile output_tile(const wino_geom *g, int64_t t) {
+    out_tile o;
+    tile_origin(g, t, &o.n, &o.oy, &o.ox);
+    o.rows = g->OH - o.oy < 4 ? (int)(g->OH - o.oy) : 4;
+    o.cols = g->OW - o.ox < 4 ? (int)(g->OW - o.ox) : 4;
+    o.colmask = _mm256_castsi256_si128(first_lanes(o.cols));
+    return o;
+}
+
 /* ---- block stages ----------------------------------------------------------------------- */
 
 /* V (36, tb, C) for tiles [t0, t0+nt): input patches turned by B^T · B. Each row of a 6x6
@@ -214,7 +231,7 @@ AVX2 static void transform_inputs(const wino_geom *g, const float *x, int64_t t0
         for (int64_t c0 = 0; c0 < g->C; c0 += 8) {
             int lanes = g->C - c0 < 8 ? (int)(g->C - c0) : 8;
             const float *xc = x + (n * g->C + c0) * HW;
-            v8 d[6][6], t[6][6], v[6][6];   /* [row][col], eight channels each */
+            v8 d[6][6], t[6][6], v[6][6];   /* d[col][row]; t[col][row']; v[row][col]; eight channels each */
             for (int r = 0; r < 6; r++) {
                 int64_t yy = y0 + r;
                 v8 row[8];
@@ -241,14 +258,11 @@ AVX2 static void transform_outputs(const wino_geom *g, const float *M, int64_t t
                               bool add, float *y) {
     int64_t P = g->OH * g->OW, ldp = g->tb * g->K;
     for (int64_t i = 0; i < nt; i++) {
-        int64_t n, oy, ox;
-        tile_origin(g, t0 + i, &n, &oy, &ox);
-        int rows = g->OH - oy < 4 ? (int)(g->OH - oy) : 4, cols = g->OW - ox < 4 ? (int)(g->OW - ox) : 4;
-        __m128i colmask = _mm256_castsi256_si128(first_lanes(cols));
+        out_tile ot = output_tile(g, t0 + i);
         for (int64_t k0 = 0; k0 < g->K; k0 += 8) {
             int lanes = g->K - k0 < 8 ? (int)(g->K - k0) : 8;
             __m256i mask = first_lanes(lanes);
-            v8 m[6][6], t[6][4], o[4][4];   /* m[row][col]; t[col][row']; o[row][col] */
+            v8 m[6][6], t[6][4], o[4][4];   /* m[col][row]; t[col][row']; o[row][col] */
             const float *src = M + i * g->K + k0;
             for (int p = 0; p < 36; p++) m[p % 6][p / 6] = load_lanes(src + p * ldp, lanes, mask);   /* m[col][row] */
             for (int c = 0; c < 6; c++) output_1d(m[c], t[c]);
@@ -257,17 +271,17 @@ AVX2 static void transform_outputs(const wino_geom *g, const float *M, int64_t t
                 output_1d(across, o[r]);
             }
             v8 b = bias && !add ? load_lanes(bias + k0, lanes, mask) : _mm256_setzero_ps();
-            for (int r = 0; r < rows; r++) {
+            for (int r = 0; r < ot.rows; r++) {
                 v8 q[4] = {o[r][0] + b, o[r][1] + b, o[r][2] + b, o[r][3] + b};
                 __m128 out[8];
                 lanes_to_rows(q, out);
                 for (int l = 0; l < lanes; l++) {
-                    float *dst = y + (n * g->K + k0 + l) * P + (oy + r) * g->OW + ox;
-                    if (cols == 4) {
+                    float *dst = y + (ot.n * g->K + k0 + l) * P + (ot.oy + r) * g->OW + ot.ox;
+                    if (ot.cols == 4) {
                         _mm_storeu_ps(dst, add ? _mm_add_ps(_mm_loadu_ps(dst), out[l]) : out[l]);
                     } else {
-                        __m128 val = add ? _mm_add_ps(_mm_maskload_ps(dst, colmask), out[l]) : out[l];
-                        _mm_maskstore_ps(dst, colmask, val);
+                        __m128 val = add ? _mm_add_ps(_mm_maskload_ps(dst, ot.colmask), out[l]) : out[l];
+                        _mm_maskstore_ps(dst, ot.colmask, val);
                     }
                 }
             }
@@ -280,19 +294,17 @@ AVX2 static void transform_outputs(const wino_geom *g, const float *M, int64_t t
 AVX2 static void transform_grads(const wino_geom *g, const float *dy, int64_t t0, int64_t nt, float *D) {
     int64_t P = g->OH * g->OW, ldp = g->tb * g->K;
     for (int64_t i = 0; i < nt; i++) {
-        int64_t n, oy, ox;
-        tile_origin(g, t0 + i, &n, &oy, &ox);
-        int rows = g->OH - oy < 4 ? (int)(g->OH - oy) : 4, cols = g->OW - ox < 4 ? (int)(g->OW - ox) : 4;
-        __m128i colmask = _mm256_castsi256_si128(first_lanes(cols));
+        out_tile ot = output_tile(g, t0 + i);
         for (int64_t k0 = 0; k0 < g->K; k0 += 8) {
             int lanes = g->K - k0 < 8 ? (int)(g->K - k0) : 8;
             v8 d[4][4], t[4][6], v[6][6];   /* d[col][row]; t[col][row']; v[row][col] */
             for (int r = 0; r < 4; r++) {
                 __m128 in[8];
-                for (int l = 0; l < 8; l++)
-                    in[l] = l < lanes && r < rows
-                                ? _mm_maskload_ps(dy + (n * g->K + k0 + l) * P + (oy + r) * g->OW + ox, colmask)
-                                : _mm_setzero_ps();
+                for (int l = 0; l < 8; l++) in[l] = _mm_setzero_ps();
+                if (r < ot.rows) {
+                    const float *row = dy + (ot.n * g->K + k0) * P + (ot.oy + r) * g->OW + ot.ox;
+                    for (int l = 0; l < lanes; l++) in[l] = _mm_maskload_ps(row + l * P, ot.colmask);
+                }
                 v8 q[4];
                 rows_to_lanes(in, q);
                 for (int c = 0; c < 4; c++) d[c][r] = q[c];
@@ -331,13 +343,16 @@ AVX2 static void transform_filters(const float *w, int64_t C, int64_t K, bool fl
 
 /* ---- the three passes ------------------------------------------------------------------- */
 
-/* y = conv(x, filters U) (+ bias), or y += it when `add`. */
-AVX2 static void run_forward(da_ctx *ctx, const wino_geom *g, const float *x, const float *U, const float *bias, bool add,
-                        float *y) {
+/* y = conv(x, w) (+ bias), or y += it when `add`; with `flip`, w is read as the input
+ * gradient's filters (transform_filters). The transformed filters and every thread's V and M
+ * are one workspace from the arena, handed back at the end. */
+AVX2 static void convolve(da_ctx *ctx, const wino_geom *g, const float *x, const float *w, bool flip,
+                          const float *bias, bool add, float *y) {
     int threads = omp_get_max_threads();
-    int64_t per = 36 * g->tb * (g->C + g->K);
+    int64_t nu = 36 * g->C * g->K, per = 36 * g->tb * (g->C + g->K);
     da_scratch_mark mark;
-    float *work = da_scratch_take(ctx, per * threads, &mark);
+    float *U = da_scratch_take(ctx, nu + per * threads, &mark), *work = U + nu;
+    transform_filters(w, g->C, g->K, flip, U);
     const int blas_old = da_blas_serial_begin();
 #pragma omp parallel num_threads(threads)
     {
@@ -367,11 +382,7 @@ AVX2 void da_conv_wino_forward(da_ctx *ctx, const da_conv_shape *s, const float 
                           float *y) {
     wino_geom g = make_geom(s->N, s->C, s->H, s->W, s->O, s->OH, s->OW, s->pt, s->pl, s->C + s->O,
                             omp_get_max_threads());
-    da_scratch_mark mark;
-    float *U = da_scratch_take(ctx, 36 * s->C * s->O, &mark);
-    transform_filters(w, s->C, s->O, false, U);
-    run_forward(ctx, &g, x, U, b, false, y);
-    da_scratch_give_back(ctx, &mark);
+    convolve(ctx, &g, x, w, false, b, false, y);
 }
 
 /* dU (36, K, C) summed over all tiles, then dw += G^T dU G. */
@@ -430,11 +441,7 @@ AVX2 void da_conv_wino_backward(da_ctx *ctx, const da_conv_shape *s, const float
         /* dx += conv(dy, w turned 180° with channels swapped), padding 2 - p: its output is (N,C,H,W) */
         wino_geom g = make_geom(s->N, s->O, s->OH, s->OW, s->C, s->H, s->W, 2 - s->pt, 2 - s->pl, s->C + s->O,
                                 omp_get_max_threads());
-        da_scratch_mark mark;
-        float *U = da_scratch_take(ctx, 36 * s->C * s->O, &mark);
-        transform_filters(w, s->O, s->C, true, U);
-        run_forward(ctx, &g, dy, U, NULL, true, dx);
-        da_scratch_give_back(ctx, &mark);
+        convolve(ctx, &g, dy, w, true, NULL, true, dx);
     }
     if (dw) weight_grad(ctx, s, x, dy, dw);
 }
