@@ -26,6 +26,15 @@ static void usage(FILE *out) {
                  "Text-guided domain adaptation with diffusion models.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(out, "  %-18s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "\nenvironment:\n"
+                 "  DIFFADAPT_MODELS      folder of the shipped models\n"
+                 "  DIFFADAPT_CLIP_VOCAB  CLIP's BPE vocabulary for --clip archives without one\n"
+                 "  DIFFADAPT_MAX_GIB     largest model, tensor or data set to load or build, in GiB (default 16)\n"
+                 "kernel switches (for checks and benchmarks; the defaults were measured, docs/conv-backends.md):\n"
+                 "  DIFFADAPT_CONV        convolutions: auto (default), blas, dnnl or wino\n"
+                 "  DIFFADAPT_CONV_ALGO   direct: no Winograd convolutions (oneDNN's or ours)\n"
+                 "  DIFFADAPT_GEMM        matrix products: dnnl (default when built in) or blas\n"
+                 "  ONEDNN_MAX_CPU_ISA    caps oneDNN's instruction set (e.g. AVX2)\n");
 }
 
 int main(int argc, char **argv) {
