@@ -19,7 +19,8 @@
  * shape, they meet the same bound as everything else. There oneDNN forced to direct convolution
  * (DIFFADAPT_CONV_ALGO=direct) is checked as well, and on AVX-512 the two must differ (Winograd
  * really ran). Our own Winograd (conv_winograd.c, the same F(4x4,3x3)) is held to the same bound
- * on every shape it takes. */
+ * on every shape it takes. check_rule pins the auto rule's choice on the shapes it was measured
+ * on (AVX-512 here, AVX2 in the _dnnl_avx2 variant). */
 #include <stdlib.h>
 
 #include "tensor/ops.h"
@@ -208,9 +209,45 @@ static void check_case(const conv_case *c, da_rng *rng) {
     da_tensor_free(x), da_tensor_free(w), da_tensor_free(b);
 }
 
+/* The auto rule (conv_dispatch.c) on the shapes it was measured on: which backend each gets on
+ * this CPU, and that DIFFADAPT_CONV_ALGO=direct keeps every one off Winograd. */
+static da_conv_shape shape3x3(int64_t N, int64_t C, int64_t HW) {
+    da_conv_shape s = {N, C, HW, HW, C, 3, 3, HW, HW, 1, 1, 1, 1, 1};
+    return s;
+}
+
+static void check_rule(void) {
+    if (!da_conv_dnnl_available() || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    setenv("DIFFADAPT_CONV", "auto", 1);
+    bool avx512 = da_conv_dnnl_has_avx512();
+    struct {
+        da_conv_shape s;
+        da_conv_backend avx2, avx512;   /* what the rule gives below AVX-512 and with it */
+    } rows[] = {
+        {shape3x3(1, 128, 256), DA_CONV_WINO, DA_CONV_WINO},   /* 4096 tiles, batch 1 */
+        {shape3x3(1, 128, 128), DA_CONV_WINO, DA_CONV_WINO},   /* 1024 tiles */
+        {shape3x3(1, 256, 64), DA_CONV_WINO, DA_CONV_DNNL},    /* 256 tiles */
+        {shape3x3(1, 512, 16), DA_CONV_DNNL, DA_CONV_DNNL},    /* 16 tiles: the filter transform dominates */
+        {shape3x3(32, 64, 32), DA_CONV_WINO, DA_CONV_DNNL},    /* oneDNN's own Winograd on AVX-512 */
+        {shape3x3(32, 128, 8), DA_CONV_WINO, DA_CONV_DNNL},    /* 128 tiles */
+        {shape3x3(16, 128, 8), DA_CONV_DNNL, DA_CONV_DNNL},    /* 64 tiles */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const da_conv_shape *s = &rows[i].s;
+        da_conv_backend want = avx512 ? rows[i].avx512 : rows[i].avx2, got = da_conv_choose(s);
+        CHECK(got == want, "auto rule, batch %lld, %lld ch, %lldx%lld: backend %d, expected %d (%s)", (long long)s->N,
+              (long long)s->C, (long long)s->H, (long long)s->W, (int)got, (int)want, avx512 ? "AVX-512" : "AVX2");
+        setenv("DIFFADAPT_CONV_ALGO", "direct", 1);
+        CHECK(da_conv_choose(s) != DA_CONV_WINO, "auto rule with DIFFADAPT_CONV_ALGO=direct: batch %lld, %lld ch, "
+              "%lldx%lld still runs Winograd", (long long)s->N, (long long)s->C, (long long)s->H, (long long)s->W);
+        unsetenv("DIFFADAPT_CONV_ALGO");
+    }
+}
+
 int main(void) {
     if (!da_conv_dnnl_available()) printf("built without oneDNN (DA_DNNL=OFF): BLAS and Winograd only\n");
     printf("%s\n", da_conv_backend_describe());
+    check_rule();
     da_rng rng;
     da_rng_init(&rng, 15);
     for (int th = 1; th <= 2; th++) {   /* one thread, and the benchmark's two */
