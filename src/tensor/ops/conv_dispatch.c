@@ -1,8 +1,9 @@
 /* conv_dispatch.c — which backend computes a convolution (conv_backend.h).
  *
- * DIFFADAPT_CONV=blas or =dnnl forces one backend (tests and benchmarks use it to reach every
- * path); unset or =auto applies the measured rule below. Without oneDNN built in, or with an
- * unknown value, it is BLAS. The variable is read on every call, so a program (a test) may
+ * DIFFADAPT_CONV=blas, =dnnl or =wino forces one backend (tests and benchmarks use it to reach
+ * every path); unset, =auto or an unknown value applies the measured rules below. A forced
+ * backend that cannot run the convolution (oneDNN not built in; Winograd on a shape or CPU it
+ * does not take) gives BLAS. The variable is read on every call, so a program (a test) may
  * change it between convolutions. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,8 @@ static want read_switch(void) {
     return WANT_AUTO;
 }
 
-/* The measured rule (bench/run_conv_backends.sh; numbers in docs/conv-backends.md), at 2
- * threads, AVX-512 and AVX2 alike:
+/* The measured rule between BLAS and oneDNN (bench/run_conv_backends.sh; numbers in
+ * docs/conv-backends.md), at 2 threads, AVX-512 and AVX2 alike (Winograd, below, is asked first):
  *   - oneDNN is 1.1-2.2x faster on every 3x3 row (stride 1 and 2, batch 32 and batch 1);
  *   - on the 1x1 stride-1 unpadded row the gemm path multiplies x in place (no im2col) and is
  *     1.2-1.25x faster than oneDNN's convolution, whose layout reorders cost as much as the

@@ -1,6 +1,7 @@
 /* conv_winograd.c — 3x3 stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3):
- * forward, input gradient and weight gradient, for CPUs where oneDNN has no Winograd kernel
- * (below AVX-512). Each 4x4 block of outputs ("tile") comes from a 6x6 block of inputs with 36
+ * forward, input gradient and weight gradient, for the shapes where oneDNN has no Winograd
+ * kernel (every shape below AVX-512; batch under 16 on AVX-512), chosen by the measured rule in
+ * conv_dispatch.c. Each 4x4 block of outputs ("tile") comes from a 6x6 block of inputs with 36
  * products per channel pair instead of 144: the convolution becomes 36 independent matrix
  * products (one per position of the 6x6 transformed tile) plus cheap linear transforms.
  *
@@ -21,8 +22,9 @@
  *   M (36, tb, K)  products V[p] · U[p]     — 36 calls of da_sgemm (tb x C)·(C x K);
  * and the outputs are transformed back and written to y (N, K, OH, OW). The transformed filters
  * U (36, C, K) are made once per call. For the weight gradient each thread sums
- * dU (36, K, C) += Ydy[p]^T · V[p] over its blocks (static schedule: the same bits on every run
- * with the same thread count); the sums are added in thread order and turned back by G^T·G. */
+ * dU (36, K, C) += D[p]^T · V[p] over its blocks, D (36, tb, K) being the output-gradient tiles
+ * turned by A · A^T (static schedule: the same bits on every run with the same thread count);
+ * the sums are added in thread order and turned back by G^T · G. */
 #include <immintrin.h>
 #include <omp.h>
 #include <string.h>
