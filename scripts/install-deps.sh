@@ -3,13 +3,14 @@
 # benchmark. Packages already present are left alone, so a second run is quick.
 # Usage: install-deps.sh [--run]
 #   --run: only what building and running the program needs (scripts/run.sh): no clang/compiler-rt
-#          (the fuzzer) and no python3-torch / python3-pil (golden files and benchmarks), which are large.
+#          (the fuzzer), no python3-torch / python3-pil (golden files and benchmarks), which are large,
+#          and no qemu-user (test_cpu_baseline runs the program on an emulated pre-AVX2 CPU).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libstb-dev zlib1g-dev libcjson-dev
       libyaml-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist)
 case "${1:-}" in
   --run) ;;
-  "") pkgs+=(clang libclang-rt-14-dev python3-torch python3-pil) ;;
+  "") pkgs+=(clang libclang-rt-14-dev python3-torch python3-pil qemu-user) ;;
   *) echo "usage: install-deps.sh [--run]" >&2; exit 2 ;;
 esac
 missing=()

@@ -36,7 +36,7 @@ size_t da_build_info(char *buf, size_t len) {
     if (len) buf[0] = 0;
     add(buf, len, &used, "diffadapt %s\ncommit: %s\ncompiler: %s\n", DA_VERSION_STRING, DA_GIT_COMMIT, DA_COMPILER);
     /* The model name and flags of the first processor; the kernel reports what this CPU can run,
-     * which is what decides the code paths (the build assumes x86-64-v3, i.e. AVX2). */
+     * which is what decides the code paths (the build's own baseline is DA_ARCH). */
     char model[256] = "unknown", flags[8192] = "";
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (f) {
@@ -55,6 +55,11 @@ size_t da_build_info(char *buf, size_t len) {
         fclose(f);
     }
     add(buf, len, &used, "cpu: %s\n", model);
+#ifdef DA_ARCH_NAME
+    add(buf, len, &used, "built for: %s (CMake DA_ARCH; the program refuses an older CPU)\n", DA_ARCH_NAME);
+#else
+    add(buf, len, &used, "built for: the compiler's default instruction set (no DA_ARCH: not a Release build)\n");
+#endif
     static const char *const EXT[] = {"avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"};
     add(buf, len, &used, "cpu extensions:");
     int found = 0;
