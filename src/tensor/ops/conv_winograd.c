@@ -14,7 +14,7 @@
  * formulas in the *_1d functions). The transforms cost float32 bits; with these points the
  * forward error measured 2^-20.2 of the sum of |terms| (simulated on random 64-channel tiles),
  * against 2^-19.0 with the more common 0, ±1, ±2 (Lavin & Gray's), which fails the bound
- * test_conv_backends holds every backend to. The filter transform runs in double.
+ * test_conv_backends holds every backend to. The filter transforms run in double.
  *
  * Work layout. Tiles (n, ty, tx) are cut into blocks of `tb` tiles; each OpenMP thread takes
  * whole blocks with its own workspace, sized to stay in the L2 cache:
@@ -143,21 +143,27 @@ AVX2 static inline void store_lanes(float *p, v8 v, int lanes, __m256i mask) {
     else _mm256_maskstore_ps(p, mask, v);
 }
 
-/* u = G g (3 -> 6), computed in double and rounded once */
-AVX2 static inline void filter_1d(const double g[3], double u[6]) {
+/* Four filters' taps in double: the filter transform runs 4 filters at a time in double and
+ * rounds to float once. */
+typedef double d4 __attribute__((vector_size(32)));
+
+/* u = G g (3 -> 6) */
+AVX2 static inline void filter_1d(const d4 g[3], d4 u[6]) {
+    const double third = 1.0 / 3.0, fifteenth = 1.0 / 15.0;
     u[0] = g[0];
-    u[1] = (g[0] + g[1] + g[2]) / 3.0;
-    u[2] = -(g[0] - g[1] + g[2]) / 3.0;
-    u[3] = -(16.0 * g[0] + 8.0 * g[1] + 4.0 * g[2]) / 15.0;
-    u[4] = (g[0] - 2.0 * g[1] + 4.0 * g[2]) / 15.0;
+    u[1] = (g[0] + g[1] + g[2]) * third;
+    u[2] = -(g[0] - g[1] + g[2]) * third;
+    u[3] = -(16.0 * g[0] + 8.0 * g[1] + 4.0 * g[2]) * fifteenth;
+    u[4] = (g[0] - 2.0 * g[1] + 4.0 * g[2]) * fifteenth;
     u[5] = g[2];
 }
 
 /* g = G^T u (6 -> 3): the transpose of filter_1d */
-AVX2 static inline void filter_grad_1d(const double u[6], double g[3]) {
-    g[0] = u[0] + (u[1] - u[2]) / 3.0 + (u[4] - 16.0 * u[3]) / 15.0;
-    g[1] = (u[1] + u[2]) / 3.0 - (8.0 * u[3] + 2.0 * u[4]) / 15.0;
-    g[2] = (u[1] - u[2]) / 3.0 + (4.0 * u[4] - 4.0 * u[3]) / 15.0 + u[5];
+AVX2 static inline void filter_grad_1d(const d4 u[6], d4 g[3]) {
+    const double third = 1.0 / 3.0, fifteenth = 1.0 / 15.0;
+    g[0] = u[0] + (u[1] - u[2]) * third + (u[4] - 16.0 * u[3]) * fifteenth;
+    g[1] = (u[1] + u[2]) * third - (8.0 * u[3] + 2.0 * u[4]) * fifteenth;
+    g[2] = (u[1] - u[2]) * third + (4.0 * u[4] - 4.0 * u[3]) * fifteenth + u[5];
 }
 
 /* ---- geometry --------------------------------------------------------------------------- */
@@ -328,18 +334,27 @@ AVX2 static void transform_grads(const wino_geom *g, const float *dy, int64_t t0
 AVX2 static void transform_filters(const float *w, int64_t C, int64_t K, bool flip, float *U) {
 #pragma omp parallel for schedule(static) if (C * K >= 4096)
     for (int64_t c = 0; c < C; c++)
-        for (int64_t k = 0; k < K; k++) {
-            const float *f = flip ? w + (c * K + k) * 9 : w + (k * C + c) * 9;
-            double g[3][3], t[6][3], u[6][6];
+        for (int64_t k0 = 0; k0 < K; k0 += 4) {
+            int lanes = K - k0 < 4 ? (int)(K - k0) : 4;
+            d4 g[3][3], t[3][6], u[6][6];   /* g[col][row]; t[col][row']; u[row'][col'] */
             for (int r = 0; r < 3; r++)
-                for (int s = 0; s < 3; s++) g[r][s] = flip ? f[(2 - r) * 3 + (2 - s)] : f[r * 3 + s];
-            for (int s = 0; s < 3; s++) {
-                double col[3] = {g[0][s], g[1][s], g[2][s]}, out[6];
-                filter_1d(col, out);
-                for (int r = 0; r < 6; r++) t[r][s] = out[r];
+                for (int s = 0; s < 3; s++)
+                    for (int l = 0; l < 4; l++) {
+                        int64_t k = k0 + (l < lanes ? l : 0);   /* spare lanes repeat filter k0 */
+                        const float *f = flip ? w + (c * K + k) * 9 : w + (k * C + c) * 9;
+                        g[s][r][l] = flip ? f[(2 - r) * 3 + (2 - s)] : f[r * 3 + s];
+                    }
+            for (int s = 0; s < 3; s++) filter_1d(g[s], t[s]);   /* t[col][row'] = (G g)[row'][col] */
+            for (int r = 0; r < 6; r++) {
+                d4 across[3] = {t[0][r], t[1][r], t[2][r]};
+                filter_1d(across, u[r]);                       /* u[row'][col'] = (G g G^T) */
             }
-            for (int r = 0; r < 6; r++) filter_1d(t[r], u[r]);
-            for (int p = 0; p < 36; p++) U[(p * C + c) * K + k] = (float)u[p / 6][p % 6];
+            for (int p = 0; p < 36; p++) {
+                __m128 v = _mm256_cvtpd_ps((__m256d)u[p / 6][p % 6]);
+                float *dst = U + (p * C + c) * K + k0;
+                if (lanes == 4) _mm_storeu_ps(dst, v);
+                else _mm_maskstore_ps(dst, _mm256_castsi256_si128(first_lanes(lanes)), v);
+            }
         }
 }
 
@@ -413,24 +428,32 @@ AVX2 static void weight_grad(da_ctx *ctx, const da_conv_shape *s, const float *x
                 da_sgemm(true, false, g.K, g.C, nt, 1.0f, D + p * g.tb * g.K, g.K, V + p * g.tb * g.C, g.C, 1.0f,
                          dU + p * g.K * g.C, g.C);
         }
-        /* the threads' sums in thread order, turned back into 3x3 filters (the loop ended with a barrier) */
+        /* the threads' sums in thread order, turned back into 3x3 filters, four (k, c) pairs at
+         * a time (the loop above ended with a barrier) */
+        int64_t pairs = g.K * g.C;
 #pragma omp for schedule(static)
-        for (int64_t kc = 0; kc < g.K * g.C; kc++) {
-            double u[6][6], t[3][6], f[3][3];
+        for (int64_t kc0 = 0; kc0 < pairs; kc0 += 4) {
+            int lanes = pairs - kc0 < 4 ? (int)(pairs - kc0) : 4;
+            d4 u[6][6], t[3][6], f[3][3];   /* u[col][row]; t[row][col]: G^T applied down the columns; f[row][col] */
             for (int p = 0; p < 36; p++) {
-                double sum = 0.0;
-                for (int th = 0; th < team; th++) sum += work[per * th + 36 * g.tb * (g.C + g.K) + p * g.K * g.C + kc];
-                u[p / 6][p % 6] = sum;
+                d4 sum = {0.0, 0.0, 0.0, 0.0};
+                for (int th = 0; th < team; th++) {
+                    const float *part = work + per * th + 36 * g.tb * (g.C + g.K) + p * pairs + kc0;
+                    for (int l = 0; l < lanes; l++) sum[l] += part[l];
+                }
+                u[p % 6][p / 6] = sum;
             }
             for (int c = 0; c < 6; c++) {
-                double col[6] = {u[0][c], u[1][c], u[2][c], u[3][c], u[4][c], u[5][c]}, out[3];
-                filter_grad_1d(col, out);
+                d4 out[3];
+                filter_grad_1d(u[c], out);   /* over the rows of column c */
                 for (int r = 0; r < 3; r++) t[r][c] = out[r];
             }
             for (int r = 0; r < 3; r++) filter_grad_1d(t[r], f[r]);
-            float *dst = dw + kc * 9;   /* dw (K, C, 3, 3): kc = k*C + c */
-            for (int r = 0; r < 3; r++)
-                for (int c = 0; c < 3; c++) dst[r * 3 + c] += (float)f[r][c];
+            for (int l = 0; l < lanes; l++) {
+                float *dst = dw + (kc0 + l) * 9;   /* dw (K, C, 3, 3): kc = k*C + c */
+                for (int r = 0; r < 3; r++)
+                    for (int c = 0; c < 3; c++) dst[r * 3 + c] += (float)f[r][c][l];
+            }
         }
     }
     da_blas_serial_end(blas_old);
