@@ -226,7 +226,8 @@ static void check_rule(void) {
     } rows[] = {
         {shape3x3(1, 128, 256), DA_CONV_WINO, DA_CONV_WINO},   /* 4096 tiles, batch 1 */
         {shape3x3(1, 128, 128), DA_CONV_WINO, DA_CONV_WINO},   /* 1024 tiles */
-        {shape3x3(1, 256, 64), DA_CONV_WINO, DA_CONV_DNNL},    /* 256 tiles */
+        {shape3x3(1, 256, 64), DA_CONV_WINO, DA_CONV_WINO},    /* 256 tiles */
+        {shape3x3(1, 256, 32), DA_CONV_DNNL, DA_CONV_DNNL},    /* 64 tiles */
         {shape3x3(1, 512, 16), DA_CONV_DNNL, DA_CONV_DNNL},    /* 16 tiles: the filter transform dominates */
         {shape3x3(32, 64, 32), DA_CONV_WINO, DA_CONV_DNNL},    /* oneDNN's own Winograd on AVX-512 */
         {shape3x3(32, 128, 8), DA_CONV_WINO, DA_CONV_DNNL},    /* 128 tiles */

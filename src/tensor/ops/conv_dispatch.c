@@ -45,17 +45,17 @@ static bool direct_forced(void) {
 
 /* Our Winograd (conv_winograd.c) on 3x3 stride-1 layers with WINO_MIN_CH+ channels each way
  * and enough 4x4 output tiles to pay for transforming every filter on each call
- * (bench_conv N,C,H,W,O sweep in docs/conv-backends.md, 2 threads):
- *   - below AVX-512 oneDNN has only direct convolution: Winograd is 1.1-1.8x faster from 128
- *     tiles (batch 32 at 8x8, batch 1 at 64x64 and up), 1.3-10x slower below (batch 1 at
- *     32x32 and smaller with 256-512 channels: the filter transform dominates);
- *   - on AVX-512 oneDNN runs its own Winograd from batch 16, about 2x faster than ours, and its
- *     direct convolution elsewhere, which ours beats only from 1024 tiles (batch 1 at 128x128
- *     and up, 5-15 %).
+ * (bench_conv N,C,H,W,O sweep in docs/conv-backends.md, 2 threads, forward + backward):
+ *   - below AVX-512 oneDNN has only direct convolution: ours is 1.3-2.5x faster from 128
+ *     tiles (batch 32 at 8x8, batch 1 at 64x64 and up), mixed at 64 (0.89-1.31x), slower
+ *     below (0.16-0.75x: the filter transform dominates);
+ *   - on AVX-512 oneDNN runs its own Winograd from batch 16, 1.1-2x faster than ours, and its
+ *     direct convolution below, which ours beats from 256 tiles (batch 1 at 64x64 and up,
+ *     1.4-2.0x) and not at 64 (0.79-0.91x).
  * DIFFADAPT_CONV_ALGO=direct turns Winograd off, ours with oneDNN's. */
 #define WINO_MIN_CH 32
 #define WINO_MIN_TILES_AVX2 128
-#define WINO_MIN_TILES_AVX512 1024
+#define WINO_MIN_TILES_AVX512 256
 #define DNNL_WINO_MIN_N 16   /* oneDNN 2.6's auto algorithm picks its Winograd from here (AVX-512) */
 
 static bool wino_wanted(const da_conv_shape *s) {
@@ -113,7 +113,7 @@ const char *da_conv_backend_describe(void) {
     const char *v = getenv("DIFFADAPT_CONV");
     const char *wino = direct_forced() ? "no Winograd (DIFFADAPT_CONV_ALGO=direct)"
                        : da_conv_dnnl_has_avx512()
-                           ? "3x3 stride 1 by Winograd: oneDNN's from batch 16, ours below from 1024 4x4 tiles"
+                           ? "3x3 stride 1 by Winograd: oneDNN's from batch 16, ours below from 256 4x4 tiles"
                            : "3x3 stride 1 by our Winograd from 128 4x4 tiles (oneDNN has none below AVX-512)";
     snprintf(line, sizeof line, "DIFFADAPT_CONV=%s, oneDNN %s, %s", v && *v ? v : "auto",
              da_conv_dnnl_available() ? da_conv_dnnl_isa() : "not built in", wino);
