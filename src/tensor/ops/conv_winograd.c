@@ -331,31 +331,37 @@ AVX2 static void transform_grads(const wino_geom *g, const float *dy, int64_t t0
 
 /* U (36, C, K) = G f G^T for every filter; `flip` reads w (C,K,3,3) turned 180° with its two
  * channel axes swapped (the input-gradient pass), otherwise w is (K,C,3,3). */
-AVX2 static void transform_filters(const float *w, int64_t C, int64_t K, bool flip, float *U) {
-#pragma omp parallel for schedule(static) if (C * K >= 4096)
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t k0 = 0; k0 < K; k0 += 4) {
-            int lanes = K - k0 < 4 ? (int)(K - k0) : 4;
-            d4 g[3][3], t[3][6], u[6][6];   /* g[col][row]; t[col][row']; u[row'][col'] */
-            for (int r = 0; r < 3; r++)
-                for (int s = 0; s < 3; s++)
-                    for (int l = 0; l < 4; l++) {
-                        int64_t k = k0 + (l < lanes ? l : 0);   /* spare lanes repeat filter k0 */
-                        const float *f = flip ? w + (c * K + k) * 9 : w + (k * C + c) * 9;
-                        g[s][r][l] = flip ? f[(2 - r) * 3 + (2 - s)] : f[r * 3 + s];
-                    }
-            for (int s = 0; s < 3; s++) filter_1d(g[s], t[s]);   /* t[col][row'] = (G g)[row'][col] */
-            for (int r = 0; r < 6; r++) {
-                d4 across[3] = {t[0][r], t[1][r], t[2][r]};
-                filter_1d(across, u[r]);                       /* u[row'][col'] = (G g G^T) */
-            }
-            for (int p = 0; p < 36; p++) {
-                __m128 v = _mm256_cvtpd_ps((__m256d)u[p / 6][p % 6]);
-                float *dst = U + (p * C + c) * K + k0;
-                if (lanes == 4) _mm_storeu_ps(dst, v);
-                else _mm_maskstore_ps(dst, _mm256_castsi256_si128(first_lanes(lanes)), v);
-            }
+/* U[p][c][k] for one input channel c and every k, four filters at a time. */
+AVX2 static void transform_filters_of(const float *w, int64_t C, int64_t K, bool flip, int64_t c, float *U) {
+    for (int64_t k0 = 0; k0 < K; k0 += 4) {
+        int lanes = K - k0 < 4 ? (int)(K - k0) : 4;
+        d4 g[3][3], t[3][6], u[6][6];   /* g[col][row]; t[col][row']; u[row'][col'] */
+        for (int r = 0; r < 3; r++)
+            for (int s = 0; s < 3; s++)
+                for (int l = 0; l < 4; l++) {
+                    int64_t k = k0 + (l < lanes ? l : 0);   /* spare lanes repeat filter k0 */
+                    const float *f = flip ? w + (c * K + k) * 9 : w + (k * C + c) * 9;
+                    g[s][r][l] = flip ? f[(2 - r) * 3 + (2 - s)] : f[r * 3 + s];
+                }
+        for (int s = 0; s < 3; s++) filter_1d(g[s], t[s]);   /* t[col][row'] = (G g)[row'][col] */
+        for (int r = 0; r < 6; r++) {
+            d4 across[3] = {t[0][r], t[1][r], t[2][r]};
+            filter_1d(across, u[r]);                       /* u[row'][col'] = (G g G^T) */
         }
+        for (int p = 0; p < 36; p++) {
+            __m128 v = _mm256_cvtpd_ps((__m256d)u[p / 6][p % 6]);
+            float *dst = U + (p * C + c) * K + k0;
+            if (lanes == 4) _mm_storeu_ps(dst, v);
+            else _mm_maskstore_ps(dst, _mm256_castsi256_si128(first_lanes(lanes)), v);
+        }
+    }
+}
+
+/* Every vector operation lives in functions with the AVX2 attribute and the OpenMP loops only
+ * call them: clang outlines a parallel region into a function without its parent's target. */
+static void transform_filters(const float *w, int64_t C, int64_t K, bool flip, float *U) {
+#pragma omp parallel for schedule(static) if (C * K >= 4096)
+    for (int64_t c = 0; c < C; c++) transform_filters_of(w, C, K, flip, c, U);
 }
 
 /* ---- the three passes ------------------------------------------------------------------- */
@@ -402,6 +408,32 @@ AVX2 void da_conv_wino_forward(da_ctx *ctx, const da_conv_shape *s, const float 
     convolve(ctx, &g, x, w, false, b, false, y);
 }
 
+/* dw += G^T dU G for the four (k, c) pairs from kc0, dU being the sum of the `team` threads'
+ * partial sums (thread th's dU (36, K, C) at dus + th * stride), added in thread order in double. */
+AVX2 static void filter_grads(const float *dus, int64_t stride, int team, int64_t pairs, int64_t kc0, float *dw) {
+    int lanes = pairs - kc0 < 4 ? (int)(pairs - kc0) : 4;
+    d4 u[6][6], t[3][6], f[3][3];   /* u[col][row]; t[row][col]: G^T applied down the columns; f[row][col] */
+    for (int p = 0; p < 36; p++) {
+        d4 sum = {0.0, 0.0, 0.0, 0.0};
+        for (int th = 0; th < team; th++) {
+            const float *part = dus + stride * th + p * pairs + kc0;
+            for (int l = 0; l < lanes; l++) sum[l] += part[l];
+        }
+        u[p % 6][p / 6] = sum;
+    }
+    for (int c = 0; c < 6; c++) {
+        d4 out[3];
+        filter_grad_1d(u[c], out);   /* over the rows of column c */
+        for (int r = 0; r < 3; r++) t[r][c] = out[r];
+    }
+    for (int r = 0; r < 3; r++) filter_grad_1d(t[r], f[r]);
+    for (int l = 0; l < lanes; l++) {
+        float *dst = dw + (kc0 + l) * 9;   /* dw (K, C, 3, 3): kc = k*C + c */
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 3; c++) dst[r * 3 + c] += (float)f[r][c][l];
+    }
+}
+
 /* dU (36, K, C) summed over all tiles, then dw += G^T dU G. */
 AVX2 static void weight_grad(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *dy, float *dw) {
     int threads = omp_get_max_threads();
@@ -428,33 +460,10 @@ AVX2 static void weight_grad(da_ctx *ctx, const da_conv_shape *s, const float *x
                 da_sgemm(true, false, g.K, g.C, nt, 1.0f, D + p * g.tb * g.K, g.K, V + p * g.tb * g.C, g.C, 1.0f,
                          dU + p * g.K * g.C, g.C);
         }
-        /* the threads' sums in thread order, turned back into 3x3 filters, four (k, c) pairs at
-         * a time (the loop above ended with a barrier) */
-        int64_t pairs = g.K * g.C;
+        /* the threads' sums turned back into 3x3 filters (the loop above ended with a barrier) */
 #pragma omp for schedule(static)
-        for (int64_t kc0 = 0; kc0 < pairs; kc0 += 4) {
-            int lanes = pairs - kc0 < 4 ? (int)(pairs - kc0) : 4;
-            d4 u[6][6], t[3][6], f[3][3];   /* u[col][row]; t[row][col]: G^T applied down the columns; f[row][col] */
-            for (int p = 0; p < 36; p++) {
-                d4 sum = {0.0, 0.0, 0.0, 0.0};
-                for (int th = 0; th < team; th++) {
-                    const float *part = work + per * th + 36 * g.tb * (g.C + g.K) + p * pairs + kc0;
-                    for (int l = 0; l < lanes; l++) sum[l] += part[l];
-                }
-                u[p % 6][p / 6] = sum;
-            }
-            for (int c = 0; c < 6; c++) {
-                d4 out[3];
-                filter_grad_1d(u[c], out);   /* over the rows of column c */
-                for (int r = 0; r < 3; r++) t[r][c] = out[r];
-            }
-            for (int r = 0; r < 3; r++) filter_grad_1d(t[r], f[r]);
-            for (int l = 0; l < lanes; l++) {
-                float *dst = dw + (kc0 + l) * 9;   /* dw (K, C, 3, 3): kc = k*C + c */
-                for (int r = 0; r < 3; r++)
-                    for (int c = 0; c < 3; c++) dst[r * 3 + c] += (float)f[r][c][l];
-            }
-        }
+        for (int64_t kc0 = 0; kc0 < g.K * g.C; kc0 += 4)
+            filter_grads(work + 36 * g.tb * (g.C + g.K), per, team, g.K * g.C, kc0, dw);
     }
     da_blas_serial_end(blas_old);
     da_scratch_give_back(ctx, &mark);
