@@ -10,12 +10,18 @@
 #include <string.h>
 
 #ifdef DA_ARCH_NAME
-/* Whether this CPU runs code built for `level` (x86-64-v2 / -v3 / -v4; anything else: yes). */
+/* Whether this CPU runs code built for `level` (x86-64-v2 / -v3 / -v4; anything else: yes), by
+ * the features each level adds (named one by one: clang knows no level names here). */
 __attribute__((target("arch=x86-64"))) static int cpu_has_level(const char *level) {
-    __builtin_cpu_init();   /* a constructor may run before libgcc's own CPU detection */
-    if (!strcmp(level, "x86-64-v2")) return __builtin_cpu_supports("x86-64-v2");
-    if (!strcmp(level, "x86-64-v3")) return __builtin_cpu_supports("x86-64-v3");
-    if (!strcmp(level, "x86-64-v4")) return __builtin_cpu_supports("x86-64-v4");
+    __builtin_cpu_init();   /* a constructor may run before the compiler runtime's CPU detection */
+    int v2 = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt");
+    int v3 = v2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+    int v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if (!strcmp(level, "x86-64-v2")) return v2;
+    if (!strcmp(level, "x86-64-v3")) return v3;
+    if (!strcmp(level, "x86-64-v4")) return v4;
     return 1;
 }
 
