@@ -28,6 +28,9 @@
 #include "tensor/rng.h"
 #include "test_util.h"
 
+/* What da_conv_wino_fits asks of the CPU, asked here independently of it. */
+static bool cpu_runs_wino(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
 static da_tensor *random_param(da_rng *rng, int ndim, const int64_t *shape, float scale) {
     da_tensor *t = da_persistent(ndim, shape, true);
     da_rng_normal(rng, t->data, t->numel, 0.0f, scale);
@@ -159,8 +162,7 @@ static void check_case(const conv_case *c, da_rng *rng) {
     da_tensor *w = random_param(rng, DA_SHAPE(c->O, c->C, c->kh, c->kw), 1.0f / sqrtf((float)(c->C * c->kh * c->kw)));
     da_tensor *b = c->bias ? random_param(rng, DA_SHAPE(c->O), 0.5f) : NULL;
     bool dnnl = da_conv_dnnl_available();
-    bool wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && __builtin_cpu_supports("avx2") &&
-                __builtin_cpu_supports("fma");   /* what da_conv_wino_fits asks of the CPU */
+    bool wino = c->kh == 3 && c->kw == 3 && c->stride == 1 && cpu_runs_wino();
     result rb = run(c, "blas", x, w, b), ra = run(c, "auto", x, w, b);
     result rd = dnnl ? run(c, "dnnl", x, w, b) : (result){0};
     result rw = wino ? run(c, "wino", x, w, b) : (result){0};
@@ -217,7 +219,7 @@ static da_conv_shape shape3x3(int64_t N, int64_t C, int64_t HW) {
 }
 
 static void check_rule(void) {
-    if (!da_conv_dnnl_available() || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    if (!da_conv_dnnl_available() || !cpu_runs_wino()) return;
     setenv("DIFFADAPT_CONV", "auto", 1);
     bool avx512 = da_conv_dnnl_has_avx512();
     struct {

@@ -25,6 +25,9 @@ typedef enum { DA_CONV_BLAS = 0, DA_CONV_DNNL = 1, DA_CONV_WINO = 2 } da_conv_ba
  * DA_CONV_WINO for a shape da_conv_wino_fits refuses). */
 da_conv_backend da_conv_choose(const da_conv_shape *s);
 
+/* Whether DIFFADAPT_CONV_ALGO=direct turns every Winograd off (oneDNN's and ours); read at every call. */
+bool da_conv_direct_forced(void);
+
 /* One line for benchmarks and --version: the switch's value and, when built in, oneDNN's ISA. */
 const char *da_conv_backend_describe(void);
 

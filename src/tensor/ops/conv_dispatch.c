@@ -38,7 +38,7 @@ static want read_switch(void) {
  *     BLAS, which runs them on one thread, is kept. */
 #define SMALL_MACS ((int64_t)1 << 20)
 
-static bool direct_forced(void) {
+bool da_conv_direct_forced(void) {
     const char *algo = getenv("DIFFADAPT_CONV_ALGO");
     return algo && strcmp(algo, "direct") == 0;
 }
@@ -59,7 +59,7 @@ static bool direct_forced(void) {
 #define DNNL_WINO_MIN_N 16   /* oneDNN 2.6's auto algorithm picks its Winograd from here (AVX-512) */
 
 static bool wino_wanted(const da_conv_shape *s) {
-    if (direct_forced() || !da_conv_wino_fits(s) || s->C < WINO_MIN_CH || s->O < WINO_MIN_CH) return false;
+    if (da_conv_direct_forced() || !da_conv_wino_fits(s) || s->C < WINO_MIN_CH || s->O < WINO_MIN_CH) return false;
     int64_t tiles = s->N * ((s->OH + 3) / 4) * ((s->OW + 3) / 4);
     if (!da_conv_dnnl_has_avx512()) return tiles >= WINO_MIN_TILES_AVX2;
     return s->N < DNNL_WINO_MIN_N && tiles >= WINO_MIN_TILES_AVX512;
@@ -111,7 +111,7 @@ const char *da_precision_name(da_precision p) { return p == DA_PRECISION_BF16 ? 
 const char *da_conv_backend_describe(void) {
     static char line[256];
     const char *v = getenv("DIFFADAPT_CONV");
-    const char *wino = direct_forced() ? "no Winograd (DIFFADAPT_CONV_ALGO=direct)"
+    const char *wino = da_conv_direct_forced() ? "no Winograd (DIFFADAPT_CONV_ALGO=direct)"
                        : da_conv_dnnl_has_avx512()
                            ? "3x3 stride 1 by Winograd: oneDNN's from batch 16, ours below from 256 4x4 tiles"
                            : "3x3 stride 1 by our Winograd from 128 4x4 tiles (oneDNN has none below AVX-512)";

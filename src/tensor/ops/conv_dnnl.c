@@ -28,7 +28,6 @@
 #include <dnnl.h>
 #include <omp.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/ops/scratch.h"
@@ -243,8 +242,7 @@ static entry *lookup(const da_conv_shape *s, bool bias, bool bf16, bool direct) 
 /* The cached entry of this convolution, made (forward primitives only) when missing; NULL when
  * oneDNN cannot make it. */
 static entry *find(const da_conv_shape *s, bool bias, bool bf16) {
-    const char *algo = getenv("DIFFADAPT_CONV_ALGO");
-    bool direct = algo && strcmp(algo, "direct") == 0;
+    bool direct = da_conv_direct_forced();
     entry *found = lookup(s, bias, bf16, direct);
     if (found) return found;
     int threads = omp_get_max_threads();

@@ -178,7 +178,7 @@ typedef struct {
 } wino_geom;
 
 AVX2 static wino_geom make_geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t OH, int64_t OW, int64_t pt,
-                           int64_t pl, int64_t width_ch, int threads) {
+                           int64_t pl, int threads) {
     wino_geom g = {N, C, H, W, K, OH, OW, pt, pl, 0, 0, 0, 0, 0};
     g.tiles_h = (OH + 3) / 4;
     g.tiles_w = (OW + 3) / 4;
@@ -186,7 +186,7 @@ AVX2 static wino_geom make_geom(int64_t N, int64_t C, int64_t H, int64_t W, int6
     /* blocks that fit the cache, at least four per thread so that the threads stay busy, and
      * evened out so that every thread gets the same number (the weight gradient deals them
      * out statically) */
-    int64_t tb = BLOCK_FLOATS / (36 * width_ch);
+    int64_t tb = BLOCK_FLOATS / (36 * (C + K));   /* V and M of one tile */
     int64_t per_thread = (g.tiles + 4 * threads - 1) / (4 * threads);
     if (tb > per_thread) tb = per_thread;
     if (tb < 4) tb = 4;
@@ -403,7 +403,7 @@ bool da_conv_wino_fits(const da_conv_shape *s) {
 
 AVX2 void da_conv_wino_forward(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *w, const float *b,
                           float *y) {
-    wino_geom g = make_geom(s->N, s->C, s->H, s->W, s->O, s->OH, s->OW, s->pt, s->pl, s->C + s->O,
+    wino_geom g = make_geom(s->N, s->C, s->H, s->W, s->O, s->OH, s->OW, s->pt, s->pl,
                             omp_get_max_threads());
     convolve(ctx, &g, x, w, false, b, false, y);
 }
@@ -437,7 +437,7 @@ AVX2 static void filter_grads(const float *dus, int64_t stride, int team, int64_
 /* dU (36, K, C) summed over all tiles, then dw += G^T dU G. */
 AVX2 static void weight_grad(da_ctx *ctx, const da_conv_shape *s, const float *x, const float *dy, float *dw) {
     int threads = omp_get_max_threads();
-    wino_geom g = make_geom(s->N, s->C, s->H, s->W, s->O, s->OH, s->OW, s->pt, s->pl, s->C + s->O, threads);
+    wino_geom g = make_geom(s->N, s->C, s->H, s->W, s->O, s->OH, s->OW, s->pt, s->pl, threads);
     int64_t nu = 36 * g.K * g.C;
     int64_t per = 36 * g.tb * (g.C + g.K) + nu;
     da_scratch_mark mark;
@@ -473,7 +473,7 @@ AVX2 void da_conv_wino_backward(da_ctx *ctx, const da_conv_shape *s, const float
                            float *dx, float *dw) {
     if (dx) {
         /* dx += conv(dy, w turned 180° with channels swapped), padding 2 - p: its output is (N,C,H,W) */
-        wino_geom g = make_geom(s->N, s->O, s->OH, s->OW, s->C, s->H, s->W, 2 - s->pt, 2 - s->pl, s->C + s->O,
+        wino_geom g = make_geom(s->N, s->O, s->OH, s->OW, s->C, s->H, s->W, 2 - s->pt, 2 - s->pl,
                                 omp_get_max_threads());
         convolve(ctx, &g, dy, w, true, NULL, true, dx);
     }
